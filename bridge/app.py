@@ -1,0 +1,204 @@
+"""Wiring and lifecycle: builds every part of the bridge from a Config and runs them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from bridge.api.errors import api_error
+from bridge.api.health import HealthRoutes
+from bridge.config import Config, missing_secrets
+from bridge.domain.ids import MatrixIdMapper
+from bridge.matrix.appservice import AppserviceEndpoint, matrix_error
+from bridge.matrix.checks import CheckResult, check_reachable, run_checks
+from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
+from bridge.services.accounts import AccountService
+from bridge.services.inbound import EventDispatcher, InboundProcessor
+from bridge.store import migrate
+from bridge.store.accounts import AccountRepository
+from bridge.store.database import Database
+from bridge.store.inbox import InboxRepository
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The bridge cannot start; the message says why in one sentence."""
+
+
+class Bridge:
+    """One running bridge: storage, homeserver client, services and the HTTP listener."""
+
+    def __init__(self, config: Config) -> None:
+        missing = missing_secrets(config)
+        if missing:
+            raise StartupError(
+                f"{', '.join(missing)} not set: run `lms-bridge generate-registration` to create "
+                "the tokens (or set them in the environment)"
+            )
+        self.config = config
+        self.db = Database(config.database_url())
+        self.client = HomeserverClient(
+            config.homeserver.url,
+            config.appservice.as_token,
+            config.appservice.id,
+            config.homeserver.request_timeout_seconds,
+        )
+        self.ids = MatrixIdMapper(config.appservice.account_prefix, config.homeserver.server_name)
+        self.inbox = InboxRepository(self.db)
+        self.accounts = AccountService(self.client, AccountRepository(self.db), self.ids)
+        self.dispatcher = EventDispatcher()
+        self.processor = InboundProcessor(self.inbox, self.dispatcher)
+        self.appservice = AppserviceEndpoint(
+            config.appservice.hs_token,
+            self.inbox,
+            timedelta(seconds=config.appservice.txn_dedupe_window_seconds),
+            on_stored=self.processor.wake,
+            user_query=self.accounts.handle_user_query,
+        )
+        self.health = HealthRoutes(self.readiness)
+        self.started = False
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def web_app(self) -> web.Application:
+        """The aiohttp application with every route of the bridge."""
+        app = web.Application(middlewares=[_error_middleware], client_max_size=64 * 1024 * 1024)
+        app.add_routes(self.appservice.routes())
+        app.add_routes(self.health.routes())
+        return app
+
+    async def start(self, *, checks: bool = True) -> None:
+        """Migrate, listen, check the wiring, then start processing."""
+        before, after = await migrate.upgrade(self.db)
+        if before != after:
+            log.info("database schema migrated from %s to %s", before or "empty", after)
+        await self.client.start()
+        await self._listen()
+        if checks:
+            await self._check_wiring()
+        self._tasks = [
+            asyncio.create_task(self.processor.run(), name="inbound-processor"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+        ]
+        self.started = True
+        log.info(
+            "bridge ready on %s:%d as %s",
+            self.config.appservice.listen_host,
+            self.config.appservice.listen_port,
+            self.config.bot_user_id,
+        )
+
+    async def _listen(self) -> None:
+        self._runner = web.AppRunner(self.web_app(), access_log=None, shutdown_timeout=10)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.config.appservice.listen_host, self.config.appservice.listen_port
+        )
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise StartupError(
+                f"cannot listen on {self.config.appservice.listen_host}:"
+                f"{self.config.appservice.listen_port} ({exc.strerror}): is another bridge "
+                "running, or appservice.listen_port taken?"
+            ) from exc
+
+    async def _check_wiring(self) -> None:
+        deadline = time.monotonic() + self.config.homeserver.startup_wait_seconds
+        delay = 0.5
+        while time.monotonic() + delay < deadline:
+            try:
+                await self.client.versions()
+                break
+            except HomeserverUnreachable:
+                reachable = await check_reachable(self.client, self.config)
+                log.warning("%s; retrying in %.1fs", reachable.message, delay)
+            except HomeserverError:
+                break  # answered: run_checks explains what is wrong
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+        results: list[CheckResult] = await run_checks(self.client, self.config)
+        for result in results:
+            if not result.ok:
+                raise StartupError(result.message)
+            log.info("check passed: %s: %s", result.name, result.message)
+        await self._set_up_bot()
+
+    async def _set_up_bot(self) -> None:
+        bot = self.config.bot_user_id
+        try:
+            profile = await self.client.profile(bot)
+        except HomeserverError:
+            profile = {}  # Synapse may have no profile row for the appservice sender yet
+        if profile.get("displayname") != self.config.appservice.bot_displayname:
+            await self.client.intent(bot).set_displayname(self.config.appservice.bot_displayname)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Conditions for /ready: started, schema current, homeserver reachable."""
+        try:
+            schema = await migrate.is_current(self.db)
+        except Exception:
+            schema = False
+        try:
+            await self.client.versions()
+            homeserver = True
+        except (HomeserverError, HomeserverUnreachable):
+            homeserver = False
+        return {"started": self.started, "database": schema, "homeserver": homeserver}
+
+    async def _housekeeping(self) -> None:
+        window = timedelta(seconds=self.config.appservice.txn_dedupe_window_seconds)
+        while True:
+            try:
+                await self.inbox.prune_transactions(datetime.now(UTC) - window)
+            except Exception:
+                log.exception("pruning old transaction ids failed")
+            await asyncio.sleep(3600)
+
+    async def stop(self) -> None:
+        """Stop taking requests, finish the work in hand, close connections."""
+        self.started = False
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.processor.stop()
+        for task in self._tasks:
+            if task.get_name() != "inbound-processor":
+                task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.client.close()
+        await self.db.close()
+
+
+@web.middleware
+async def _error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Unknown routes and unexpected failures answer in the format of the API they hit."""
+    matrix = request.path.startswith("/_matrix/")
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status not in (404, 405):
+            raise
+        if matrix:
+            return matrix_error(exc.status, "M_UNRECOGNIZED", "Unrecognized request")
+        code = "not_found" if exc.status == 404 else "method_not_allowed"
+        return api_error(exc.status, code, f"No route for {request.method} {request.path}")
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        if matrix:
+            return matrix_error(500, "M_UNKNOWN", "Internal error")
+        return api_error(500, "internal_error", "Internal error")

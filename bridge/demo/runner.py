@@ -1,0 +1,210 @@
+"""`lms-bridge demo`: a throwaway Synapse, the bridge and sample accounts, on one machine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bridge.app import Bridge, StartupError
+from bridge.config import Config, render_example, write_back
+from bridge.demo.synapse import LocalSynapse, SynapseError, free_port, port_is_free
+from bridge.logs import setup_logging
+from bridge.matrix.registration import ensure_secrets, write_registration
+
+SERVER_NAME = "localhost"
+DEFAULT_HOMESERVER_PORT = 8008
+DEFAULT_BRIDGE_PORT = 29340
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    """A sample platform user with a Matrix login."""
+
+    platform_id: str
+    display_name: str
+    role: str
+
+
+DEMO_PEOPLE = (
+    DemoPerson("demo-student", "Sam Student", "student"),
+    DemoPerson("demo-tutor", "Tara Tutor", "tutor"),
+    DemoPerson("demo-admin", "Ada Admin", "admin"),
+)
+
+
+def run_demo(data_dir: Path | None) -> int:
+    """Run the demo until Ctrl-C or SIGTERM; returns the exit code."""
+    temporary = data_dir is None
+    folder = Path(tempfile.mkdtemp(prefix="lms-bridge-demo-")) if data_dir is None else data_dir
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return asyncio.run(_demo(folder, temporary))
+    except (SynapseError, StartupError) as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pick_port(previous: Any, default: int) -> int:
+    for candidate in (previous, default):
+        if isinstance(candidate, int) and port_is_free(candidate):
+            return candidate
+    return free_port()
+
+
+def _prepare_config(folder: Path, hs_port: int, bridge_port: int) -> Config:
+    path = folder / "config.yaml"
+    if not path.exists():
+        path.write_text(render_example(), encoding="utf-8")
+    write_back(
+        path,
+        {
+            "homeserver.url": f"http://127.0.0.1:{hs_port}",
+            "homeserver.server_name": SERVER_NAME,
+            "appservice.listen_port": bridge_port,
+            "appservice.public_url": f"http://127.0.0.1:{bridge_port}",
+            "database.url": "sqlite:///bridge.db",
+        },
+    )
+    config, _generated = ensure_secrets(path)
+    write_registration(config, folder / "registration.yaml")
+    return config
+
+
+async def _demo(folder: Path, temporary: bool) -> int:
+    # Signals are watched from the first moment, so a Ctrl-C during start-up still stops Synapse.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    state_path = folder / "demo.json"
+    previous: dict[str, Any] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    hs_port = _pick_port(previous.get("homeserver_port"), DEFAULT_HOMESERVER_PORT)
+    bridge_port = _pick_port(previous.get("bridge_port"), DEFAULT_BRIDGE_PORT)
+    config = _prepare_config(folder, hs_port, bridge_port)
+    _log_to_file(config, folder / "bridge.log")
+    synapse = LocalSynapse(
+        folder / "synapse",
+        server_name=SERVER_NAME,
+        port=hs_port,
+        registration_files=[folder / "registration.yaml"],
+    )
+    bridge = Bridge(config)
+    startup = asyncio.create_task(
+        _start(synapse, bridge, config, previous.get("passwords", {}), state_path)
+    )
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({startup, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if startup.done():
+            _print_welcome(startup.result(), folder, temporary)
+            await stopping
+        print("\nstopping …", flush=True)
+    finally:
+        for task in (startup, stopping):
+            task.cancel()
+        await asyncio.gather(startup, stopping, return_exceptions=True)
+        await bridge.stop()
+        await asyncio.to_thread(synapse.stop)
+    print("stopped.", flush=True)
+    return 0
+
+
+async def _start(
+    synapse: LocalSynapse,
+    bridge: Bridge,
+    config: Config,
+    passwords: dict[str, str],
+    state_path: Path,
+) -> dict[str, Any]:
+    print(f"starting Synapse on port {synapse.port} …", flush=True)
+    await asyncio.to_thread(synapse.start)
+    admin_password = passwords.setdefault("admin", secrets.token_urlsafe(12))
+    admin_id = await asyncio.to_thread(synapse.register_user, "admin", admin_password, admin=True)
+    admin_token = await asyncio.to_thread(synapse.login, "admin", admin_password)
+
+    print(f"starting the bridge on port {config.appservice.listen_port} …", flush=True)
+    await bridge.start()
+    logins = []
+    for person in DEMO_PEOPLE:
+        user_id = await bridge.accounts.sync_profile(person.platform_id, person.display_name)
+        password = passwords.setdefault(person.platform_id, secrets.token_urlsafe(9))
+        await asyncio.to_thread(synapse.set_password, admin_token, user_id, password)
+        logins.append(
+            {
+                "name": person.display_name,
+                "role": person.role,
+                "user_id": user_id,
+                "password": password,
+            }
+        )
+    state = {
+        "homeserver_url": synapse.url,
+        "homeserver_port": synapse.port,
+        "server_name": SERVER_NAME,
+        "bridge_url": config.appservice.public_url,
+        "bridge_port": config.appservice.listen_port,
+        "lms_api_token": config.lms.api_token,
+        "homeserver_admin": {"user_id": admin_id, "password": admin_password},
+        "logins": logins,
+        "passwords": passwords,
+    }
+    state_path.write_text(json.dumps(state, indent=2))
+    state_path.chmod(0o600)
+    return state
+
+
+def _log_to_file(config: Config, path: Path) -> None:
+    setup_logging(config.logging)
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(logging.WARNING)  # the console stays readable
+    file_handler = logging.FileHandler(path)
+    file_handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(file_handler)
+
+
+def _print_welcome(state: dict[str, Any], folder: Path, temporary: bool) -> None:
+    width = max(len(login["user_id"]) for login in state["logins"])
+    lines = [
+        "",
+        "lms-matrix-bridge demo is running.",
+        "",
+        f"  Homeserver   {state['homeserver_url']}   (server name: {state['server_name']})",
+        f"  Bridge       {state['bridge_url']}   (/health, /ready)",
+        f"  LMS API token  {state['lms_api_token']}",
+        "",
+        "  Log in from any Matrix client (e.g. Element: set the homeserver to "
+        f"{state['homeserver_url']}):",
+    ]
+    for login in state["logins"]:
+        lines.append(
+            f"    {login['user_id']:<{width}}  password {login['password']:<14}"
+            f"  {login['name']} ({login['role']})"
+        )
+    admin = state["homeserver_admin"]
+    lines += [
+        f"    {admin['user_id']:<{width}}  password {admin['password']:<14}  homeserver admin",
+        "",
+        f"  Files: {folder}"
+        + (
+            " (removed on exit; keep them with --data-dir)"
+            if temporary
+            else " (demo.json has all of the above for scripts)"
+        ),
+        "  Press Ctrl-C to stop.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,121 @@
+"""Start-up checks of the wiring between bridge and homeserver, each failure one plain sentence."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from bridge.config import Config
+from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check."""
+
+    name: str
+    ok: bool
+    message: str
+
+
+async def check_reachable(client: HomeserverClient, config: Config) -> CheckResult:
+    """The homeserver answers `/_matrix/client/versions`."""
+    url = config.homeserver.url
+    name = "homeserver reachable"
+    try:
+        versions = await client.versions()
+    except HomeserverUnreachable as exc:
+        return CheckResult(
+            name,
+            False,
+            f"cannot reach the homeserver at {url} ({exc}): is homeserver.url right, "
+            "and is Synapse running?",
+        )
+    except HomeserverError as exc:
+        return CheckResult(
+            name,
+            False,
+            f"{url} answered {exc.status} to /_matrix/client/versions: is homeserver.url the "
+            "client-server API of a Matrix homeserver?",
+        )
+    latest = (versions.get("versions") or ["?"])[-1]
+    return CheckResult(name, True, f"{url} speaks Matrix (up to {latest})")
+
+
+async def check_as_token(client: HomeserverClient, config: Config) -> CheckResult:
+    """The homeserver accepts the as_token and maps it to the bridge bot."""
+    name = "as_token accepted"
+    try:
+        user_id = await client.whoami()
+    except HomeserverUnreachable as exc:
+        return CheckResult(name, False, f"the homeserver stopped answering ({exc})")
+    except HomeserverError as exc:
+        if exc.errcode == "M_UNKNOWN_TOKEN" or exc.status == 401:
+            return CheckResult(
+                name,
+                False,
+                "the homeserver does not know this as_token: is the registration file listed in "
+                "app_service_config_files, and was Synapse restarted?",
+            )
+        return CheckResult(name, False, f"whoami with the as_token failed: {exc}")
+    if user_id != config.bot_user_id:
+        return CheckResult(
+            name,
+            False,
+            f"the as_token belongs to {user_id}, not to the bot {config.bot_user_id}: is "
+            "appservice.bot_localpart the registration's sender_localpart, and "
+            "homeserver.server_name right?",
+        )
+    return CheckResult(name, True, f"the homeserver knows the bridge as {user_id}")
+
+
+async def check_ping(client: HomeserverClient, config: Config) -> CheckResult:
+    """The homeserver can reach the bridge (this also ends any backoff it had towards us)."""
+    name = "homeserver reaches the bridge"
+    public_url = config.appservice.public_url
+    try:
+        result = await client.ping(f"lmsb.ping.{secrets.token_hex(8)}")
+    except HomeserverUnreachable as exc:
+        return CheckResult(name, False, f"the homeserver stopped answering ({exc})")
+    except HomeserverError as exc:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        if exc.errcode == "M_BAD_STATUS" and body.get("status") in (401, 403):
+            message = (
+                "the bridge refused the homeserver's hs_token: appservice.hs_token differs from "
+                "the registration file Synapse loaded (regenerate it and restart Synapse)"
+            )
+        elif exc.errcode in ("M_CONNECTION_FAILED", "M_CONNECTION_TIMEOUT"):
+            message = (
+                f"the homeserver could not connect to the bridge at {public_url}: is "
+                "appservice.public_url reachable from the homeserver, and is the bridge listening?"
+            )
+        elif exc.errcode == "M_URL_NOT_SET":
+            message = "the registration file Synapse loaded has no url: regenerate it"
+        elif exc.errcode == "M_BAD_STATUS":
+            message = (
+                f"the bridge at {public_url} answered the homeserver's ping with HTTP "
+                f"{body.get('status')}: is appservice.public_url this bridge?"
+            )
+        elif exc.errcode == "M_FORBIDDEN":
+            message = (
+                f"the homeserver refused a ping for appservice id {config.appservice.id!r}: does "
+                "appservice.id match the id in the registration file?"
+            )
+        else:
+            message = f"the appservice ping failed: {exc}"
+        return CheckResult(name, False, message)
+    return CheckResult(name, True, f"round trip in {result.get('duration_ms', '?')} ms")
+
+
+CHECKS = (check_reachable, check_as_token, check_ping)
+
+
+async def run_checks(client: HomeserverClient, config: Config) -> list[CheckResult]:
+    """Run the checks in order, stopping at the first failure (the rest depend on it)."""
+    results: list[CheckResult] = []
+    for check in CHECKS:
+        result = await check(client, config)
+        results.append(result)
+        if not result.ok:
+            break
+    return results

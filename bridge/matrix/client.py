@@ -1,0 +1,267 @@
+"""Everything that talks to the homeserver goes through `HomeserverClient`.
+
+Plain appservice calls (register, ping, versions, admin) are made directly on one shared aiohttp
+session; acting as an account goes through a matrix-nio `AsyncClient` per account that shares the
+same session and adds the appservice's ``user_id`` query parameter to every request.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+from nio import AsyncClient, AsyncClientConfig
+from nio.responses import ErrorResponse
+
+log = logging.getLogger(__name__)
+
+
+class HomeserverError(Exception):
+    """The homeserver answered with an error."""
+
+    def __init__(self, status: int, errcode: str, message: str, body: Any = None) -> None:
+        super().__init__(f"{status} {errcode}: {message}")
+        self.status = status
+        self.errcode = errcode
+        self.message = message
+        self.body = body
+
+
+class HomeserverUnreachable(Exception):
+    """The homeserver could not be reached (connection refused, timeout, TLS failure…)."""
+
+
+class _ActingClient(AsyncClient):
+    """A nio client that acts as one account through the appservice token."""
+
+    async def send(  # type: ignore[override]
+        self,
+        method: str,
+        path: str,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        trace_context: Any = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> aiohttp.ClientResponse:
+        parts = urlsplit(path)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "user_id"]
+        query.append(("user_id", self.user_id))
+        path = urlunsplit(parts._replace(query=urlencode(query)))
+        return await super().send(method, path, data, headers, trace_context, timeout)
+
+    async def close(self) -> None:
+        # The session belongs to HomeserverClient; never let nio close it.
+        return None
+
+
+class Intent:
+    """Acting as one account: the operations the bridge performs on its behalf."""
+
+    def __init__(self, owner: HomeserverClient, nio_client: _ActingClient) -> None:
+        self._owner = owner
+        self._nio = nio_client
+        self.user_id: str = nio_client.user_id
+
+    async def set_displayname(self, name: str) -> None:
+        """Set the account's global display name."""
+        await self._owner.call_nio(self._nio.set_displayname(name))
+
+    async def set_avatar_url(self, mxc: str) -> None:
+        """Set the account's global avatar."""
+        await self._owner.call_nio(self._nio.set_avatar(mxc))
+
+    async def upload(self, data: bytes, content_type: str, filename: str) -> str:
+        """Upload media as this account; returns its mxc:// URI."""
+        response, _keys = await self._owner.call_nio(
+            self._nio.upload(io.BytesIO(data), content_type, filename, filesize=len(data))
+        )
+        return response.content_uri  # type: ignore[no-any-return]
+
+
+class HomeserverClient:
+    """The bridge's one connection to the homeserver."""
+
+    def __init__(
+        self,
+        base_url: str,
+        as_token: str,
+        appservice_id: str,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._as_token = as_token
+        self._appservice_id = appservice_id
+        self._timeout = request_timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._intents: dict[str, Intent] = {}
+
+    async def start(self) -> None:
+        """Open the shared connection pool."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                connector=aiohttp.TCPConnector(limit=100),
+            )
+
+    async def close(self) -> None:
+        """Close the pool; intents become unusable."""
+        self._intents.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The shared aiohttp session (started on demand by `start`)."""
+        if self._session is None:
+            raise RuntimeError("HomeserverClient.start() was not called")
+        return self._session
+
+    # --- plain requests ---
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        token: str | None = None,
+        as_user: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> Any:
+        """One JSON request; returns the decoded body or raises HomeserverError/Unreachable."""
+        query = dict(params or {})
+        if as_user is not None:
+            query["user_id"] = as_user
+        token = self._as_token if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        url = self.base_url + path
+        try:
+            async with self.session.request(
+                method,
+                url,
+                params=query or None,
+                json=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout or self._timeout),
+            ) as response:
+                text = await response.text()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise HomeserverUnreachable(
+                f"{method} {path}: {exc.__class__.__name__}: {exc}"
+            ) from exc
+        try:
+            data = json.loads(text) if text else {}
+        except ValueError:
+            data = None
+        if status >= 400 or data is None:
+            errcode = data.get("errcode", "") if isinstance(data, dict) else ""
+            message = data.get("error", "") if isinstance(data, dict) else text[:200]
+            raise HomeserverError(status, errcode, message, data)
+        return data
+
+    async def versions(self) -> dict[str, Any]:
+        """`GET /_matrix/client/versions` (no authentication)."""
+        result: dict[str, Any] = await self.request(
+            "GET", "/_matrix/client/versions", token="", timeout=10
+        )
+        return result
+
+    async def whoami(self, as_user: str | None = None) -> str:
+        """The user the as_token (optionally masquerading) acts as."""
+        result = await self.request("GET", "/_matrix/client/v3/account/whoami", as_user=as_user)
+        return str(result["user_id"])
+
+    async def register(self, localpart: str) -> bool:
+        """Register a namespaced account; False when it already existed."""
+        try:
+            await self.request(
+                "POST",
+                "/_matrix/client/v3/register",
+                body={
+                    "type": "m.login.application_service",
+                    "username": localpart,
+                    "inhibit_login": True,
+                },
+            )
+        except HomeserverError as exc:
+            if exc.errcode == "M_USER_IN_USE":
+                return False
+            raise
+        return True
+
+    async def profile(self, user_id: str) -> dict[str, Any]:
+        """A user's global profile (empty when the homeserver has none)."""
+        try:
+            result: dict[str, Any] = await self.request(
+                "GET", f"/_matrix/client/v3/profile/{quote(user_id, safe='')}"
+            )
+        except HomeserverError as exc:
+            if exc.status == 404 or exc.errcode == "M_NOT_FOUND":
+                return {}
+            raise
+        return result
+
+    async def ping(self, transaction_id: str | None = None) -> dict[str, Any]:
+        """Ask the homeserver to ping the bridge (and end any backoff towards it)."""
+        body = {"transaction_id": transaction_id} if transaction_id else {}
+        result: dict[str, Any] = await self.request(
+            "POST",
+            f"/_matrix/client/v1/appservice/{quote(self._appservice_id, safe='')}/ping",
+            body=body,
+            timeout=70,
+        )
+        return result
+
+    # --- acting as accounts ---
+
+    def intent(self, user_id: str) -> Intent:
+        """Act as `user_id` (which must be in the bridge's namespace, or the bot)."""
+        intent = self._intents.get(user_id)
+        if intent is None:
+            nio_client = _ActingClient(
+                self.base_url,
+                user=user_id,
+                config=AsyncClientConfig(
+                    encryption_enabled=False,
+                    store_sync_tokens=False,
+                    max_limit_exceeded=5,
+                    max_timeouts=1,
+                    request_timeout=self._timeout,
+                ),
+            )
+            nio_client.restore_login(user_id, "LMSBRIDGE", self._as_token)
+            nio_client.client_session = self.session
+            intent = Intent(self, nio_client)
+            self._intents[user_id] = intent
+        return intent
+
+    async def call_nio(self, call: Any) -> Any:
+        """Await a nio call, turning its error responses and connection failures into ours."""
+        try:
+            response = await call
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise HomeserverUnreachable(f"{exc.__class__.__name__}: {exc}") from exc
+        first = response[0] if isinstance(response, tuple) else response
+        if isinstance(first, ErrorResponse):
+            transport = getattr(first, "transport_response", None)
+            status = transport.status if transport is not None else 0
+            raise HomeserverError(status, str(first.status_code or ""), first.message or "", None)
+        return response
+
+
+def new_txn_id(purpose: str, key: str | None = None) -> str:
+    """An outgoing transaction id unique across the whole bridge.
+
+    The homeserver deduplicates txn ids per appservice, not per account; ids derived from a
+    stored key (e.g. a message id) make retries idempotent, random ones are for one-off sends.
+    """
+    return f"lmsb.{purpose}.{key if key is not None else uuid.uuid4().hex}"

@@ -1,0 +1,127 @@
+"""Bridged Matrix accounts: registered on demand, profile kept in sync with the platform."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import aiohttp
+
+from bridge.domain.avatar import initials_avatar, render_png
+from bridge.domain.ids import MatrixIdMapper
+from bridge.matrix.client import HomeserverClient
+from bridge.store.accounts import AccountRepository
+
+log = logging.getLogger(__name__)
+
+MAX_PHOTO_BYTES = 5 * 1024 * 1024
+KnownUser = Callable[[str], Awaitable[bool]]
+
+
+class PhotoUnavailable(Exception):
+    """A profile photo URL that could not be fetched as an image."""
+
+
+class AccountService:
+    """Registers bridged accounts and writes their display name and avatar."""
+
+    def __init__(
+        self,
+        client: HomeserverClient,
+        accounts: AccountRepository,
+        ids: MatrixIdMapper,
+        is_known_user: KnownUser | None = None,
+    ) -> None:
+        self._client = client
+        self._accounts = accounts
+        self._ids = ids
+        self._is_known_user = is_known_user
+
+    async def ensure_account(self, platform_id: str) -> str:
+        """The Matrix ID of a platform user, registering the account the first time."""
+        record = await self._accounts.get_by_platform_id(platform_id)
+        if record is not None:
+            return record.user_id
+        user_id = self._ids.user_id(platform_id)
+        created = await self._client.register(self._ids.localpart(platform_id))
+        await self._accounts.add(user_id, platform_id, datetime.now(UTC))
+        log.info("%s account %s", "registered" if created else "adopted", user_id)
+        return user_id
+
+    async def sync_profile(
+        self, platform_id: str, display_name: str, photo_url: str | None = None
+    ) -> str:
+        """Make the account's display name and avatar match the platform; returns its Matrix ID.
+
+        Only what changed is written. Without a photo (or when it can't be fetched) the avatar is
+        the person's initials, as the inbox shows them.
+        """
+        user_id = await self.ensure_account(platform_id)
+        record = await self._accounts.get_by_user_id(user_id)
+        assert record is not None
+        if record.display_name != display_name:
+            await self._client.intent(user_id).set_displayname(display_name)
+            await self._accounts.save_profile(user_id, datetime.now(UTC), display_name=display_name)
+        await self._sync_avatar(user_id, platform_id, display_name, photo_url, record.avatar_source)
+        return user_id
+
+    async def _sync_avatar(
+        self,
+        user_id: str,
+        platform_id: str,
+        display_name: str,
+        photo_url: str | None,
+        current_source: str | None,
+    ) -> None:
+        initials = initials_avatar(display_name, platform_id)
+        source, image, content_type = initials.source_key, b"", "image/png"
+        if photo_url:
+            if current_source == photo_url:
+                return
+            try:
+                image, content_type = await self._fetch_photo(photo_url)
+                source = photo_url
+            except PhotoUnavailable as exc:
+                log.warning("photo of %s unavailable, using initials: %s", user_id, exc)
+        if current_source == source:
+            return
+        if not image:
+            image = render_png(initials)
+        intent = self._client.intent(user_id)
+        mxc = await intent.upload(image, content_type, "avatar.png")
+        await intent.set_avatar_url(mxc)
+        await self._accounts.save_profile(
+            user_id, datetime.now(UTC), avatar_source=source, avatar_mxc=mxc
+        )
+
+    async def _fetch_photo(self, url: str) -> tuple[bytes, str]:
+        try:
+            async with self._client.session.get(
+                url, timeout=aiohttp.ClientTimeout(total=15)
+            ) as response:
+                content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+                if response.status != 200:
+                    raise PhotoUnavailable(f"HTTP {response.status} from {url}")
+                if not content_type.startswith("image/"):
+                    raise PhotoUnavailable(f"{url} is {content_type or 'untyped'}, not an image")
+                data = await response.content.read(MAX_PHOTO_BYTES + 1)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PhotoUnavailable(f"{url}: {exc.__class__.__name__}") from exc
+        if len(data) > MAX_PHOTO_BYTES:
+            raise PhotoUnavailable(f"{url} is larger than {MAX_PHOTO_BYTES} bytes")
+        return data, content_type
+
+    async def handle_user_query(self, user_id: str) -> bool:
+        """The homeserver asks whether a namespaced account exists: create it if it should."""
+        if not self._ids.is_bridged(user_id):
+            return False
+        if await self._accounts.get_by_user_id(user_id) is not None:
+            return True
+        platform_id = self._ids.platform_id(user_id)
+        if platform_id is None or self._is_known_user is None:
+            return False
+        if not await self._is_known_user(platform_id):
+            return False
+        await self.ensure_account(platform_id)
+        return True

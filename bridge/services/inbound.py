@@ -1,0 +1,149 @@
+"""Processing of events received from the homeserver, after they were stored and acknowledged.
+
+Events are processed in arrival order within each room (rooms run side by side). A handler that
+fails is retried with a growing delay, holding back the rest of its room so order is kept; after
+`max_attempts` the event is set aside as failed (kept with its error) and the room moves on, so one
+strange event can never block a room for ever. Processing is at-least-once across crashes (an event
+handled but not yet marked is handled again after a restart), so handlers must be idempotent,
+which they achieve by keying their effects on the event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from bridge.store.inbox import InboxRepository, StoredEvent
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[StoredEvent], Awaitable[None]]
+
+
+class EventDispatcher:
+    """Routes a stored event to the handlers registered for its type."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._fallback: list[Handler] = []
+
+    def on(self, event_type: str | None, handler: Handler) -> None:
+        """Call `handler` for events of `event_type` (None: for every event)."""
+        if event_type is None:
+            self._fallback.append(handler)
+        else:
+            self._handlers[event_type].append(handler)
+
+    async def dispatch(self, event: StoredEvent) -> None:
+        """Run every handler for `event`, in registration order."""
+        for handler in (*self._handlers.get(event.event_type, ()), *self._fallback):
+            await handler(event)
+
+
+class InboundProcessor:
+    """The worker that drains the inbox."""
+
+    def __init__(
+        self,
+        inbox: InboxRepository,
+        dispatcher: EventDispatcher,
+        *,
+        batch_size: int = 500,
+        max_attempts: int = 8,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+    ) -> None:
+        self._inbox = inbox
+        self._dispatcher = dispatcher
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Signal that new events were stored."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Process until `stop()`; picks up whatever a previous run left unprocessed."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                handled = await self.process_pending()
+            except Exception:
+                log.exception("inbound processing failed; retrying shortly")
+                handled = 0
+                await asyncio.sleep(1)
+            if handled or self._stopping:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_timeout())
+
+    async def _idle_timeout(self) -> float:
+        due = await self._inbox.earliest_retry()
+        if due is None:
+            return 30.0
+        return min(30.0, max(0.05, (due - datetime.now(UTC)).total_seconds()))
+
+    def stop(self) -> None:
+        """Finish the event in hand, then return from `run()`."""
+        self._stopping = True
+        self._wake.set()
+
+    async def process_pending(self) -> int:
+        """Process one batch of due events; returns how many were attempted."""
+        events = await self._inbox.pending(self._batch_size)
+        lanes: dict[str | None, list[StoredEvent]] = defaultdict(list)
+        for event in events:
+            lanes[event.room_id].append(event)
+        now = datetime.now(UTC)
+        attempted = await asyncio.gather(*(self._run_lane(lane, now) for lane in lanes.values()))
+        return sum(attempted)
+
+    async def _run_lane(self, events: list[StoredEvent], now: datetime) -> int:
+        attempted = 0
+        for event in events:
+            if self._stopping or (event.next_attempt_at and event.next_attempt_at > now):
+                break  # a postponed event holds back the rest of its room, keeping order
+            attempted += 1
+            if not await self._process_one(event):
+                break
+        return attempted
+
+    async def _process_one(self, event: StoredEvent) -> bool:
+        try:
+            await self._dispatcher.dispatch(event)
+        except Exception as exc:
+            attempts = event.attempts + 1
+            error = f"{exc.__class__.__name__}: {exc}"
+            if attempts >= self._max_attempts:
+                log.error(
+                    "giving up on event %s (%s) in %s after %d attempts: %s",
+                    event.event_id or event.seq,
+                    event.event_type,
+                    event.room_id,
+                    attempts,
+                    error,
+                )
+                await self._inbox.mark_failed(event.seq, attempts, error)
+                return True
+            delay = min(self._max_delay, self._base_delay * 2 ** (attempts - 1))
+            log.warning(
+                "event %s (%s) failed (attempt %d), retrying in %.0fs: %s",
+                event.event_id or event.seq,
+                event.event_type,
+                attempts,
+                delay,
+                error,
+            )
+            when = datetime.now(UTC) + timedelta(seconds=delay)
+            await self._inbox.mark_retry(event.seq, attempts, error, when)
+            return False
+        await self._inbox.mark_processed(event.seq, datetime.now(UTC))
+        return True

@@ -1,0 +1,206 @@
+"""Repository of what the homeserver sent: transaction ids and the events awaiting processing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bridge.store.database import Database
+from bridge.store.schema import appservice_transactions, inbound_events
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event as received, before it is stored."""
+
+    event_id: str | None
+    room_id: str | None
+    kind: str  # "timeline" or "ephemeral"
+    event_type: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A received event awaiting (or past) processing."""
+
+    seq: int
+    event_id: str | None
+    room_id: str | None
+    kind: str
+    event_type: str
+    payload: dict[str, Any]
+    attempts: int
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TransactionOutcome:
+    """What storing a transaction did."""
+
+    replay: bool
+    new_events: int
+
+
+class InboxRepository:
+    """All SQL about `appservice_transactions` and `inbound_events`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def store_transaction(
+        self,
+        txn_id: str,
+        fingerprint: str,
+        events: list[NewEvent],
+        now: datetime,
+        window: timedelta,
+    ) -> TransactionOutcome:
+        """Durably record a transaction and its events, once.
+
+        A txn id seen within `window` with the same fingerprint is a resend: nothing is written.
+        Events already stored (same event id, e.g. under another txn id) are skipped.
+        """
+        async with self._db.session() as session, session.begin():
+            seen = (
+                await session.execute(
+                    select(
+                        appservice_transactions.c.fingerprint,
+                        appservice_transactions.c.received_at,
+                    ).where(appservice_transactions.c.txn_id == txn_id)
+                )
+            ).first()
+            if (
+                seen is not None
+                and seen.fingerprint == fingerprint
+                and _aware(seen.received_at) >= now - window
+            ):
+                return TransactionOutcome(replay=True, new_events=0)
+            if seen is None:
+                await session.execute(
+                    appservice_transactions.insert().values(
+                        txn_id=txn_id, fingerprint=fingerprint, received_at=now
+                    )
+                )
+            else:
+                await session.execute(
+                    update(appservice_transactions)
+                    .where(appservice_transactions.c.txn_id == txn_id)
+                    .values(fingerprint=fingerprint, received_at=now)
+                )
+            inserted = 0
+            if events:
+                rows = [
+                    {
+                        "event_id": e.event_id,
+                        "room_id": e.room_id,
+                        "kind": e.kind,
+                        "event_type": e.event_type,
+                        "payload": json.dumps(e.payload, separators=(",", ":")),
+                        "received_at": now,
+                        "attempts": 0,
+                        "failed": False,
+                    }
+                    for e in events
+                ]
+                result = await session.execute(self._insert_ignoring_duplicates(), rows)
+                inserted = max(result.rowcount, 0)
+            return TransactionOutcome(replay=False, new_events=inserted)
+
+    def _insert_ignoring_duplicates(self) -> Any:
+        dialect = postgresql if self._db.dialect == "postgresql" else sqlite
+        return dialect.insert(inbound_events).on_conflict_do_nothing(index_elements=["event_id"])
+
+    async def pending(self, limit: int) -> list[StoredEvent]:
+        """Unprocessed events (due or postponed), oldest first."""
+        c = inbound_events.c
+        query = (
+            select(
+                c.seq,
+                c.event_id,
+                c.room_id,
+                c.kind,
+                c.event_type,
+                c.payload,
+                c.attempts,
+                c.next_attempt_at,
+            )
+            .where(and_(c.processed_at.is_(None), c.failed.is_(False)))
+            .order_by(c.seq)
+            .limit(limit)
+        )
+        async with self._db.session() as session:
+            rows = (await session.execute(query)).all()
+        return [
+            StoredEvent(
+                seq=r.seq,
+                event_id=r.event_id,
+                room_id=r.room_id,
+                kind=r.kind,
+                event_type=r.event_type,
+                payload=json.loads(r.payload),
+                attempts=r.attempts,
+                next_attempt_at=_aware(r.next_attempt_at) if r.next_attempt_at else None,
+            )
+            for r in rows
+        ]
+
+    async def earliest_retry(self) -> datetime | None:
+        """When the next postponed event falls due, if any."""
+        c = inbound_events.c
+        query = select(func.min(c.next_attempt_at)).where(
+            and_(c.processed_at.is_(None), c.failed.is_(False), c.next_attempt_at.is_not(None))
+        )
+        async with self._db.session() as session:
+            value = (await session.execute(query)).scalar()
+        return _aware(value) if value is not None else None
+
+    async def mark_processed(self, seq: int, now: datetime) -> None:
+        """Record that an event was handled."""
+        await self._update(seq, processed_at=now, next_attempt_at=None)
+
+    async def mark_retry(self, seq: int, attempts: int, error: str, when: datetime) -> None:
+        """Record a failed attempt and when to try again."""
+        await self._update(seq, attempts=attempts, last_error=error, next_attempt_at=when)
+
+    async def mark_failed(self, seq: int, attempts: int, error: str) -> None:
+        """Give up on an event (kept, with its error, for an operator to look at)."""
+        await self._update(seq, attempts=attempts, last_error=error, failed=True)
+
+    async def _update(self, seq: int, **values: Any) -> None:
+        async with self._db.session() as session, session.begin():
+            await session.execute(
+                update(inbound_events).where(inbound_events.c.seq == seq).values(**values)
+            )
+
+    async def prune_transactions(self, older_than: datetime) -> int:
+        """Forget transaction ids received before `older_than`."""
+        async with self._db.session() as session, session.begin():
+            result = await session.execute(
+                delete(appservice_transactions).where(
+                    appservice_transactions.c.received_at < older_than
+                )
+            )
+            return max(result.rowcount, 0)
+
+    async def counts(self) -> dict[str, int]:
+        """How many events are pending, processed and failed."""
+        c = inbound_events.c
+        query = select(
+            func.count().filter(and_(c.processed_at.is_(None), c.failed.is_(False))),
+            func.count().filter(c.processed_at.is_not(None)),
+            func.count().filter(c.failed.is_(True)),
+        )
+        async with self._db.session() as session:
+            pending, processed, failed = (await session.execute(query)).one()
+        return {"pending": pending, "processed": processed, "failed": failed}
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
