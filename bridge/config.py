@@ -1,8 +1,8 @@
 """The bridge's configuration: typed sections, loading, validation, the example file.
 
-The dataclasses below are the single source of truth for every key: `load_config` validates a YAML
-file against them, `render_example` writes `config.example.yaml` from them (a test keeps the committed
-copy equal), and every key can be overridden by an environment variable named
+The dataclasses below are the single source of truth for every key: `load_config` validates a
+YAML file against them, `render_example` writes `config.example.yaml` from them (a test keeps the
+committed copy equal), and every key can be overridden by an environment variable named
 ``LMS_BRIDGE_<SECTION>_<KEY>`` (for secrets in containers).
 """
 

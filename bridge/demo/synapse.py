@@ -240,7 +240,7 @@ class LocalSynapse:
         request.add_header("Content-Type", "application/json")
         if token:
             request.add_header("Authorization", f"Bearer {token}")
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:
             return dict(json.loads(response.read() or b"{}"))
 
     def register_user(self, localpart: str, password: str, *, admin: bool = False) -> str:
