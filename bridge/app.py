@@ -65,7 +65,8 @@ class Bridge:
         self.health = HealthRoutes(self.readiness)
         self.started = False
         self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._housekeeper: asyncio.Task[None] | None = None
 
     def web_app(self) -> web.Application:
         """The aiohttp application with every route of the bridge."""
@@ -83,10 +84,8 @@ class Bridge:
         await self._listen()
         if checks:
             await self._check_wiring()
-        self._tasks = [
-            asyncio.create_task(self.processor.run(), name="inbound-processor"),
-            asyncio.create_task(self._housekeeping(), name="housekeeping"),
-        ]
+        self._worker = asyncio.create_task(self.processor.run(), name="inbound-processor")
+        self._housekeeper = asyncio.create_task(self._housekeeping(), name="housekeeping")
         self.started = True
         log.info(
             "bridge ready on %s:%d as %s",
@@ -164,20 +163,26 @@ class Bridge:
                 log.exception("pruning old transaction ids failed")
             await asyncio.sleep(3600)
 
-    async def stop(self) -> None:
-        """Stop taking requests, finish the work in hand, close connections."""
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking requests, finish the work in hand (up to `grace` seconds), disconnect.
+
+        Whatever is cut short stays unprocessed in the database and is done after a restart.
+        """
         self.started = False
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         self.processor.stop()
-        for task in self._tasks:
-            if task.get_name() != "inbound-processor":
-                task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+        if self._worker is not None:
+            await asyncio.wait([self._worker], timeout=grace)
+            self._worker.cancel()
+        for task in (self._housekeeper, self._worker):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._worker = self._housekeeper = None
         await self.client.close()
         await self.db.close()
 

@@ -75,6 +75,7 @@ class LocalSynapse:
         self.port = port or free_port()
         self.registration_files = [p.resolve() for p in registration_files or []]
         self.config_path = self.data_dir / "homeserver.yaml"
+        self.pid_path = self.data_dir / "synapse.pid"
         self.log_path = self.data_dir / "homeserver.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -125,7 +126,6 @@ class LocalSynapse:
         )
         config: dict[str, Any] = {
             "server_name": self.server_name,
-            "pid_file": str(self.data_dir / "homeserver.pid"),
             "listeners": [
                 {
                     "port": self.port,
@@ -184,6 +184,7 @@ class LocalSynapse:
     def start(self, timeout: float = 60.0) -> None:
         """Start Synapse and wait until its client API answers."""
         self.write_config()
+        self._stop_leftover()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
             cwd=self.data_dir,
@@ -191,6 +192,7 @@ class LocalSynapse:
             stderr=open(self.data_dir / "homeserver.stderr", "ab"),  # noqa: SIM115
             start_new_session=True,
         )
+        self.pid_path.write_text(str(self._process.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -205,6 +207,20 @@ class LocalSynapse:
                 time.sleep(0.1)
         self.stop()
         raise SynapseError(f"Synapse did not answer within {timeout:.0f}s; see {self.log_path}")
+
+    def _stop_leftover(self) -> None:
+        """Stop a Synapse of this folder left running by a process that died without cleaning up."""
+        try:
+            pid = int(self.pid_path.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if str(self.config_path).encode() in cmdline:
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.1)
 
     def _tail(self) -> str:
         for path in (self.data_dir / "homeserver.stderr", self.log_path):
@@ -222,6 +238,7 @@ class LocalSynapse:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
+        self.pid_path.unlink(missing_ok=True)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout)

@@ -108,8 +108,9 @@ class InboxRepository:
                     }
                     for e in events
                 ]
-                result = await session.execute(self._insert_ignoring_duplicates(), rows)
-                inserted = max(result.rowcount, 0)
+                # RETURNING counts the rows really inserted (rowcount is unreliable for batches).
+                statement = self._insert_ignoring_duplicates().returning(inbound_events.c.seq)
+                inserted = len((await session.execute(statement, rows)).all())
             return TransactionOutcome(replay=False, new_events=inserted)
 
     def _insert_ignoring_duplicates(self) -> Any:

@@ -1,0 +1,254 @@
+"""The appservice endpoint of a running bridge, wired to a real Synapse."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bridge.app import Bridge
+from bridge.services.inbound import EventDispatcher
+from tests.conftest import Recorder, SynapseEnv
+
+pytestmark = pytest.mark.synapse
+
+
+def _url(bridge: Bridge, path: str) -> str:
+    return f"http://127.0.0.1:{bridge.config.appservice.listen_port}{path}"
+
+
+async def _put(
+    bridge: Bridge, txn_id: str, body: Any, token: str | None = "right"
+) -> tuple[int, Any]:
+    headers = {}
+    if token is not None:
+        value = bridge.config.appservice.hs_token if token == "right" else token
+        headers["Authorization"] = f"Bearer {value}"
+    data = body if isinstance(body, str | bytes) else None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(
+            _url(bridge, f"/_matrix/app/v1/transactions/{txn_id}"),
+            json=None if data is not None else body,
+            data=data,
+            headers=headers,
+        ) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+def _message(event_id: str, room: str = "!room:test.local", body: str = "hi") -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "room_id": room,
+        "type": "m.room.message",
+        "sender": "@someone:test.local",
+        "origin_server_ts": 1,
+        "content": {"msgtype": "m.text", "body": body},
+    }
+
+
+async def test_transaction_auth(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    body = {"events": []}
+    assert await _put(instance, "a1", body, token=None) == (
+        401,
+        {"errcode": "M_UNAUTHORIZED", "error": "Missing homeserver token"},
+    )
+    status, error = await _put(instance, "a2", body, token="not-the-hs-token")
+    assert (status, error["errcode"]) == (403, "M_FORBIDDEN")
+    # The as_token is a different secret: it must not open the homeserver's door.
+    status, _ = await _put(instance, "a3", body, token=instance.config.appservice.as_token)
+    assert status == 403
+    assert await _put(instance, "a4", body) == (200, {})
+
+
+async def test_other_appservice_routes_need_the_token_too(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    async with aiohttp.ClientSession() as session:
+        for method, path in (
+            ("GET", "/_matrix/app/v1/users/@_lms_x:test.local"),
+            ("GET", "/_matrix/app/v1/rooms/%23_lms_x:test.local"),
+            ("POST", "/_matrix/app/v1/ping"),
+        ):
+            async with session.request(method, _url(instance, path)) as response:
+                assert response.status == 401, path
+            async with session.request(
+                method, _url(instance, path), headers={"Authorization": "Bearer nope"}
+            ) as response:
+                assert response.status == 403, path
+
+
+async def test_resends_and_repeated_events_are_processed_exactly_once(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    instance, recorder = bridge
+    events = [_message("$once-a"), _message("$once-b")]
+    assert await _put(instance, "t1", {"events": events}) == (200, {})
+    assert await _put(instance, "t1", {"events": events}) == (200, {})  # resend
+    assert await _put(instance, "t2", {"events": events}) == (200, {})  # new txn id, same events
+    await recorder.wait_for(lambda r: {"$once-a", "$once-b"} <= set(r.ids()))
+    await asyncio.sleep(0.3)  # give any duplicate the chance to show up
+    assert [i for i in recorder.ids() if i in ("$once-a", "$once-b")] == ["$once-a", "$once-b"]
+
+
+async def test_events_keep_their_order_within_a_room(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, recorder = bridge
+    rooms = [f"!order{r}:test.local" for r in range(4)]
+    sent: dict[str, list[str]] = {room: [] for room in rooms}
+    for txn in range(5):
+        events = []
+        for n in range(20):
+            room = rooms[(txn + n) % 4]
+            event_id = f"$order-{txn}-{n}"
+            sent[room].append(event_id)
+            events.append(_message(event_id, room))
+        assert (await _put(instance, f"order{txn}", {"events": events}))[0] == 200
+    await recorder.wait_for(lambda r: sum(1 for e in r.events if e.room_id in rooms) == 100)
+    for room in rooms:
+        assert [e.event_id for e in recorder.events if e.room_id == room] == sent[room]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "errcode"),
+    [
+        ("{not json", 400, "M_NOT_JSON"),
+        ("[1, 2]", 400, "M_BAD_JSON"),
+        ('{"events": {"a": 1}}', 400, "M_BAD_JSON"),
+        ('{"events": [], "ephemeral": 7}', 400, "M_BAD_JSON"),
+    ],
+)
+async def test_bad_bodies_are_refused(
+    bridge: tuple[Bridge, Recorder], body: str, status: int, errcode: str
+) -> None:
+    instance, _ = bridge
+    got_status, error = await _put(instance, "bad", body)
+    assert (got_status, error["errcode"]) == (status, errcode)
+
+
+async def test_strange_events_do_not_stop_the_bridge(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, recorder = bridge
+    strange = [
+        "a string",
+        {"type": "m.room.message"},
+        {"event_id": "$no-room", "type": "x"},
+        {
+            "event_id": "$weird",
+            "room_id": "!r:test.local",
+            "type": "m.room.message",
+            "content": "not an object",
+            "sender": 42,
+        },
+        {
+            "event_id": "$huge",
+            "room_id": "!r:test.local",
+            "type": "x" * 200,
+            "content": {"body": "é" * 50_000},
+        },
+        _message("$fine-after-strange"),
+    ]
+    assert await _put(instance, "strange", {"events": strange, "ephemeral": [1, {"x": 1}]}) == (
+        200,
+        {},
+    )
+    await recorder.wait_for(lambda r: {"$fine-after-strange", "$weird", "$huge"} <= set(r.ids()))
+    async with aiohttp.ClientSession() as session, session.get(_url(instance, "/health")) as r:
+        assert r.status == 200
+
+
+async def test_a_handler_crash_is_retried_not_fatal(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, recorder = bridge
+    calls = {"n": 0}
+
+    async def flaky(event: Any) -> None:
+        if event.event_id == "$flaky":
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("first attempt fails")
+
+    instance.dispatcher.on("m.room.message", flaky)
+    instance.processor._base_delay = 0.1  # keep the retry quick for the test
+    await _put(instance, "flaky", {"events": [_message("$flaky")]})
+    await recorder.wait_for(lambda r: "$flaky" in r.ids())
+    assert calls["n"] == 2
+
+
+async def test_unknown_routes_answer_m_unrecognized(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    async with aiohttp.ClientSession() as session:
+        async with session.get(_url(instance, "/_matrix/app/v1/thirdparty/protocol/x")) as r:
+            assert (r.status, (await r.json())["errcode"]) == (404, "M_UNRECOGNIZED")
+        async with session.delete(_url(instance, "/_matrix/app/v1/ping")) as r:
+            assert (r.status, (await r.json())["errcode"]) == (405, "M_UNRECOGNIZED")
+        async with session.get(_url(instance, "/nothing-here")) as r:
+            assert r.status == 404
+            assert (await r.json())["error"]["code"] == "not_found"
+
+
+async def test_health_and_ready(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    async with aiohttp.ClientSession() as session:
+        async with session.get(_url(instance, "/health")) as r:
+            assert (r.status, await r.json()) == (200, {"status": "ok"})
+        async with session.get(_url(instance, "/ready")) as r:
+            assert r.status == 200
+            assert (await r.json())["checks"] == {
+                "started": True,
+                "database": True,
+                "homeserver": True,
+            }
+
+
+async def test_processing_survives_a_restart(synapse_env: SynapseEnv, sqlite_url: str) -> None:
+    config = synapse_env.bridge_config(sqlite_url)
+    first = Bridge(config)
+    never = asyncio.Event()
+
+    async def stuck(event: Any) -> None:
+        await never.wait()
+
+    first.dispatcher.on(None, stuck)
+    await first.start()
+    await _put(
+        first,
+        "r1",
+        {
+            "events": [
+                _message("$r1", "!restart:test.local"),
+                _message("$r2", "!restart:test.local"),
+            ]
+        },
+    )
+    await asyncio.sleep(0.2)
+    await first.stop(grace=0.2)  # processing is cut short, as by a crash
+
+    second = Bridge(config)
+    recorder = Recorder()
+    second.dispatcher.on(None, recorder)
+    await second.start()
+    try:
+        await recorder.wait_for(lambda r: r.ids() == ["$r1", "$r2"])
+        assert await second.inbox.counts() == {"pending": 0, "processed": 2, "failed": 0}
+    finally:
+        await second.stop()
+
+
+def test_dispatcher_calls_specific_then_general_handlers() -> None:
+    dispatcher = EventDispatcher()
+    calls: list[str] = []
+
+    async def specific(event: Any) -> None:
+        calls.append("specific")
+
+    async def general(event: Any) -> None:
+        calls.append("general")
+
+    dispatcher.on(None, general)
+    dispatcher.on("m.room.message", specific)
+    from bridge.store.inbox import StoredEvent
+
+    event = StoredEvent(1, "$e", "!r", "timeline", "m.room.message", {}, 0)
+    asyncio.run(dispatcher.dispatch(event))
+    assert calls == ["specific", "general"]
