@@ -230,7 +230,9 @@ async def test_processing_survives_a_restart(synapse_env: SynapseEnv, sqlite_url
     await second.start()
     try:
         await recorder.wait_for(lambda r: r.ids() == ["$r1", "$r2"])
-        assert await second.inbox.counts() == {"pending": 0, "processed": 2, "failed": 0}
+        async with asyncio.timeout(5):
+            while await second.inbox.counts() != {"pending": 0, "processed": 2, "failed": 0}:
+                await asyncio.sleep(0.05)
     finally:
         await second.stop()
 

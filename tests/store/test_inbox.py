@@ -63,7 +63,7 @@ async def test_processing_marks(inbox: InboxRepository) -> None:
     now = datetime.now(UTC)
     await inbox.store_transaction("1", "fp", _events("$a", "$b", "$c"), now, WINDOW)
     a, b, c = await inbox.pending(10)
-    await inbox.mark_processed(a.seq, now)
+    await inbox.mark_processed([a.seq], now)
     later = now + timedelta(minutes=5)
     await inbox.mark_retry(b.seq, 1, "boom", later)
     await inbox.mark_failed(c.seq, 8, "gave up")
