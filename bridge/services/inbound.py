@@ -103,47 +103,56 @@ class InboundProcessor:
         for event in events:
             lanes[event.room_id].append(event)
         now = datetime.now(UTC)
-        attempted = await asyncio.gather(*(self._run_lane(lane, now) for lane in lanes.values()))
+        done: list[int] = []
+        try:
+            attempted = await asyncio.gather(
+                *(self._run_lane(lane, now, done) for lane in lanes.values())
+            )
+        finally:
+            # One write marks the whole batch: after a crash at most one batch is handled
+            # again, which idempotent handlers absorb.
+            await self._inbox.mark_processed(done, datetime.now(UTC))
         return sum(attempted)
 
-    async def _run_lane(self, events: list[StoredEvent], now: datetime) -> int:
+    async def _run_lane(self, events: list[StoredEvent], now: datetime, done: list[int]) -> int:
         attempted = 0
         for event in events:
             if self._stopping or (event.next_attempt_at and event.next_attempt_at > now):
                 break  # a postponed event holds back the rest of its room, keeping order
             attempted += 1
-            if not await self._process_one(event):
-                break
+            try:
+                await self._dispatcher.dispatch(event)
+            except Exception as exc:
+                if not await self._handle_failure(event, exc):
+                    break
+                continue
+            done.append(event.seq)
         return attempted
 
-    async def _process_one(self, event: StoredEvent) -> bool:
-        try:
-            await self._dispatcher.dispatch(event)
-        except Exception as exc:
-            attempts = event.attempts + 1
-            error = f"{exc.__class__.__name__}: {exc}"
-            if attempts >= self._max_attempts:
-                log.error(
-                    "giving up on event %s (%s) in %s after %d attempts: %s",
-                    event.event_id or event.seq,
-                    event.event_type,
-                    event.room_id,
-                    attempts,
-                    error,
-                )
-                await self._inbox.mark_failed(event.seq, attempts, error)
-                return True
-            delay = min(self._max_delay, self._base_delay * 2 ** (attempts - 1))
-            log.warning(
-                "event %s (%s) failed (attempt %d), retrying in %.0fs: %s",
+    async def _handle_failure(self, event: StoredEvent, exc: Exception) -> bool:
+        """Record a failed attempt; True when the room may move on (the event was set aside)."""
+        attempts = event.attempts + 1
+        error = f"{exc.__class__.__name__}: {exc}"
+        if attempts >= self._max_attempts:
+            log.error(
+                "giving up on event %s (%s) in %s after %d attempts: %s",
                 event.event_id or event.seq,
                 event.event_type,
+                event.room_id,
                 attempts,
-                delay,
                 error,
             )
-            when = datetime.now(UTC) + timedelta(seconds=delay)
-            await self._inbox.mark_retry(event.seq, attempts, error, when)
-            return False
-        await self._inbox.mark_processed(event.seq, datetime.now(UTC))
-        return True
+            await self._inbox.mark_failed(event.seq, attempts, error)
+            return True
+        delay = min(self._max_delay, self._base_delay * 2 ** (attempts - 1))
+        log.warning(
+            "event %s (%s) failed (attempt %d), retrying in %.0fs: %s",
+            event.event_id or event.seq,
+            event.event_type,
+            attempts,
+            delay,
+            error,
+        )
+        when = datetime.now(UTC) + timedelta(seconds=delay)
+        await self._inbox.mark_retry(event.seq, attempts, error, when)
+        return False

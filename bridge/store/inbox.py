@@ -161,9 +161,16 @@ class InboxRepository:
             value = (await session.execute(query)).scalar()
         return _aware(value) if value is not None else None
 
-    async def mark_processed(self, seq: int, now: datetime) -> None:
-        """Record that an event was handled."""
-        await self._update(seq, processed_at=now, next_attempt_at=None)
+    async def mark_processed(self, seqs: list[int], now: datetime) -> None:
+        """Record that events were handled."""
+        if not seqs:
+            return
+        async with self._db.session() as session, session.begin():
+            await session.execute(
+                update(inbound_events)
+                .where(inbound_events.c.seq.in_(seqs))
+                .values(processed_at=now, next_attempt_at=None)
+            )
 
     async def mark_retry(self, seq: int, attempts: int, error: str, when: datetime) -> None:
         """Record a failed attempt and when to try again."""
