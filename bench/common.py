@@ -1,0 +1,89 @@
+"""Helpers shared by the benchmarks: a configured bridge, percentiles, tables."""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+from pathlib import Path
+
+from bridge.config import Config, load_config, render_example, write_back
+from bridge.demo.synapse import free_port
+from bridge.matrix.registration import ensure_secrets
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def bridge_config(folder: Path, database_url: str, homeserver_url: str, port: int = 0) -> Config:
+    """A bridge config in `folder` (tokens generated) for the given database and homeserver."""
+    path = folder / "config.yaml"
+    path.write_text(render_example())
+    port = port or free_port()
+    write_back(
+        path,
+        {
+            "homeserver.url": homeserver_url,
+            "homeserver.server_name": "bench.local",
+            "appservice.listen_port": port,
+            "appservice.public_url": f"http://127.0.0.1:{port}",
+            "database.url": database_url,
+            "logging.level": "WARNING",
+        },
+    )
+    ensure_secrets(path)
+    return load_config(path)
+
+
+async def new_pg_database() -> str:
+    """A fresh PostgreSQL database for one run."""
+    import asyncpg
+
+    name = f"lmsb_bench_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_pg_database(url: str) -> None:
+    """Drop a database made by `new_pg_database`."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The pct-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    """Print a plain aligned table."""
+    cells = [headers, *[[_fmt(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    numeric = [isinstance(c, int | float) for c in rows[0]] if rows else []
+    for n, row in enumerate(cells):
+        line = [
+            c.rjust(w) if n and numeric[i] else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(line).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
+    return str(value)
+
+
+median = statistics.median
