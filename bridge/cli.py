@@ -202,7 +202,7 @@ async def _doctor(config: Config) -> int:
             except migrate.SchemaTooNew as exc:
                 report(False, "database", str(exc))
     except Exception as exc:
-        report(False, "database", f"cannot use {config.database.url}: {exc}")
+        report(False, "database", f"cannot use {_without_password(config.database.url)}: {exc}")
     finally:
         await db.close()
 
@@ -219,6 +219,15 @@ async def _doctor(config: Config) -> int:
         if listener is not None:
             await listener.cleanup()
     return 1 if failed else 0
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "database.url"
 
 
 async def _temporary_ping_listener(config: Config) -> web.AppRunner | None:

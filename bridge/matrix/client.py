@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -20,6 +21,8 @@ from nio import AsyncClient, AsyncClientConfig
 from nio.responses import ErrorResponse
 
 log = logging.getLogger(__name__)
+
+MAX_CACHED_INTENTS = 2048
 
 
 class HomeserverError(Exception):
@@ -99,7 +102,8 @@ class HomeserverClient:
         self._appservice_id = appservice_id
         self._timeout = request_timeout
         self._session: aiohttp.ClientSession | None = None
-        self._intents: dict[str, Intent] = {}
+        # Most recently used intents; the bridge may act for many thousands of accounts.
+        self._intents: OrderedDict[str, Intent] = OrderedDict()
 
     async def start(self) -> None:
         """Open the shared connection pool."""
@@ -226,7 +230,9 @@ class HomeserverClient:
     def intent(self, user_id: str) -> Intent:
         """Act as `user_id` (which must be in the bridge's namespace, or the bot)."""
         intent = self._intents.get(user_id)
-        if intent is None:
+        if intent is not None:
+            self._intents.move_to_end(user_id)
+        else:
             nio_client = _ActingClient(
                 self.base_url,
                 user=user_id,
@@ -242,6 +248,8 @@ class HomeserverClient:
             nio_client.client_session = self.session
             intent = Intent(self, nio_client)
             self._intents[user_id] = intent
+            if len(self._intents) > MAX_CACHED_INTENTS:
+                self._intents.popitem(last=False)
         return intent
 
     async def call_nio(self, call: Any) -> Any:

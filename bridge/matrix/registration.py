@@ -65,5 +65,6 @@ def ensure_secrets(config_path: Path) -> tuple[Config, list[str]]:
     }
     if generated:
         write_back(config_path, generated)
+        config_path.chmod(0o600)  # it holds secrets now
         config = load_config(config_path)
     return config, list(generated)

@@ -73,6 +73,25 @@ def test_a_config_error_names_the_key_and_file(tmp_path: Path) -> None:
     assert f"{config}: appservice.listen_port: expected a whole number, got 'lots'" in result.stderr
 
 
+def test_doctor_never_prints_the_database_password(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(render_example())
+    write_back(
+        config,
+        {
+            "database.url": f"postgresql://bridge:s3cret-pw@127.0.0.1:{free_port()}/bridge",
+            "appservice.as_token": "a",
+            "appservice.hs_token": "h",
+            "lms.api_token": "l",
+            "homeserver.url": "http://127.0.0.1:9",
+        },
+    )
+    result = lms_bridge("doctor", "-c", str(config))
+    assert result.returncode == 1
+    assert "FAIL database: cannot use postgresql://bridge:***@127.0.0.1" in result.stdout
+    assert "s3cret-pw" not in result.stdout + result.stderr
+
+
 def test_migrate_applies_and_refuses_a_newer_schema(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(render_example())

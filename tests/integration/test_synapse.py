@@ -225,3 +225,17 @@ async def test_ready_reports_an_unreachable_homeserver(
         assert (await bridge.readiness())["homeserver"] is False
     finally:
         await bridge.stop()
+
+
+async def test_intents_share_one_pool_and_stay_bounded(bridge: tuple[Bridge, Recorder]) -> None:
+    from bridge.matrix.client import MAX_CACHED_INTENTS, new_txn_id
+
+    client = bridge[0].client
+    first = client.intent("@_lms_pool:test.local")
+    assert client.intent("@_lms_pool:test.local") is first
+    assert first._nio.client_session is client.session
+    for n in range(MAX_CACHED_INTENTS + 10):
+        client.intent(f"@_lms_pool{n}:test.local")
+    assert len(client._intents) == MAX_CACHED_INTENTS
+    assert new_txn_id("send", "m1") == new_txn_id("send", "m1")
+    assert new_txn_id("send") != new_txn_id("send")

@@ -46,6 +46,7 @@ def test_generated_tokens_are_strong_and_saved_back(tmp_path: Path) -> None:
     config = _config(tmp_path)
     assert len(config.appservice.as_token) >= 40
     assert len(config.lms.api_token) >= 40
+    assert (tmp_path / "config.yaml").stat().st_mode & 0o077 == 0  # it holds secrets now
     reloaded = load_config(tmp_path / "config.yaml")
     assert reloaded.appservice.as_token == config.appservice.as_token
     assert ensure_secrets(tmp_path / "config.yaml") == (reloaded, [])
