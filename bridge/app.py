@@ -10,16 +10,18 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.api.errors import api_error
 from bridge.api.health import HealthRoutes
-from bridge.config import Config, missing_secrets
+from bridge.config import Config, missing_secrets, redact_database_url
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.appservice import AppserviceEndpoint, matrix_error
-from bridge.matrix.checks import CheckResult, check_reachable, run_checks
+from bridge.matrix.checks import CheckResult, run_checks
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
 from bridge.services.accounts import AccountService
 from bridge.services.inbound import EventDispatcher, InboundProcessor
+from bridge.services.photos import PhotoFetcher
 from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
 from bridge.store.database import Database
@@ -44,6 +46,7 @@ class Bridge:
             )
         self.config = config
         self.db = Database(config.database_url())
+        self._schema_head = migrate.head_revision()
         self.client = HomeserverClient(
             config.homeserver.url,
             config.appservice.as_token,
@@ -52,7 +55,10 @@ class Bridge:
         )
         self.ids = MatrixIdMapper(config.appservice.account_prefix, config.homeserver.server_name)
         self.inbox = InboxRepository(self.db)
-        self.accounts = AccountService(self.client, AccountRepository(self.db), self.ids)
+        self.photos = PhotoFetcher()
+        self.accounts = AccountService(
+            self.client, AccountRepository(self.db), self.ids, self.photos
+        )
         self.dispatcher = EventDispatcher()
         self.processor = InboundProcessor(self.inbox, self.dispatcher)
         self.appservice = AppserviceEndpoint(
@@ -77,7 +83,17 @@ class Bridge:
 
     async def start(self, *, checks: bool = True) -> None:
         """Migrate, listen, check the wiring, then start processing."""
-        before, after = await migrate.upgrade(self.db)
+        try:
+            before, after = await migrate.upgrade(self.db)
+        except migrate.SchemaTooNew as exc:
+            raise StartupError(str(exc)) from exc
+        except (SQLAlchemyError, OSError) as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise StartupError(
+                f"cannot use the database {redact_database_url(self.config.database.url)} "
+                f"({reason.__class__.__name__}: {str(reason).splitlines()[0][:200]}): is "
+                "database.url right, and is the database server running?"
+            ) from exc
         if before != after:
             log.info("database schema migrated from %s to %s", before or "empty", after)
         await self.client.start()
@@ -118,11 +134,15 @@ class Bridge:
             try:
                 await self.client.versions()
                 break
-            except HomeserverUnreachable:
-                reachable = await check_reachable(self.client, self.config)
-                log.warning("%s; retrying in %.1fs", reachable.message, delay)
+            except HomeserverUnreachable as exc:
+                log.warning(
+                    "cannot reach the homeserver at %s yet (%s); retrying in %.1fs",
+                    self.config.homeserver.url,
+                    exc,
+                    delay,
+                )
             except HomeserverError:
-                break  # answered: run_checks explains what is wrong
+                break  # it answers: run_checks explains what is wrong
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10)
         results: list[CheckResult] = await run_checks(self.client, self.config)
@@ -139,12 +159,17 @@ class Bridge:
         except HomeserverError:
             profile = {}  # Synapse may have no profile row for the appservice sender yet
         if profile.get("displayname") != self.config.appservice.bot_displayname:
-            await self.client.intent(bot).set_displayname(self.config.appservice.bot_displayname)
+            try:
+                await self.client.intent(bot).set_displayname(
+                    self.config.appservice.bot_displayname
+                )
+            except (HomeserverError, HomeserverUnreachable) as exc:
+                raise StartupError(f"could not set the bridge bot's display name: {exc}") from exc
 
     async def readiness(self) -> dict[str, bool]:
         """Conditions for /ready: started, schema current, homeserver reachable."""
         try:
-            schema = await migrate.is_current(self.db)
+            schema = await migrate.current_revision(self.db) == self._schema_head
         except Exception:
             schema = False
         try:
@@ -156,11 +181,14 @@ class Bridge:
 
     async def _housekeeping(self) -> None:
         window = timedelta(seconds=self.config.appservice.txn_dedupe_window_seconds)
+        retention = timedelta(days=self.config.appservice.inbox_retention_days)
         while True:
             try:
-                await self.inbox.prune_transactions(datetime.now(UTC) - window)
+                now = datetime.now(UTC)
+                await self.inbox.prune_transactions(now - window)
+                await self.inbox.prune_processed(now - retention)
             except Exception:
-                log.exception("pruning old transaction ids failed")
+                log.exception("pruning the inbox failed")
             await asyncio.sleep(3600)
 
     async def stop(self, grace: float = 10.0) -> None:
@@ -184,6 +212,7 @@ class Bridge:
                     await task
         self._worker = self._housekeeper = None
         await self.client.close()
+        await self.photos.close()
         await self.db.close()
 
 

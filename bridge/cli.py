@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bridge.config import Config, ConfigError, load_config, render_example
+from bridge.config import Config, ConfigError, load_config, redact_database_url, render_example
 from bridge.demo.synapse import port_is_free
 from bridge.logs import setup_logging
 from bridge.matrix.appservice import ping_only_application
@@ -140,7 +140,6 @@ async def _run(config: Config) -> int:
     import logging
 
     from bridge.app import Bridge, StartupError
-    from bridge.store.migrate import SchemaTooNew
 
     log = logging.getLogger("bridge")
     try:
@@ -154,7 +153,7 @@ async def _run(config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await bridge.start()
-    except (StartupError, SchemaTooNew) as exc:
+    except StartupError as exc:
         log.error("cannot start: %s", exc)
         await bridge.stop()
         return 1
@@ -202,7 +201,7 @@ async def _doctor(config: Config) -> int:
             except migrate.SchemaTooNew as exc:
                 report(False, "database", str(exc))
     except Exception as exc:
-        report(False, "database", f"cannot use {_without_password(config.database.url)}: {exc}")
+        report(False, "database", f"cannot use {redact_database_url(config.database.url)}: {exc}")
     finally:
         await db.close()
 
@@ -219,15 +218,6 @@ async def _doctor(config: Config) -> int:
         if listener is not None:
             await listener.cleanup()
     return 1 if failed else 0
-
-
-def _without_password(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "database.url"
 
 
 async def _temporary_ping_listener(config: Config) -> web.AppRunner | None:

@@ -88,6 +88,11 @@ class AppserviceConfig:
         "without processing it twice.",
         86400,
     )
+    inbox_retention_days: int = setting(
+        "How long events received from the homeserver are kept after processing. They only "
+        "need to outlive the homeserver's resends; failed ones are kept until dealt with.",
+        7,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,6 +171,16 @@ def async_database_url(url: str, base_dir: Path | None) -> str:
     raise ConfigError(f"database.url: unsupported database {scheme!r} (use sqlite or postgresql)")
 
 
+def redact_database_url(url: str) -> str:
+    """A database URL fit for messages: the password replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
 # --- loading -----------------------------------------------------------------------------------
 
 
@@ -211,7 +226,9 @@ def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict
             value = environ.get(env_name(section.name, key.name))
             if value is None:
                 continue
-            block = merged.setdefault(section.name, {})
+            if merged.get(section.name) is None:
+                merged[section.name] = {}  # "lms:" with nothing under it
+            block = merged[section.name]
             if not isinstance(block, dict):
                 continue  # reported by _build with the section's path
             block[key.name] = value
@@ -341,6 +358,8 @@ def validate(config: Config) -> list[str]:
         )
     if asc.txn_dedupe_window_seconds < 60:
         problems.append("appservice.txn_dedupe_window_seconds: expected at least 60")
+    if asc.inbox_retention_days < 1:
+        problems.append("appservice.inbox_retention_days: expected at least 1")
     try:
         config.database_url()
     except ConfigError as exc:

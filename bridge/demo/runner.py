@@ -18,7 +18,7 @@ from bridge.app import Bridge, StartupError
 from bridge.config import Config, render_example, write_back
 from bridge.demo.synapse import LocalSynapse, SynapseError, free_port, port_is_free
 from bridge.logs import setup_logging
-from bridge.matrix.registration import ensure_secrets, write_registration
+from bridge.matrix.registration import ensure_secrets, write_private, write_registration
 
 SERVER_NAME = "localhost"
 DEFAULT_HOMESERVER_PORT = 8008
@@ -161,8 +161,7 @@ async def _start(
         "logins": logins,
         "passwords": passwords,
     }
-    state_path.write_text(json.dumps(state, indent=2))
-    state_path.chmod(0o600)
+    write_private(state_path, json.dumps(state, indent=2))
     return state
 
 
@@ -184,7 +183,6 @@ def _print_welcome(state: dict[str, Any], folder: Path, temporary: bool) -> None
         "",
         f"  Homeserver   {state['homeserver_url']}   (server name: {state['server_name']})",
         f"  Bridge       {state['bridge_url']}   (/health, /ready)",
-        f"  LMS API token  {state['lms_api_token']}",
         "",
         "  Log in from any Matrix client (e.g. Element: set the homeserver to "
         f"{state['homeserver_url']}):",
@@ -202,7 +200,7 @@ def _print_welcome(state: dict[str, Any], folder: Path, temporary: bool) -> None
         + (
             " (removed on exit; keep them with --data-dir)"
             if temporary
-            else " (demo.json has all of the above for scripts)"
+            else " (demo.json has all of this, and the LMS API token, for scripts)"
         ),
         "  Press Ctrl-C to stop.",
         "",

@@ -1,7 +1,9 @@
 """A throwaway Synapse from the installed `matrix-synapse` package, on SQLite and loopback.
 
 Used by `lms-bridge demo` and by the test suite. Everything lives in one folder; starting again
-with the same folder reuses its keys, database and secrets.
+with the same folder reuses its keys, database and secrets. Its few set-up calls (creating an
+admin, setting a password) are plain blocking requests of its own: they provision this local
+homeserver, they are not the bridge talking to its homeserver (that is `bridge.matrix.client`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from urllib.parse import quote
 
 import yaml
 
-_FAST = {"per_second": 10000, "burst_count": 10000}
+from bridge.matrix.registration import write_private
+
+
+def _fast() -> dict[str, int]:
+    """A rate limit high enough never to slow a demo or a test down."""
+    return {"per_second": 10000, "burst_count": 10000}
 
 
 class SynapseError(RuntimeError):
@@ -97,8 +104,7 @@ class LocalSynapse:
             key: secrets.token_urlsafe(32)
             for key in ("registration_shared_secret", "macaroon_secret_key", "form_secret")
         }
-        path.write_text(json.dumps(values))
-        path.chmod(0o600)
+        write_private(path, json.dumps(values))
         return values
 
     def write_config(self) -> None:
@@ -151,19 +157,20 @@ class LocalSynapse:
             "bcrypt_rounds": 4,
             "presence": {"enabled": False},
             "url_preview_enabled": False,
-            "rc_message": _FAST,
-            "rc_registration": _FAST,
-            "rc_login": {"address": _FAST, "account": _FAST, "failed_attempts": _FAST},
-            "rc_joins": {"local": _FAST, "remote": _FAST},
-            "rc_joins_per_room": _FAST,
-            "rc_invites": {"per_room": _FAST, "per_user": _FAST, "per_issuer": _FAST},
-            "rc_room_creation": _FAST,
-            "rc_reports": _FAST,
-            "rc_admin_redaction": _FAST,
-            "rc_media_create": _FAST,
+            "rc_message": _fast(),
+            "rc_registration": _fast(),
+            "rc_login": {"address": _fast(), "account": _fast(), "failed_attempts": _fast()},
+            "rc_joins": {"local": _fast(), "remote": _fast()},
+            "rc_joins_per_room": _fast(),
+            "rc_invites": {"per_room": _fast(), "per_user": _fast(), "per_issuer": _fast()},
+            "rc_room_creation": _fast(),
+            "rc_reports": _fast(),
+            "rc_admin_redaction": _fast(),
+            "rc_media_create": _fast(),
             **self._secrets(),
         }
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        # Private: it holds the registration shared secret (enough to create admin accounts).
+        write_private(self.config_path, yaml.safe_dump(config, sort_keys=False))
         if not (self.data_dir / "signing.key").exists():
             result = subprocess.run(
                 [

@@ -104,7 +104,9 @@ class MatrixIdMapper:
         if not localpart.startswith(self.prefix):
             return None
         body = localpart[len(self.prefix) :]
-        return decode_localpart_body(body) if body else None
+        decoded = decode_localpart_body(body) if body else None
+        # Only the canonical spelling counts: "=41" decodes to "A", whose account is "_a".
+        return decoded if decoded is not None and encode_platform_id(decoded) == body else None
 
     def is_bridged(self, user_id: str) -> bool:
         """Whether a Matrix ID lies in the bridged accounts' namespace."""

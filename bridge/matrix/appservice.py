@@ -150,7 +150,7 @@ class AppserviceEndpoint:
         txn_id = request.match_info["txn_id"]
         try:
             body = await request.json(loads=json.loads)
-        except ValueError:
+        except (ValueError, RecursionError):
             return matrix_error(400, "M_NOT_JSON", "The body is not valid JSON")
         try:
             parsed = parse_transaction(body)

@@ -46,7 +46,13 @@ def write_registration(config: Config, path: Path) -> None:
     text += "# app_service_config_files and restart Synapse after every change.\n"
     text += yaml.safe_dump(registration(config), sort_keys=False)
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, text)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, whatever mode an older copy had."""
     path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
     path.write_text(text, encoding="utf-8")
 
 

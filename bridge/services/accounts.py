@@ -6,21 +6,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import aiohttp
-
 from bridge.domain.avatar import initials_avatar, render_png
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverClient
+from bridge.services.photos import PhotoFetcher, PhotoUnavailable
 from bridge.store.accounts import AccountRepository
 
 log = logging.getLogger(__name__)
 
-MAX_PHOTO_BYTES = 5 * 1024 * 1024
 KnownUser = Callable[[str], Awaitable[bool]]
-
-
-class PhotoUnavailable(Exception):
-    """A profile photo URL that could not be fetched as an image."""
 
 
 class AccountService:
@@ -31,9 +25,11 @@ class AccountService:
         client: HomeserverClient,
         accounts: AccountRepository,
         ids: MatrixIdMapper,
+        photos: PhotoFetcher,
         is_known_user: KnownUser | None = None,
     ) -> None:
         self._client = client
+        self._photos = photos
         self._accounts = accounts
         self._ids = ids
         self._is_known_user = is_known_user
@@ -80,7 +76,7 @@ class AccountService:
             if current_source == photo_url:
                 return
             try:
-                image, content_type = await self._fetch_photo(photo_url)
+                image, content_type = await self._photos.fetch(photo_url)
                 source = photo_url
             except PhotoUnavailable as exc:
                 log.warning("photo of %s unavailable, using initials: %s", user_id, exc)
@@ -94,23 +90,6 @@ class AccountService:
         await self._accounts.save_profile(
             user_id, datetime.now(UTC), avatar_source=source, avatar_mxc=mxc
         )
-
-    async def _fetch_photo(self, url: str) -> tuple[bytes, str]:
-        try:
-            async with self._client.session.get(
-                url, timeout=aiohttp.ClientTimeout(total=15)
-            ) as response:
-                content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-                if response.status != 200:
-                    raise PhotoUnavailable(f"HTTP {response.status} from {url}")
-                if not content_type.startswith("image/"):
-                    raise PhotoUnavailable(f"{url} is {content_type or 'untyped'}, not an image")
-                data = await response.content.read(MAX_PHOTO_BYTES + 1)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise PhotoUnavailable(f"{url}: {exc.__class__.__name__}") from exc
-        if len(data) > MAX_PHOTO_BYTES:
-            raise PhotoUnavailable(f"{url} is larger than {MAX_PHOTO_BYTES} bytes")
-        return data, content_type
 
     async def handle_user_query(self, user_id: str) -> bool:
         """The homeserver asks whether a namespaced account exists: create it if it should."""

@@ -98,27 +98,28 @@ class InboundProcessor:
 
     async def process_pending(self) -> int:
         """Process one batch of due events; returns how many were attempted."""
-        events = await self._inbox.pending(self._batch_size)
+        events = await self._inbox.pending(datetime.now(UTC), self._batch_size)
         lanes: dict[str | None, list[StoredEvent]] = defaultdict(list)
         for event in events:
             lanes[event.room_id].append(event)
-        now = datetime.now(UTC)
         done: list[int] = []
         try:
-            attempted = await asyncio.gather(
-                *(self._run_lane(lane, now, done) for lane in lanes.values())
-            )
+            # A storage error in one lane cancels the others, so no lane outlives the batch.
+            async with asyncio.TaskGroup() as group:
+                lane_tasks = [
+                    group.create_task(self._run_lane(lane, done)) for lane in lanes.values()
+                ]
         finally:
             # One write marks the whole batch: after a crash at most one batch is handled
             # again, which idempotent handlers absorb.
             await self._inbox.mark_processed(done, datetime.now(UTC))
-        return sum(attempted)
+        return sum(task.result() for task in lane_tasks)
 
-    async def _run_lane(self, events: list[StoredEvent], now: datetime, done: list[int]) -> int:
+    async def _run_lane(self, events: list[StoredEvent], done: list[int]) -> int:
         attempted = 0
         for event in events:
-            if self._stopping or (event.next_attempt_at and event.next_attempt_at > now):
-                break  # a postponed event holds back the rest of its room, keeping order
+            if self._stopping:
+                break
             attempted += 1
             try:
                 await self._dispatcher.dispatch(event)

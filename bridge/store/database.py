@@ -28,8 +28,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # NORMAL with WAL is durable across process crashes (only an OS crash can lose the last commit).
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a transaction acknowledged to the homeserver must survive even a power cut, as the
+    # homeserver will never send it again.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 

@@ -36,7 +36,6 @@ class StoredEvent:
     event_type: str
     payload: dict[str, Any]
     attempts: int
-    next_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -117,9 +116,22 @@ class InboxRepository:
         dialect = postgresql if self._db.dialect == "postgresql" else sqlite
         return dialect.insert(inbound_events).on_conflict_do_nothing(index_elements=["event_id"])
 
-    async def pending(self, limit: int) -> list[StoredEvent]:
-        """Unprocessed events (due or postponed), oldest first."""
+    async def pending(self, now: datetime, limit: int) -> list[StoredEvent]:
+        """Unprocessed events of rooms not waiting for a retry, oldest first.
+
+        A room whose next event was postponed is left out whole, so the events behind it keep
+        their order and don't crowd other rooms out of the batch.
+        """
         c = inbound_events.c
+        lane = func.coalesce(c.room_id, "")
+        waiting = inbound_events.alias("waiting")
+        waiting_rooms = select(func.coalesce(waiting.c.room_id, "")).where(
+            and_(
+                waiting.c.processed_at.is_(None),
+                waiting.c.failed.is_(False),
+                waiting.c.next_attempt_at > now,
+            )
+        )
         query = (
             select(
                 c.seq,
@@ -129,9 +141,8 @@ class InboxRepository:
                 c.event_type,
                 c.payload,
                 c.attempts,
-                c.next_attempt_at,
             )
-            .where(and_(c.processed_at.is_(None), c.failed.is_(False)))
+            .where(and_(c.processed_at.is_(None), c.failed.is_(False), lane.not_in(waiting_rooms)))
             .order_by(c.seq)
             .limit(limit)
         )
@@ -146,7 +157,6 @@ class InboxRepository:
                 event_type=r.event_type,
                 payload=json.loads(r.payload),
                 attempts=r.attempts,
-                next_attempt_at=_aware(r.next_attempt_at) if r.next_attempt_at else None,
             )
             for r in rows
         ]
@@ -193,6 +203,14 @@ class InboxRepository:
                 delete(appservice_transactions).where(
                     appservice_transactions.c.received_at < older_than
                 )
+            )
+            return max(result.rowcount, 0)
+
+    async def prune_processed(self, older_than: datetime) -> int:
+        """Delete events processed before `older_than` (failed ones stay for an operator)."""
+        async with self._db.session() as session, session.begin():
+            result = await session.execute(
+                delete(inbound_events).where(inbound_events.c.processed_at < older_than)
             )
             return max(result.rowcount, 0)
 

@@ -73,8 +73,3 @@ async def upgrade(db: Database) -> tuple[str | None, str]:
 
     async with db.engine.begin() as conn:
         return await conn.run_sync(run)
-
-
-async def is_current(db: Database) -> bool:
-    """Whether the database is exactly at this code's newest revision."""
-    return await current_revision(db) == head_revision()

@@ -115,6 +115,7 @@ async def test_events_keep_their_order_within_a_room(bridge: tuple[Bridge, Recor
     ("body", "status", "errcode"),
     [
         ("{not json", 400, "M_NOT_JSON"),
+        ("[" * 100_000 + "]" * 100_000, 400, "M_NOT_JSON"),
         ("[1, 2]", 400, "M_BAD_JSON"),
         ('{"events": {"a": 1}}', 400, "M_BAD_JSON"),
         ('{"events": [], "ephemeral": 7}', 400, "M_BAD_JSON"),
@@ -173,6 +174,37 @@ async def test_a_handler_crash_is_retried_not_fatal(bridge: tuple[Bridge, Record
     await _put(instance, "flaky", {"events": [_message("$flaky")]})
     await recorder.wait_for(lambda r: "$flaky" in r.ids())
     assert calls["n"] == 2
+
+
+async def test_nothing_is_acknowledged_that_was_not_stored(
+    bridge: tuple[Bridge, Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance, recorder = bridge
+
+    async def disk_full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(instance.inbox, "store_transaction", disk_full)
+    status, error = await _put(instance, "unstored", {"events": [_message("$unstored")]})
+    assert (status, error["errcode"]) == (500, "M_UNKNOWN")  # the homeserver will resend
+    monkeypatch.undo()
+    assert await _put(instance, "unstored", {"events": [_message("$unstored")]}) == (200, {})
+    await recorder.wait_for(lambda r: "$unstored" in r.ids())
+
+
+async def test_ready_is_503_when_the_schema_is_not_this_version(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    from sqlalchemy import text
+
+    instance, _ = bridge
+    async with instance.db.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
+    async with aiohttp.ClientSession() as session, session.get(_url(instance, "/ready")) as r:
+        assert r.status == 503
+        body = await r.json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["database"] is False
 
 
 async def test_unknown_routes_answer_m_unrecognized(bridge: tuple[Bridge, Recorder]) -> None:

@@ -150,6 +150,28 @@ def test_run_exits_with_the_sentence_on_bad_wiring(synapse_env: SynapseEnv, tmp_
     assert "the homeserver does not know this as_token" in result.stderr
 
 
+def test_run_explains_an_unreachable_database(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(render_example())
+    write_back(
+        config,
+        {
+            "database.url": f"postgresql://bridge:s3cret-pw@127.0.0.1:{free_port()}/bridge",
+            "appservice.as_token": "a",
+            "appservice.hs_token": "h",
+            "lms.api_token": "l",
+        },
+    )
+    result = lms_bridge("run", "-c", str(config))
+    assert result.returncode == 1
+    assert "cannot start: cannot use the database postgresql://bridge:***@127.0.0.1" in (
+        result.stderr
+    )
+    assert "is database.url right, and is the database server running?" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "s3cret-pw" not in result.stderr
+
+
 @pytest.mark.synapse
 def test_run_serves_until_sigterm(synapse_env: SynapseEnv, tmp_path: Path) -> None:
     config = _copy_config(synapse_env, tmp_path)
@@ -202,8 +224,8 @@ def test_demo_prints_a_working_login_and_stops_cleanly(tmp_path: Path) -> None:
                 return "".join(lines)
         pytest.fail("demo ended early:\n" + "".join(lines))
 
-    def stop(process: subprocess.Popen[str]) -> str:
-        process.send_signal(signal.SIGINT)
+    def stop(process: subprocess.Popen[str], sig: int = signal.SIGINT) -> str:
+        process.send_signal(sig)
         rest, _ = process.communicate(timeout=60)
         assert process.returncode == 0, rest
         return rest
@@ -236,4 +258,4 @@ def test_demo_prints_a_working_login_and_stops_cleanly(tmp_path: Path) -> None:
         synapse = LocalSynapse(data / "synapse", port=state2["homeserver_port"])
         assert synapse.login(login["user_id"], login["password"])
     finally:
-        stop(again)
+        assert "stopped." in stop(again, signal.SIGTERM)

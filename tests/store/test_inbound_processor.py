@@ -65,6 +65,26 @@ async def test_a_failing_event_holds_back_its_room_only(inbox: InboxRepository) 
     assert seen == ["$other", "$bad", "$after"]
 
 
+async def test_a_backlog_behind_a_failing_event_does_not_stall_other_rooms(
+    inbox: InboxRepository,
+) -> None:
+    await _store(inbox, "1", [(f"$busy{n}", "!busy") for n in range(30)])
+    await _store(inbox, "2", [("$quiet", "!quiet")])
+    seen: list[str | None] = []
+
+    async def handler(event: StoredEvent) -> None:
+        if event.event_id == "$busy0":
+            raise RuntimeError("keeps failing for now")
+        seen.append(event.event_id)
+
+    dispatcher = EventDispatcher()
+    dispatcher.on(None, handler)
+    processor = InboundProcessor(inbox, dispatcher, batch_size=10, base_delay=60)
+    await processor.process_pending()
+    await processor.process_pending()
+    assert seen == ["$quiet"]
+
+
 async def test_an_event_that_always_fails_is_set_aside(inbox: InboxRepository) -> None:
     await _store(inbox, "1", [("$poison", "!a"), ("$next", "!a")])
     seen: list[str | None] = []

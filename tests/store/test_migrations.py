@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect, text
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 
 from bridge.store import migrate
 from bridge.store.database import Database
@@ -14,24 +16,18 @@ async def test_upgrade_creates_the_schema_once(db: Database) -> None:
     assert await migrate.current_revision(db) is None
     assert await migrate.upgrade(db) == (None, migrate.head_revision())
     assert await migrate.upgrade(db) == (migrate.head_revision(), migrate.head_revision())
-    assert await migrate.is_current(db)
+    assert await migrate.current_revision(db) == migrate.head_revision()
 
 
 async def test_migrated_tables_match_the_declared_schema(db: Database) -> None:
     await migrate.upgrade(db)
 
-    def describe(connection):  # type: ignore[no-untyped-def]
-        inspector = inspect(connection)
-        return {
-            table: {column["name"] for column in inspector.get_columns(table)}
-            for table in inspector.get_table_names()
-            if table != "alembic_version"
-        }
+    def differences(connection):  # type: ignore[no-untyped-def]
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, metadata)
 
     async with db.engine.connect() as conn:
-        actual = await conn.run_sync(describe)
-    declared = {name: {c.name for c in table.columns} for name, table in metadata.tables.items()}
-    assert actual == declared
+        assert await conn.run_sync(differences) == []
 
 
 async def test_a_schema_newer_than_the_code_is_refused(db: Database) -> None:
@@ -50,5 +46,6 @@ async def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path) -> None:  # type:
         async with db.engine.connect() as conn:
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
             assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+            assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 2  # FULL
     finally:
         await db.close()

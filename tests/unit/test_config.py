@@ -12,6 +12,7 @@ from bridge.config import (
     env_name,
     load_config,
     missing_secrets,
+    redact_database_url,
     render_example,
     write_back,
 )
@@ -104,6 +105,12 @@ def test_environment_overrides_any_key(tmp_path: Path) -> None:
     assert config.lms.webhook_url == "http://lms.example.org/hook"
 
 
+def test_environment_fills_an_empty_section(tmp_path: Path) -> None:
+    path = _write(tmp_path, MINIMAL + "lms:\n")
+    config = load_config(path, environ={"LMS_BRIDGE_LMS_API_TOKEN": "secret"})
+    assert config.lms.api_token == "secret"
+
+
 def test_bad_environment_value_names_the_key(tmp_path: Path) -> None:
     path = _write(tmp_path, MINIMAL)
     with pytest.raises(ConfigError, match=r"appservice\.listen_port: expected a whole number"):
@@ -132,3 +139,9 @@ def test_write_back_keeps_comments_and_sets_keys(tmp_path: Path) -> None:
     assert config.appservice.as_token == "tok'en\"1"
     assert config.appservice.listen_port == 1234
     assert "newsec:" in text
+
+
+def test_database_passwords_are_redacted_for_messages() -> None:
+    assert redact_database_url("postgresql://u:p@ss@h:5432/d") == "postgresql://u:***@h:5432/d"
+    assert redact_database_url("postgresql://u@h/d") == "postgresql://u@h/d"
+    assert redact_database_url("sqlite:///x.db") == "sqlite:///x.db"

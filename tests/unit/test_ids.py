@@ -64,6 +64,8 @@ def test_platform_id_reverses_plain_ids_and_rejects_foreign_ones() -> None:
     assert MAPPER.platform_id("@_lms_alice:other.example.org") is None
     assert MAPPER.platform_id("@alice:school.example.org") is None
     assert MAPPER.platform_id("@_lms_A:school.example.org") is None  # not an encoding
+    assert MAPPER.platform_id("@_lms_=41:school.example.org") is None  # not canonical ("_a")
+    assert MAPPER.platform_id("@_lms_=61:school.example.org") is None  # not canonical ("a")
     assert MAPPER.is_bridged("@_lms_x:school.example.org")
     assert not MAPPER.is_bridged("@_lms_:school.example.org")
     assert not MAPPER.is_bridged("@lmsbot:school.example.org")

@@ -55,6 +55,9 @@ def test_generated_tokens_are_strong_and_saved_back(tmp_path: Path) -> None:
 def test_registration_file_is_private(tmp_path: Path) -> None:
     config = _config(tmp_path)
     path = tmp_path / "reg" / "registration.yaml"
+    path.parent.mkdir()
+    path.write_text("old")
+    path.chmod(0o644)
     write_registration(config, path)
     assert path.stat().st_mode & 0o077 == 0
     assert "as_token" in path.read_text()
