@@ -73,7 +73,7 @@ def test_a_config_error_names_the_key_and_file(tmp_path: Path) -> None:
     assert f"{config}: appservice.listen_port: expected a whole number, got 'lots'" in result.stderr
 
 
-def test_doctor_never_prints_the_database_password(tmp_path: Path) -> None:
+def _config_with_unreachable_database(tmp_path: Path) -> Path:
     config = tmp_path / "config.yaml"
     config.write_text(render_example())
     write_back(
@@ -86,7 +86,11 @@ def test_doctor_never_prints_the_database_password(tmp_path: Path) -> None:
             "homeserver.url": "http://127.0.0.1:9",
         },
     )
-    result = lms_bridge("doctor", "-c", str(config))
+    return config
+
+
+def test_doctor_never_prints_the_database_password(tmp_path: Path) -> None:
+    result = lms_bridge("doctor", "-c", str(_config_with_unreachable_database(tmp_path)))
     assert result.returncode == 1
     assert "FAIL database: cannot use postgresql://bridge:***@127.0.0.1" in result.stdout
     assert "s3cret-pw" not in result.stdout + result.stderr
@@ -151,18 +155,7 @@ def test_run_exits_with_the_sentence_on_bad_wiring(synapse_env: SynapseEnv, tmp_
 
 
 def test_run_explains_an_unreachable_database(tmp_path: Path) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(render_example())
-    write_back(
-        config,
-        {
-            "database.url": f"postgresql://bridge:s3cret-pw@127.0.0.1:{free_port()}/bridge",
-            "appservice.as_token": "a",
-            "appservice.hs_token": "h",
-            "lms.api_token": "l",
-        },
-    )
-    result = lms_bridge("run", "-c", str(config))
+    result = lms_bridge("run", "-c", str(_config_with_unreachable_database(tmp_path)))
     assert result.returncode == 1
     assert "cannot start: cannot use the database postgresql://bridge:***@127.0.0.1" in (
         result.stderr
