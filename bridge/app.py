@@ -14,6 +14,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.api.errors import api_error
 from bridge.api.health import HealthRoutes
+from bridge.api.http import lms_auth_middleware
+from bridge.api.openapi import OpenApiRoute
+from bridge.api.people import PeopleRoutes
+from bridge.api.roster import RosterRoutes
 from bridge.config import Config, missing_secrets, redact_database_url
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.appservice import AppserviceEndpoint, matrix_error
@@ -22,10 +26,14 @@ from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUn
 from bridge.services.accounts import AccountService
 from bridge.services.inbound import EventDispatcher, InboundProcessor
 from bridge.services.photos import PhotoFetcher
+from bridge.services.policy import PolicyService
+from bridge.services.profile_sync import ProfileSyncWorker
+from bridge.services.roster import RosterService
 from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
 from bridge.store.database import Database
 from bridge.store.inbox import InboxRepository
+from bridge.store.roster import RosterRepository
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +64,13 @@ class Bridge:
         self.ids = MatrixIdMapper(config.appservice.account_prefix, config.homeserver.server_name)
         self.inbox = InboxRepository(self.db)
         self.photos = PhotoFetcher()
+        self.roster = RosterRepository(self.db)
         self.accounts = AccountService(
-            self.client, AccountRepository(self.db), self.ids, self.photos
+            self.client, AccountRepository(self.db), self.ids, self.photos, self._profile_of
         )
+        self.profile_sync = ProfileSyncWorker(self.roster, self.accounts)
+        self.roster_service = RosterService(self.roster, self.profile_sync.wake)
+        self.policy = PolicyService(self.roster)
         self.dispatcher = EventDispatcher()
         self.processor = InboundProcessor(self.inbox, self.dispatcher)
         self.appservice = AppserviceEndpoint(
@@ -73,13 +85,28 @@ class Bridge:
         self._runner: web.AppRunner | None = None
         self._worker: asyncio.Task[None] | None = None
         self._housekeeper: asyncio.Task[None] | None = None
+        self._profile_syncer: asyncio.Task[None] | None = None
 
     def web_app(self) -> web.Application:
         """The aiohttp application with every route of the bridge."""
-        app = web.Application(middlewares=[_error_middleware], client_max_size=64 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[_error_middleware, lms_auth_middleware(self.config.lms.api_token)],
+            client_max_size=64 * 1024 * 1024,
+        )
         app.add_routes(self.appservice.routes())
         app.add_routes(self.health.routes())
+        app.add_routes(
+            RosterRoutes(
+                self.roster_service, self.roster, self.ids, self.config.lms.max_body_bytes
+            ).routes()
+        )
+        app.add_routes(PeopleRoutes(self.policy, self.ids).routes())
+        app.add_routes(OpenApiRoute().routes())
         return app
+
+    async def _profile_of(self, platform_id: str) -> tuple[str, str | None] | None:
+        user = await self.roster.get_user(platform_id)
+        return None if user is None else (user.display_name, user.avatar_url)
 
     async def start(self, *, checks: bool = True) -> None:
         """Migrate, listen, check the wiring, then start processing."""
@@ -102,6 +129,7 @@ class Bridge:
             await self._check_wiring()
         self._worker = asyncio.create_task(self.processor.run(), name="inbound-processor")
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="housekeeping")
+        self._profile_syncer = asyncio.create_task(self.profile_sync.run(), name="profile-sync")
         self.started = True
         log.info(
             "bridge ready on %s:%d as %s",
@@ -201,16 +229,18 @@ class Bridge:
             await self._runner.cleanup()
             self._runner = None
         self.processor.stop()
-        if self._housekeeper is not None:
-            self._housekeeper.cancel()
+        self.profile_sync.stop()
+        for task in (self._housekeeper, self._profile_syncer):
+            if task is not None:
+                task.cancel()
         if self._worker is not None:
             await asyncio.wait([self._worker], timeout=grace)
             self._worker.cancel()
-        for task in (self._housekeeper, self._worker):
+        for task in (self._housekeeper, self._profile_syncer, self._worker):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._worker = self._housekeeper = None
+        self._worker = self._housekeeper = self._profile_syncer = None
         await self.client.close()
         await self.photos.close()
         await self.db.close()

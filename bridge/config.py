@@ -122,6 +122,11 @@ class LmsConfig:
     webhook_secret: str = setting(
         "Secret for the HMAC-SHA256 signature of webhook calls. Generated when empty.", ""
     )
+    max_body_bytes: int = setting(
+        "Largest request body the REST API accepts (bigger ones get 413); bulk roster syncs "
+        "should be split into requests below it.",
+        16 * 1024 * 1024,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -358,6 +363,8 @@ def validate(config: Config) -> list[str]:
         )
     if asc.txn_dedupe_window_seconds < 60:
         problems.append("appservice.txn_dedupe_window_seconds: expected at least 60")
+    if config.lms.max_body_bytes < 1024:
+        problems.append("lms.max_body_bytes: expected at least 1024")
     if asc.inbox_retention_days < 1:
         problems.append("appservice.inbox_retention_days: expected at least 1")
     try:

@@ -14,7 +14,8 @@ from bridge.store.accounts import AccountRepository
 
 log = logging.getLogger(__name__)
 
-KnownUser = Callable[[str], Awaitable[bool]]
+# The platform's current name and photo of a person, or None for someone it doesn't know.
+ProfileLookup = Callable[[str], Awaitable[tuple[str, str | None] | None]]
 
 
 class AccountService:
@@ -26,13 +27,13 @@ class AccountService:
         accounts: AccountRepository,
         ids: MatrixIdMapper,
         photos: PhotoFetcher,
-        is_known_user: KnownUser | None = None,
+        profile_of: ProfileLookup | None = None,
     ) -> None:
         self._client = client
         self._photos = photos
         self._accounts = accounts
         self._ids = ids
-        self._is_known_user = is_known_user
+        self._profile_of = profile_of
 
     async def ensure_account(self, platform_id: str) -> str:
         """The Matrix ID of a platform user, registering the account the first time."""
@@ -98,9 +99,10 @@ class AccountService:
         if await self._accounts.get_by_user_id(user_id) is not None:
             return True
         platform_id = self._ids.platform_id(user_id)
-        if platform_id is None or self._is_known_user is None:
+        if platform_id is None or self._profile_of is None:
             return False
-        if not await self._is_known_user(platform_id):
+        profile = await self._profile_of(platform_id)
+        if profile is None:
             return False
-        await self.ensure_account(platform_id)
+        await self.sync_profile(platform_id, *profile)
         return True

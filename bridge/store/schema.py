@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -69,4 +70,120 @@ matrix_accounts = Table(
     Column("avatar_source", Text, nullable=True),
     Column("avatar_mxc", Text, nullable=True),
     Column("profile_synced_at", DateTime(timezone=True), nullable=True),
+)
+
+# --- the roster (the LMS is the source of truth; these are its latest upserts) ---
+
+# Exact, byte-wise ordering for the search words, so prefix range scans work the same on both
+# databases (SQLite compares bytes already).
+SearchText = String(255).with_variant(String(255, collation="C"), "postgresql")
+
+institutions = Table(
+    "institutions",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("region", String(8), nullable=True),
+    Column("timezone", String(64), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("display_name", Text, nullable=False),
+    Column("avatar_url", Text, nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("availability", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column(
+        "institution_id",
+        String(255),
+        ForeignKey("institutions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("user_id", String(255), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Index("ix_memberships_user_id", "user_id"),
+)
+
+courses = Table(
+    "courses",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column(
+        "institution_id",
+        String(255),
+        ForeignKey("institutions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("title", Text, nullable=False),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column(
+        "course_id",
+        String(255),
+        ForeignKey("courses.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("title", Text, nullable=False),
+)
+
+
+def _assignment(name: str) -> Table:
+    """Enrollments (a student in a batch) and teaching (a tutor of a batch) share one shape."""
+    return Table(
+        name,
+        metadata,
+        Column(
+            "batch_id",
+            String(255),
+            ForeignKey("batches.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column(
+            "user_id", String(255), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+        ),
+        Column("begins_at", DateTime(timezone=True), nullable=True),
+        Column("ends_at", DateTime(timezone=True), nullable=True),
+        Index(f"ix_{name}_user_id", "user_id"),
+    )
+
+
+enrollments = _assignment("enrollments")
+teaching = _assignment("teaching")
+
+# People search: one row per word of each member's name, per institution and role. The primary
+# key is the search index: (institution, role, first word?, word, name) answers "members of I
+# with role R whose name starts with q, alphabetically" by one range scan that stops at the limit.
+contact_words = Table(
+    "contact_words",
+    metadata,
+    Column("institution_id", String(255), primary_key=True),
+    Column("role", String(16), primary_key=True),
+    Column("is_first", Boolean, primary_key=True),
+    Column("word", SearchText, primary_key=True),
+    Column("name_key", Text().with_variant(Text(collation="C"), "postgresql"), primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Index("ix_contact_words_user_id", "user_id"),
+)
+
+# Accounts whose Matrix profile must be brought in line with the roster (name or photo changed).
+profile_sync_queue = Table(
+    "profile_sync_queue",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
 )

@@ -1,0 +1,367 @@
+"""Request bodies of the roster API: field specs that both validate requests and describe them in
+the OpenAPI document, so the two cannot drift."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import available_timezones
+
+from bridge.domain.policy import ROLES
+from bridge.domain.roster import (
+    AssignmentDelete,
+    AssignmentPut,
+    BatchDelete,
+    BatchPut,
+    CourseDelete,
+    CoursePut,
+    InstitutionDelete,
+    InstitutionPut,
+    MembershipDelete,
+    MembershipPut,
+    RosterChange,
+    UserPut,
+)
+
+MAX_ID = 255
+MAX_TEXT = 500
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+_ZONES = frozenset(available_timezones() | {"UTC"})
+
+
+class FieldError(ValueError):
+    """A request field that is missing or wrong; `field` is its dotted path."""
+
+    def __init__(self, field_path: str, message: str) -> None:
+        super().__init__(f"{field_path}: {message}")
+        self.field = field_path
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a request body."""
+
+    name: str
+    kind: str  # id, text, boolean, url, timezone, region, role, moment, availability
+    required: bool = False
+    nullable: bool = True
+    description: str = ""
+    default: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _id(name: str, description: str) -> Field:
+    return Field(name, "id", required=True, nullable=False, description=description)
+
+
+RECORD_FIELDS: dict[str, list[Field]] = {
+    "institution": [
+        Field("name", "text", required=True, nullable=False, description="Display name"),
+        Field("region", "region", description="ISO 3166 country code, for phone number rules"),
+        Field("timezone", "timezone", description="IANA time zone, e.g. Europe/Berlin"),
+    ],
+    "user": [
+        Field("display_name", "text", required=True, nullable=False, description="Full name"),
+        Field("avatar_url", "url", description="Photo URL; without one an initials avatar"),
+        Field("active", "boolean", nullable=False, default=True, description="False deactivates"),
+        Field("availability", "availability", description="A tutor's stated availability"),
+    ],
+    "member": [
+        Field("role", "role", required=True, nullable=False, description="Role at the institution"),
+    ],
+    "course": [
+        _id("institution_id", "The institution the course belongs to"),
+        Field("title", "text", required=True, nullable=False, description="Course title"),
+    ],
+    "batch": [
+        _id("course_id", "The course the batch belongs to"),
+        Field("title", "text", required=True, nullable=False, description="Batch title"),
+    ],
+    "enrollment": [
+        Field("begins_at", "moment", description="Counts from (a date means 00:00 UTC)"),
+        Field("ends_at", "moment", description="Counts until (a date means the end of that day)"),
+    ],
+}
+RECORD_FIELDS["teaching"] = RECORD_FIELDS["enrollment"]
+
+# The identifying fields of each record type, taken from the URL in single-record routes.
+RECORD_KEYS: dict[str, list[str]] = {
+    "institution": ["id"],
+    "user": ["id"],
+    "member": ["institution_id", "user_id"],
+    "course": ["id"],
+    "batch": ["id"],
+    "enrollment": ["batch_id", "user_id"],
+    "teaching": ["batch_id", "user_id"],
+}
+
+
+def validate_body(record_type: str, body: Any, prefix: str = "") -> dict[str, Any]:
+    """Check a body against its record type; returns the cleaned values."""
+    if not isinstance(body, dict):
+        raise FieldError(prefix.rstrip(".") or "body", "expected a JSON object")
+    specs = RECORD_FIELDS[record_type]
+    known = {spec.name for spec in specs} | set(RECORD_KEYS[record_type]) | {"type", "delete"}
+    for key in body:
+        if key not in known:
+            raise FieldError(f"{prefix}{key}", "unknown field")
+    values: dict[str, Any] = {}
+    for spec in specs:
+        path = f"{prefix}{spec.name}"
+        if spec.name not in body:
+            if spec.required:
+                raise FieldError(path, "required")
+            values[spec.name] = spec.default
+            continue
+        value = body[spec.name]
+        if value is None:
+            if not spec.nullable:
+                raise FieldError(path, "must not be null")
+            values[spec.name] = None
+            continue
+        values[spec.name] = _CHECKS[spec.kind](path, value, spec)
+    begins, ends = values.get("begins_at"), values.get("ends_at")
+    if begins is not None and ends is not None and ends <= begins:
+        raise FieldError(f"{prefix}ends_at", "must be after begins_at")
+    return values
+
+
+def check_id(path: str, value: Any, _spec: Field | None = None) -> str:
+    """An identifier: a non-empty string of at most 255 characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError(path, "expected a non-empty string")
+    if len(value) > MAX_ID:
+        raise FieldError(path, f"longer than {MAX_ID} characters")
+    return value
+
+
+def _text(path: str, value: Any, _spec: Field) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError(path, "expected a non-empty string")
+    if len(value) > MAX_TEXT:
+        raise FieldError(path, f"longer than {MAX_TEXT} characters")
+    return value.strip()
+
+
+def _boolean(path: str, value: Any, _spec: Field) -> bool:
+    if not isinstance(value, bool):
+        raise FieldError(path, "expected true or false")
+    return value
+
+
+def _url(path: str, value: Any, _spec: Field) -> str:
+    if not isinstance(value, str) or len(value) > 2000:
+        raise FieldError(path, "expected a URL")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise FieldError(path, "expected an http:// or https:// URL")
+    return value
+
+
+def _timezone(path: str, value: Any, _spec: Field) -> str:
+    if not isinstance(value, str) or value not in _ZONES:
+        raise FieldError(path, "expected an IANA time zone such as Europe/Berlin")
+    return value
+
+
+def _region(path: str, value: Any, _spec: Field) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{2}", value):
+        raise FieldError(path, "expected a two-letter country code such as DE")
+    return value.upper()
+
+
+def _role(path: str, value: Any, _spec: Field) -> str:
+    if value not in ROLES:
+        raise FieldError(path, f"expected one of {', '.join(ROLES)}")
+    return str(value)
+
+
+def check_moment(path: str, value: Any, spec: Field | None = None) -> datetime:
+    """An ISO 8601 date or date-time (UTC when no offset); a date that ends a period means
+    the end of that day."""
+    if not isinstance(value, str):
+        raise FieldError(path, "expected an ISO 8601 date or date-time")
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day, time(), UTC)
+            return moment + timedelta(days=1) if path.endswith("ends_at") else moment
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise FieldError(path, "expected an ISO 8601 date or date-time") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _availability(path: str, value: Any, _spec: Field) -> str:
+    if not isinstance(value, dict):
+        raise FieldError(path, "expected an object with timezone, weekly_hours and note")
+    unknown = set(value) - {"timezone", "weekly_hours", "note"}
+    if unknown:
+        raise FieldError(f"{path}.{sorted(unknown)[0]}", "unknown field")
+    if value.get("timezone") is not None:
+        _timezone(f"{path}.timezone", value["timezone"], _spec)
+    hours = value.get("weekly_hours", [])
+    if not isinstance(hours, list) or len(hours) > 50:
+        raise FieldError(f"{path}.weekly_hours", "expected a list of at most 50 slots")
+    for n, slot in enumerate(hours):
+        where = f"{path}.weekly_hours[{n}]"
+        if not isinstance(slot, dict) or set(slot) != {"day", "start", "end"}:
+            raise FieldError(where, "expected {day, start, end}")
+        if slot["day"] not in _DAYS:
+            raise FieldError(f"{where}.day", f"expected one of {', '.join(_DAYS)}")
+        for key in ("start", "end"):
+            if not isinstance(slot[key], str) or not _HHMM.fullmatch(slot[key]):
+                raise FieldError(f"{where}.{key}", "expected HH:MM")
+        if slot["end"] <= slot["start"]:
+            raise FieldError(f"{where}.end", "must be after start")
+    note = value.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > MAX_TEXT):
+        raise FieldError(f"{path}.note", f"expected text of at most {MAX_TEXT} characters")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+_CHECKS = {
+    "id": check_id,
+    "text": _text,
+    "boolean": _boolean,
+    "url": _url,
+    "timezone": _timezone,
+    "region": _region,
+    "role": _role,
+    "moment": check_moment,
+    "availability": _availability,
+}
+
+
+def to_change(record_type: str, keys: dict[str, str], values: dict[str, Any]) -> RosterChange:
+    """The roster change a validated record asks for."""
+    k = keys
+    match record_type:
+        case "institution":
+            return InstitutionPut(k["id"], values["name"], values["region"], values["timezone"])
+        case "user":
+            return UserPut(
+                k["id"],
+                values["display_name"],
+                values["avatar_url"],
+                values["active"],
+                values["availability"],
+            )
+        case "member":
+            return MembershipPut(k["institution_id"], k["user_id"], values["role"])
+        case "course":
+            return CoursePut(k["id"], values["institution_id"], values["title"])
+        case "batch":
+            return BatchPut(k["id"], values["course_id"], values["title"])
+        case "enrollment" | "teaching":
+            return AssignmentPut(
+                "student" if record_type == "enrollment" else "tutor",
+                k["batch_id"],
+                k["user_id"],
+                values["begins_at"],
+                values["ends_at"],
+            )
+    raise ValueError(record_type)
+
+
+def to_delete(record_type: str, keys: dict[str, str]) -> RosterChange:
+    """The roster change that removes a record (people are deactivated, never deleted)."""
+    k = keys
+    match record_type:
+        case "institution":
+            return InstitutionDelete(k["id"])
+        case "member":
+            return MembershipDelete(k["institution_id"], k["user_id"])
+        case "course":
+            return CourseDelete(k["id"])
+        case "batch":
+            return BatchDelete(k["id"])
+        case "enrollment" | "teaching":
+            kind = "student" if record_type == "enrollment" else "tutor"
+            return AssignmentDelete(kind, k["batch_id"], k["user_id"])
+    raise FieldError("delete", f"a {record_type} can't be deleted (deactivate people instead)")
+
+
+def parse_bulk_record(index: int, record: Any) -> RosterChange:
+    """One record of a bulk request: `{"type": ..., <keys>, <fields>, "delete"?: true}`."""
+    prefix = f"records[{index}]."
+    if not isinstance(record, dict):
+        raise FieldError(f"records[{index}]", "expected a JSON object")
+    record_type = record.get("type")
+    if record_type not in RECORD_FIELDS:
+        raise FieldError(f"{prefix}type", f"expected one of {', '.join(RECORD_FIELDS)}")
+    keys = {key: check_id(f"{prefix}{key}", record.get(key)) for key in RECORD_KEYS[record_type]}
+    delete = record.get("delete", False)
+    if not isinstance(delete, bool):
+        raise FieldError(f"{prefix}delete", "expected true or false")
+    if delete:
+        return to_delete(record_type, keys)
+    return to_change(record_type, keys, validate_body(record_type, record, prefix))
+
+
+def json_schema(record_type: str, with_keys: bool = False) -> dict[str, Any]:
+    """The JSON Schema of a record type's body (for the OpenAPI document)."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    if with_keys:
+        properties["type"] = {"type": "string", "enum": [record_type]}
+        properties["delete"] = {"type": "boolean", "description": "Remove the record instead"}
+        required.append("type")
+        for key in RECORD_KEYS[record_type]:
+            properties[key] = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
+            required.append(key)
+    for spec in RECORD_FIELDS[record_type]:
+        schema = dict(_SCHEMAS[spec.kind])
+        if spec.description:
+            schema["description"] = spec.description
+        if spec.nullable:
+            schema = {"anyOf": [schema, {"type": "null"}], "description": spec.description}
+        properties[spec.name] = schema
+        if spec.required:
+            required.append(spec.name)
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
+_SCHEMAS: dict[str, dict[str, Any]] = {
+    "id": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+    "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
+    "boolean": {"type": "boolean"},
+    "url": {"type": "string", "format": "uri"},
+    "timezone": {"type": "string", "example": "Europe/Berlin"},
+    "region": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+    "role": {"type": "string", "enum": list(ROLES)},
+    "moment": {"type": "string", "description": "ISO 8601 date or date-time"},
+    "availability": {
+        "type": "object",
+        "properties": {
+            "timezone": {"type": "string"},
+            "weekly_hours": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "day": {"type": "string", "enum": list(_DAYS)},
+                        "start": {"type": "string", "pattern": "^\\d\\d:\\d\\d$"},
+                        "end": {"type": "string", "pattern": "^\\d\\d:\\d\\d$"},
+                    },
+                    "required": ["day", "start", "end"],
+                },
+            },
+            "note": {"type": "string", "maxLength": MAX_TEXT},
+        },
+        "additionalProperties": False,
+    },
+}

@@ -1,0 +1,82 @@
+"""What every LMS-facing handler shares: token check, JSON bodies within a size limit, errors."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bridge.api.errors import api_error
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiFailure(Exception):
+    """Raised by handlers to answer with the documented error body."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def response(self) -> web.Response:
+        """The error response."""
+        return api_error(self.status, self.code, self.message, **self.details)
+
+
+def lms_auth_middleware(api_token: str, prefix: str = "/api/") -> Any:
+    """Every route under `prefix` needs `Authorization: Bearer <lms api token>`."""
+    expected = api_token.encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(prefix):
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                return api_error(401, "unauthorized", "Send Authorization: Bearer <api token>")
+            if not hmac.compare_digest(token.strip().encode(), expected):
+                return api_error(403, "forbidden", "This API token is not valid")
+        try:
+            return await handler(request)
+        except ApiFailure as failure:
+            return failure.response()
+
+    return middleware
+
+
+async def read_json(request: web.Request, max_bytes: int) -> Any:
+    """The request's JSON body; 413 past `max_bytes`, 400 when it isn't JSON."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiFailure(
+            413, "body_too_large", f"The body is larger than {max_bytes} bytes", limit=max_bytes
+        )
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ApiFailure(
+            413, "body_too_large", f"The body is larger than {max_bytes} bytes", limit=max_bytes
+        )
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ApiFailure(400, "invalid_json", "The body is not valid JSON") from None
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]; 400 otherwise."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiFailure(
+            400, "invalid_parameter", f"{name}: expected a whole number", field=name
+        ) from None
+    if not low <= value <= high:
+        raise ApiFailure(400, "invalid_parameter", f"{name}: expected {low} to {high}", field=name)
+    return value

@@ -1,0 +1,268 @@
+"""The OpenAPI document of the LMS-facing API, built from the same tables the handlers use."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from bridge.api.fields import RECORD_FIELDS, json_schema
+from bridge.api.roster import MAX_BULK_RECORDS, RECORD_ROUTES
+from bridge.services.policy import MAX_CONTACTS
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "snake_case, stable"},
+                "message": {"type": "string", "description": "for people"},
+                "field": {"type": "string", "description": "the request field at fault"},
+                "missing": {"type": "object", "description": "ids that don't exist"},
+                "problems": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    },
+}
+_DESCRIPTIONS = {
+    400: "Invalid input; `error.field` names the field",
+    401: "No API token",
+    403: "Wrong API token",
+    404: "Unknown id; `error.missing` names it",
+    413: "Body too large",
+    422: "A referenced record doesn't exist; `error.missing` names it",
+}
+_USER = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "display_name": {"type": "string"},
+        "avatar_url": {"type": ["string", "null"]},
+        "initials": {"type": "string"},
+        "avatar_color": {"type": "string"},
+        "active": {"type": "boolean"},
+        "availability": {"type": ["object", "null"]},
+        "matrix_id": {"type": "string", "example": "@_lms_42:example.org"},
+        "memberships": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"institution_id": {"type": "string"}, "role": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {
+        str(status): {
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for status in (401, 403, *statuses)
+    }
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _params(path: str) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+
+
+def build_document(server_url: str = "/") -> dict[str, Any]:
+    """The OpenAPI 3.1 document."""
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, record_type, _params_map in RECORD_ROUTES:
+        operation: dict[str, Any] = {
+            "tags": ["roster"],
+            "parameters": _params(path),
+        }
+        if method == "PUT":
+            operation["summary"] = f"Create or replace a {record_type} (idempotent)"
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": json_schema(record_type)}},
+            }
+            stored = _USER if record_type == "user" else {"type": "object"}
+            operation["responses"] = {"200": _json(stored, "Stored"), **_errors(400, 404, 413, 422)}
+        else:
+            operation["summary"] = f"Remove a {record_type} (idempotent)"
+            operation["responses"] = {"204": {"description": "Removed"}, **_errors(404)}
+        paths.setdefault(path, {})[method.lower()] = operation
+    paths["/api/v1/users/{user_id}"]["get"] = {
+        "tags": ["roster"],
+        "summary": "A person with memberships and Matrix ID",
+        "parameters": _params("/api/v1/users/{user_id}"),
+        "responses": {"200": _json(_USER), **_errors(404)},
+    }
+    paths["/api/v1/roster/bulk"] = {
+        "post": {
+            "tags": ["roster"],
+            "summary": f"Apply up to {MAX_BULK_RECORDS} records at once, all or none",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["records"],
+                            "properties": {
+                                "records": {
+                                    "type": "array",
+                                    "maxItems": MAX_BULK_RECORDS,
+                                    "items": {
+                                        "oneOf": [
+                                            json_schema(kind, with_keys=True)
+                                            for kind in RECORD_FIELDS
+                                        ]
+                                    },
+                                }
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "applied": {"type": "integer"},
+                            "counts": {"type": "object"},
+                        },
+                    }
+                ),
+                **_errors(400, 413, 422),
+            },
+        }
+    }
+    paths["/api/v1/users/{user_id}/can-message/{other_id}"] = {
+        "get": {
+            "tags": ["policy"],
+            "summary": "May the user start a conversation with the other person, and why",
+            "parameters": _params("/api/v1/users/{user_id}/can-message/{other_id}"),
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["allowed", "code", "reason"],
+                        "properties": {
+                            "allowed": {"type": "boolean"},
+                            "code": {"type": "string", "example": "your_tutor"},
+                            "reason": {
+                                "type": "string",
+                                "example": "Alex Kim teaches your course Algebra 101",
+                            },
+                            "institution_id": {"type": ["string", "null"]},
+                        },
+                    }
+                ),
+                **_errors(404),
+            },
+        }
+    }
+    paths["/api/v1/users/{user_id}/contacts"] = {
+        "get": {
+            "tags": ["policy"],
+            "summary": "People the user may start a conversation with, best matches first",
+            "parameters": [
+                *_params("/api/v1/users/{user_id}/contacts"),
+                {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_CONTACTS,
+                        "default": 20,
+                    },
+                },
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "contacts": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "user_id": {"type": "string"},
+                                        "display_name": {"type": "string"},
+                                        "avatar_url": {"type": ["string", "null"]},
+                                        "initials": {"type": "string"},
+                                        "avatar_color": {"type": "string"},
+                                        "role": {"type": "string"},
+                                        "reason": {
+                                            "type": "string",
+                                            "example": "Tutor · Algebra 101",
+                                        },
+                                        "matrix_id": {"type": "string"},
+                                    },
+                                },
+                            }
+                        },
+                    }
+                ),
+                **_errors(400, 404),
+            },
+        }
+    }
+    paths["/api/v1/openapi.json"] = {
+        "get": {
+            "tags": ["meta"],
+            "summary": "This document",
+            "responses": {"200": {"description": "OpenAPI 3.1"}, **_errors()},
+        }
+    }
+    for path, summary in (("/health", "The process answers"), ("/ready", "Ready to work")):
+        paths[path] = {
+            "get": {
+                "tags": ["operations"],
+                "summary": summary,
+                "security": [],
+                "responses": {"200": {"description": "Yes"}, "503": {"description": "No"}},
+            }
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "lms-matrix-bridge",
+            "version": "1",
+            "description": "The bridge's REST API for the learning platform.",
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"lmsToken": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"lmsToken": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": _ERROR},
+        },
+    }
+
+
+class OpenApiRoute:
+    """Serves the document."""
+
+    def __init__(self) -> None:
+        self._document = build_document()
+
+    def routes(self) -> list[web.RouteDef]:
+        """The routes to add to the bridge's web application."""
+        return [web.get("/api/v1/openapi.json", self.serve)]
+
+    async def serve(self, _request: web.Request) -> web.Response:
+        """`GET /api/v1/openapi.json`."""
+        return web.json_response(self._document)

@@ -1,0 +1,147 @@
+"""Roster changes as plain values: what the LMS asks to put or remove."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from bridge.domain.policy import Role
+
+AssignmentKind = Literal["student", "tutor"]
+
+
+@dataclass(frozen=True)
+class InstitutionPut:
+    """Create or replace an institution."""
+
+    id: str
+    name: str
+    region: str | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class InstitutionDelete:
+    """Remove an institution with its courses, batches and memberships."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class UserPut:
+    """Create or replace a person (deactivating is `active=False`; people are never deleted)."""
+
+    id: str
+    display_name: str
+    avatar_url: str | None = None
+    active: bool = True
+    availability: str | None = None  # JSON text, as given
+
+
+@dataclass(frozen=True)
+class MembershipPut:
+    """Give a person one role at an institution."""
+
+    institution_id: str
+    user_id: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class MembershipDelete:
+    """Take a person out of an institution."""
+
+    institution_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class CoursePut:
+    """Create or replace a course."""
+
+    id: str
+    institution_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class CourseDelete:
+    """Remove a course with its batches."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class BatchPut:
+    """Create or replace a batch (cohort, section, class) of a course."""
+
+    id: str
+    course_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class BatchDelete:
+    """Remove a batch with its enrollments and teaching assignments."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class AssignmentPut:
+    """Enroll a student in a batch, or make a tutor teach it, optionally for a period."""
+
+    kind: AssignmentKind
+    batch_id: str
+    user_id: str
+    begins_at: datetime | None = None
+    ends_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AssignmentDelete:
+    """End an enrollment or a teaching assignment."""
+
+    kind: AssignmentKind
+    batch_id: str
+    user_id: str
+
+
+RosterChange = (
+    InstitutionPut
+    | InstitutionDelete
+    | UserPut
+    | MembershipPut
+    | MembershipDelete
+    | CoursePut
+    | CourseDelete
+    | BatchPut
+    | BatchDelete
+    | AssignmentPut
+    | AssignmentDelete
+)
+
+
+def change_key(change: RosterChange) -> tuple[str, ...]:
+    """What a change is about: a later change with the same key replaces an earlier one."""
+    match change:
+        case InstitutionPut(id=i) | InstitutionDelete(id=i):
+            return ("institution", i)
+        case UserPut(id=i):
+            return ("user", i)
+        case (
+            MembershipPut(institution_id=i, user_id=u)
+            | MembershipDelete(institution_id=i, user_id=u)
+        ):
+            return ("membership", i, u)
+        case CoursePut(id=i) | CourseDelete(id=i):
+            return ("course", i)
+        case BatchPut(id=i) | BatchDelete(id=i):
+            return ("batch", i)
+        case (
+            AssignmentPut(kind=k, batch_id=b, user_id=u)
+            | AssignmentDelete(kind=k, batch_id=b, user_id=u)
+        ):
+            return ("assignment", k, b, u)
+    raise TypeError(f"not a roster change: {change!r}")

@@ -1,0 +1,148 @@
+"""The messaging policy applied to the stored roster: can A message B, and whom can A find."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bridge.domain.names import name_key, name_words
+from bridge.domain.policy import Decision, Role, may_converse, may_start
+from bridge.store.roster import RosterRepository
+
+# Where a contact comes from → (their role, how the reason starts); the order is the preference
+# when one person is related in several ways.
+_SOURCES: dict[str, tuple[Role, str]] = {
+    "your_tutor": ("tutor", "Tutor"),
+    "your_student": ("student", "Student"),
+    "batch_mate": ("student", "Student"),
+    "fellow_tutor": ("tutor", "Tutor"),
+    "admin_to_tutor": ("tutor", "Tutor"),
+    "admin_to_student": ("student", "Student"),
+}
+_PREFERENCE = {source: n for n, source in enumerate(_SOURCES)}
+MAX_CONTACTS = 100
+
+
+class UnknownUser(LookupError):
+    """A user id the roster doesn't know."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(user_id)
+        self.user_id = user_id
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Someone the searcher may start a conversation with."""
+
+    user_id: str
+    display_name: str
+    avatar_url: str | None
+    role: Role
+    reason: str
+    rank: int
+    name_key: str
+
+
+class PolicyService:
+    """Answers policy questions from storage, using the pure rules of `bridge.domain.policy`."""
+
+    def __init__(self, roster: RosterRepository) -> None:
+        self._roster = roster
+
+    async def can_start(self, a: str, b: str) -> Decision:
+        """May a start a conversation with b? Raises UnknownUser."""
+        return may_start(await self._facts(a, b))
+
+    async def can_converse(self, a: str, b: str) -> Decision:
+        """May a and b (still) write to each other in an existing conversation?"""
+        return may_converse(await self._facts(a, b))
+
+    async def _facts(self, a: str, b: str):  # type: ignore[no-untyped-def]
+        facts = await self._roster.pair_facts(a, b, datetime.now(UTC))
+        if facts is None:
+            missing = a if not await self._roster.existing("user", [a]) else b
+            raise UnknownUser(missing)
+        return facts
+
+    async def contacts(self, searcher: str, query: str = "", limit: int = 20) -> list[Contact]:
+        """The people `searcher` may start a conversation with whose name matches `query`.
+
+        A name matches when each word of the query starts one of its words (case and accents
+        ignored). Names that start with the query come first, then the others; alphabetical
+        within each group.
+        """
+        me = await self._roster.get_user(searcher)
+        if me is None:
+            raise UnknownUser(searcher)
+        if not me.active:
+            return []
+        limit = max(1, min(limit, MAX_CONTACTS))
+        words = name_words(query)
+        now = datetime.now(UTC)
+        best: dict[str, tuple[int, int, str, str, str]] = {}  # id → rank, pref, key, source, ctx
+
+        def offer(user_id: str, key: str, rank: int, source: str, context: str) -> None:
+            candidate = (rank, _PREFERENCE[source], key, source, context)
+            if user_id not in best or candidate < best[user_id]:
+                best[user_id] = candidate
+
+        for institution_id, institution_name, role in await self._roster.memberships_with_names(
+            searcher
+        ):
+            if role == "admin":
+                for target in ("student", "tutor"):
+                    for user_id, key, rank in await self._roster.members_by_name(
+                        institution_id, target, words, limit, searcher
+                    ):
+                        offer(user_id, key, rank, f"admin_to_{target}", institution_name)
+                continue
+            if role == "tutor":
+                for user_id, key, rank in await self._roster.members_by_name(
+                    institution_id, "tutor", words, limit, searcher
+                ):
+                    offer(user_id, key, rank, "fellow_tutor", institution_name)
+            sources = ("your_student",) if role == "tutor" else ("your_tutor", "batch_mate")
+            for source in sources:
+                related = await self._roster.related_people(source, searcher, institution_id, now)
+                people = await self._roster.people(user_id for user_id, _ in related)
+                for user_id, context in related:
+                    person = people[user_id]
+                    if not person.active:
+                        continue
+                    key = name_key(person.display_name)
+                    rank = _rank(key, words)
+                    if rank is not None:
+                        offer(user_id, key, rank, source, context)
+
+        chosen = sorted(best.items(), key=lambda item: (item[1][0], item[1][2], item[0]))[:limit]
+        people = await self._roster.people(user_id for user_id, _ in chosen)
+        contacts = []
+        for user_id, (rank, _pref, key, source, context) in chosen:
+            person = people[user_id]
+            role, label = _SOURCES[source]
+            contacts.append(
+                Contact(
+                    user_id=user_id,
+                    display_name=person.display_name,
+                    avatar_url=person.avatar_url,
+                    role=role,
+                    reason=f"{label} · {context}",
+                    rank=rank,
+                    name_key=key,
+                )
+            )
+        return contacts
+
+
+def _rank(key: str, words: list[str]) -> int | None:
+    """0 when the name starts with the query, 1 when every query word starts a name word."""
+    if not words:
+        return 0
+    query = " ".join(words)
+    if key.startswith(query):
+        return 0
+    name = key.split()
+    if all(any(w.startswith(q) for w in name) for q in words):
+        return 1
+    return None

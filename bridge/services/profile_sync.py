@@ -1,0 +1,71 @@
+"""Keeps bridged accounts' Matrix profiles in line with the roster, off the API's request path.
+
+Roster writes queue people whose name or photo changed (and who have a Matrix account); this
+worker drains the queue. The queue is a table, so nothing is forgotten across restarts, and a
+person changed again while being synced stays queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bridge.matrix.client import HomeserverError, HomeserverUnreachable
+from bridge.services.accounts import AccountService
+from bridge.store.roster import RosterRepository
+
+log = logging.getLogger(__name__)
+
+
+class ProfileSyncWorker:
+    """Drains the profile sync queue; backs off while the homeserver is unreachable."""
+
+    def __init__(self, roster: RosterRepository, accounts: AccountService) -> None:
+        self._roster = roster
+        self._accounts = accounts
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Signal that people were queued."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Return from `run()` after the person in hand."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Sync queued profiles until stopped."""
+        delay = 1.0
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                synced = await self.sync_queued()
+                delay = 1.0
+            except (HomeserverUnreachable, HomeserverError) as exc:
+                log.warning("profile sync paused for %.0fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60)
+                continue
+            except Exception:
+                log.exception("profile sync failed; retrying shortly")
+                await asyncio.sleep(5)
+                continue
+            if not synced and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=30)
+
+    async def sync_queued(self, limit: int = 50) -> int:
+        """Sync up to `limit` queued people; returns how many."""
+        queued = await self._roster.next_profile_syncs(limit)
+        people = await self._roster.people(user_id for user_id, _ in queued)
+        for user_id, queued_at in queued:
+            if self._stopping:
+                break
+            person = people.get(user_id)
+            if person is not None:
+                await self._accounts.sync_profile(user_id, person.display_name, person.avatar_url)
+            await self._roster.profile_synced(user_id, queued_at)
+        return len(queued)

@@ -1,0 +1,646 @@
+"""Repository of the roster: institutions, people, memberships, courses, batches, assignments.
+
+Writes come as lists of roster changes applied in one transaction with batched statements (a
+nightly sync is hundreds of thousands of rows); the people-search words and the profile sync queue
+are maintained in the same transaction. Policy questions are answered by indexed lookups about
+the two people concerned, never by loading the roster.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import DateTime, Table, bindparam, delete, select, text, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.domain.names import MAX_NAME_WORDS, name_key, name_words, prefix_end
+from bridge.domain.policy import PairFacts, Person, Role, SharedInstitution
+from bridge.domain.roster import (
+    AssignmentDelete,
+    AssignmentPut,
+    BatchDelete,
+    BatchPut,
+    CourseDelete,
+    CoursePut,
+    InstitutionDelete,
+    InstitutionPut,
+    MembershipDelete,
+    MembershipPut,
+    RosterChange,
+    UserPut,
+)
+from bridge.store.database import Database
+from bridge.store.schema import (
+    batches,
+    contact_words,
+    courses,
+    enrollments,
+    institutions,
+    matrix_accounts,
+    memberships,
+    profile_sync_queue,
+    teaching,
+    users,
+)
+
+_CHUNK = 2000  # rows per statement: well under both databases' bound-parameter limits
+_NAME_KEY_MAX = 200
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A person with their memberships."""
+
+    id: str
+    display_name: str
+    avatar_url: str | None
+    active: bool
+    availability: str | None
+    memberships: tuple[tuple[str, Role], ...]  # (institution id, role)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What applying a list of changes did."""
+
+    counts: dict[str, int]
+    profile_changes: list[str]  # people with a Matrix account whose name or photo changed
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    """A person found by a contacts query, with what relates them to the searcher."""
+
+    user_id: str
+    name_key: str
+    source: str  # your_tutor, batch_mate, your_student, fellow_tutor, admin_to_student, ...
+    context: str  # a course, batch or institution name
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+_CURRENT = "({x}.begins_at IS NULL OR {x}.begins_at <= :now) AND " + (
+    "({x}.ends_at IS NULL OR {x}.ends_at > :now)"
+)
+
+
+def _current(alias: str) -> str:
+    return _CURRENT.format(x=alias)
+
+
+_PAIR_FACTS = text(
+    f"""
+SELECT ma.institution_id AS id, i.name AS name, ma.role AS role_a, mb.role AS role_b,
+  CASE WHEN ma.role = 'student' AND mb.role = 'student' THEN (
+    SELECT c.title || ' · ' || bt.title FROM enrollments ea
+      JOIN enrollments eb ON eb.batch_id = ea.batch_id
+      JOIN batches bt ON bt.id = ea.batch_id JOIN courses c ON c.id = bt.course_id
+    WHERE ea.user_id = :a AND eb.user_id = :b AND c.institution_id = ma.institution_id
+      AND {_current("ea")} AND {_current("eb")}
+    ORDER BY 1 LIMIT 1) END AS same_batch,
+  CASE WHEN ma.role = 'student' AND mb.role = 'tutor' THEN (
+    SELECT c.title FROM enrollments e JOIN batches be ON be.id = e.batch_id
+      JOIN batches bt ON bt.course_id = be.course_id JOIN teaching t ON t.batch_id = bt.id
+      JOIN courses c ON c.id = be.course_id
+    WHERE e.user_id = :a AND t.user_id = :b AND c.institution_id = ma.institution_id
+      AND {_current("e")} AND {_current("t")}
+    ORDER BY 1 LIMIT 1) END AS a_learns_from_b,
+  CASE WHEN ma.role = 'tutor' AND mb.role = 'student' THEN (
+    SELECT c.title FROM enrollments e JOIN batches be ON be.id = e.batch_id
+      JOIN batches bt ON bt.course_id = be.course_id JOIN teaching t ON t.batch_id = bt.id
+      JOIN courses c ON c.id = be.course_id
+    WHERE e.user_id = :b AND t.user_id = :a AND c.institution_id = ma.institution_id
+      AND {_current("e")} AND {_current("t")}
+    ORDER BY 1 LIMIT 1) END AS b_learns_from_a,
+  CASE WHEN ma.role = 'tutor' AND mb.role = 'student' THEN (
+    SELECT c.title || ' · ' || bt.title FROM teaching t
+      JOIN enrollments e ON e.batch_id = t.batch_id
+      JOIN batches bt ON bt.id = t.batch_id JOIN courses c ON c.id = bt.course_id
+    WHERE t.user_id = :a AND e.user_id = :b AND c.institution_id = ma.institution_id
+      AND {_current("t")} AND {_current("e")}
+    ORDER BY 1 LIMIT 1) END AS a_teaches_b,
+  CASE WHEN ma.role = 'student' AND mb.role = 'tutor' THEN (
+    SELECT c.title || ' · ' || bt.title FROM teaching t
+      JOIN enrollments e ON e.batch_id = t.batch_id
+      JOIN batches bt ON bt.id = t.batch_id JOIN courses c ON c.id = bt.course_id
+    WHERE t.user_id = :b AND e.user_id = :a AND c.institution_id = ma.institution_id
+      AND {_current("t")} AND {_current("e")}
+    ORDER BY 1 LIMIT 1) END AS b_teaches_a
+FROM memberships ma
+  JOIN memberships mb ON mb.institution_id = ma.institution_id AND mb.user_id = :b
+  JOIN institutions i ON i.id = ma.institution_id
+WHERE ma.user_id = :a
+ORDER BY ma.institution_id
+"""
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+
+# The people a student or tutor is related to through courses (small sets, fetched whole).
+_RELATED = {
+    "your_tutor": f"""
+SELECT t.user_id AS user_id, MIN(c.title) AS context FROM enrollments e
+  JOIN batches be ON be.id = e.batch_id JOIN batches bt ON bt.course_id = be.course_id
+  JOIN teaching t ON t.batch_id = bt.id JOIN courses c ON c.id = be.course_id
+  JOIN memberships m ON m.user_id = t.user_id AND m.institution_id = c.institution_id
+WHERE e.user_id = :a AND c.institution_id = :i AND m.role = 'tutor'
+  AND {_current("e")} AND {_current("t")}
+GROUP BY t.user_id""",
+    "batch_mate": f"""
+SELECT o.user_id AS user_id, MIN(c.title || ' · ' || bt.title) AS context FROM enrollments e
+  JOIN enrollments o ON o.batch_id = e.batch_id
+  JOIN batches bt ON bt.id = e.batch_id JOIN courses c ON c.id = bt.course_id
+  JOIN memberships m ON m.user_id = o.user_id AND m.institution_id = c.institution_id
+WHERE e.user_id = :a AND c.institution_id = :i AND m.role = 'student' AND o.user_id <> :a
+  AND {_current("e")} AND {_current("o")}
+GROUP BY o.user_id""",
+    "your_student": f"""
+SELECT e.user_id AS user_id, MIN(c.title || ' · ' || bt.title) AS context FROM teaching t
+  JOIN enrollments e ON e.batch_id = t.batch_id
+  JOIN batches bt ON bt.id = t.batch_id JOIN courses c ON c.id = bt.course_id
+  JOIN memberships m ON m.user_id = e.user_id AND m.institution_id = c.institution_id
+WHERE t.user_id = :a AND c.institution_id = :i AND m.role = 'student'
+  AND {_current("t")} AND {_current("e")}
+GROUP BY e.user_id""",
+}
+_RELATED_QUERIES = {
+    source: text(sql).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+    for source, sql in _RELATED.items()
+}
+
+
+class RosterRepository:
+    """All SQL about the roster tables."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._dialect = postgresql if db.dialect == "postgresql" else sqlite
+
+    # --- reading ---
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        """A person and their memberships, or None."""
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+            if row is None:
+                return None
+            member_rows = await conn.execute(
+                select(memberships.c.institution_id, memberships.c.role)
+                .where(memberships.c.user_id == user_id)
+                .order_by(memberships.c.institution_id)
+            )
+            return UserRecord(
+                id=row.id,
+                display_name=row.display_name,
+                avatar_url=row.avatar_url,
+                active=row.active,
+                availability=row.availability,
+                memberships=tuple((r.institution_id, r.role) for r in member_rows),
+            )
+
+    async def people(self, user_ids: Iterable[str]) -> dict[str, UserRecord]:
+        """Several people at once (without memberships)."""
+        ids = list(dict.fromkeys(user_ids))
+        found: dict[str, UserRecord] = {}
+        async with self._db.engine.connect() as conn:
+            for chunk in _chunks(ids):
+                rows = await conn.execute(select(users).where(users.c.id.in_(chunk)))
+                for r in rows:
+                    found[r.id] = UserRecord(
+                        r.id, r.display_name, r.avatar_url, r.active, r.availability, ()
+                    )
+        return found
+
+    async def existing(self, kind: str, keys: Iterable[str]) -> set[str]:
+        """Which of `keys` exist, for kind "institution", "user", "course" or "batch"."""
+        table = {
+            "institution": institutions,
+            "user": users,
+            "course": courses,
+            "batch": batches,
+        }[kind]
+        wanted = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        async with self._db.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                rows = await conn.execute(select(table.c.id).where(table.c.id.in_(chunk)))
+                found.update(r.id for r in rows)
+        return found
+
+    async def course_institutions(self, course_ids: Iterable[str]) -> dict[str, str]:
+        """The institution of each course."""
+        wanted = list(dict.fromkeys(course_ids))
+        found: dict[str, str] = {}
+        async with self._db.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                rows = await conn.execute(
+                    select(courses.c.id, courses.c.institution_id).where(courses.c.id.in_(chunk))
+                )
+                found.update((r.id, r.institution_id) for r in rows)
+        return found
+
+    async def pair_facts(self, a: str, b: str, now: datetime) -> PairFacts | None:
+        """What the policy needs about a and b (None when either is unknown)."""
+        async with self._db.engine.connect() as conn:
+            people = {
+                r.id: Person(r.id, r.display_name, r.active)
+                for r in await conn.execute(
+                    select(users.c.id, users.c.display_name, users.c.active).where(
+                        users.c.id.in_([a, b])
+                    )
+                )
+            }
+            if a not in people or b not in people:
+                return None
+            rows = await conn.execute(_PAIR_FACTS, {"a": a, "b": b, "now": now})
+            shared = tuple(
+                SharedInstitution(
+                    id=r.id,
+                    name=r.name,
+                    role_a=r.role_a,
+                    role_b=r.role_b,
+                    same_batch=r.same_batch,
+                    a_learns_from_b=r.a_learns_from_b,
+                    b_learns_from_a=r.b_learns_from_a,
+                    a_teaches_b=r.a_teaches_b,
+                    b_teaches_a=r.b_teaches_a,
+                )
+                for r in rows
+            )
+        return PairFacts(people[a], people[b], shared)
+
+    async def memberships_with_names(self, user_id: str) -> list[tuple[str, str, Role]]:
+        """(institution id, institution name, role) of each of a person's memberships."""
+        async with self._db.engine.connect() as conn:
+            rows = await conn.execute(
+                select(memberships.c.institution_id, institutions.c.name, memberships.c.role)
+                .join(institutions, institutions.c.id == memberships.c.institution_id)
+                .where(memberships.c.user_id == user_id)
+                .order_by(memberships.c.institution_id)
+            )
+            return [(r.institution_id, r.name, r.role) for r in rows]
+
+    async def related_people(
+        self, source: str, searcher: str, institution_id: str, now: datetime
+    ) -> list[tuple[str, str]]:
+        """(user id, course or batch) of the people related to `searcher` through `source`."""
+        async with self._db.engine.connect() as conn:
+            rows = await conn.execute(
+                _RELATED_QUERIES[source], {"a": searcher, "i": institution_id, "now": now}
+            )
+            return [(r.user_id, r.context) for r in rows]
+
+    async def members_by_name(
+        self,
+        institution_id: str,
+        role: Role,
+        words: list[str],
+        limit: int,
+        exclude: str,
+    ) -> list[tuple[str, str, int]]:
+        """Active members of an institution with a role whose name matches `words`.
+
+        Returns (user id, name key, rank): rank 0 for names starting with the query, 1 for names
+        where every query word starts some word; alphabetical within a rank; rank 1 only as far
+        as rank 0 leaves room under `limit`. Each query is a range scan of the search index.
+        """
+        cw = contact_words.c
+        base = (
+            select(cw.user_id, cw.name_key)
+            .join(users, users.c.id == cw.user_id)
+            .where(
+                cw.institution_id == institution_id,
+                cw.role == role,
+                users.c.active.is_(True),
+                cw.user_id != exclude,
+            )
+        )
+        async with self._db.engine.connect() as conn:
+            if not words:
+                rows = await conn.execute(
+                    base.where(cw.is_first.is_(True)).order_by(cw.word, cw.name_key).limit(limit)
+                )
+                return [(r.user_id, r.name_key, 0) for r in rows]
+            query = " ".join(words)
+            first = await conn.execute(
+                base.where(
+                    cw.is_first.is_(True),
+                    cw.word >= words[0],
+                    cw.word < prefix_end(words[0]),
+                    cw.name_key >= query,
+                    cw.name_key < prefix_end(query),
+                )
+                .order_by(cw.word, cw.name_key)
+                .limit(limit)
+            )
+            found = [(r.user_id, r.name_key, 0) for r in first]
+            if len(found) >= limit:
+                return found
+            anchor = max(words, key=len)
+            others = [w for w in words if w is not anchor]
+            # Any word may carry the anchor (for "a b", "Ann Bob" matches by its first word);
+            # names already found as rank 0 come back here too and are skipped.
+            second = base.where(cw.word >= anchor, cw.word < prefix_end(anchor))
+            for word in others:
+                second = second.where((" " + cw.name_key).like(f"% {word}%"))
+            rows = await conn.execute(
+                second.group_by(cw.user_id, cw.name_key)
+                .order_by(cw.name_key)
+                .limit(limit + len(found))
+            )
+            seen = {user_id for user_id, _, _ in found}
+            found += [(r.user_id, r.name_key, 1) for r in rows if r.user_id not in seen]
+            return found
+
+    # --- writing ---
+
+    async def apply(self, changes: Sequence[RosterChange], now: datetime) -> ApplyResult:
+        """Apply roster changes in one transaction (references must already be checked)."""
+        by_type: dict[type, list[Any]] = defaultdict(list)
+        for change in changes:
+            by_type[type(change)].append(change)
+        counts: dict[str, int] = defaultdict(int)
+        async with self._db.engine.begin() as conn:
+            changed_people = await self._put_users(conn, by_type[UserPut], now)
+            await self._upsert(
+                conn,
+                institutions,
+                [
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "region": c.region,
+                        "timezone": c.timezone,
+                        "updated_at": now,
+                    }
+                    for c in by_type[InstitutionPut]
+                ],
+                ["id"],
+            )
+            await self._upsert(
+                conn,
+                courses,
+                [
+                    {"id": c.id, "institution_id": c.institution_id, "title": c.title}
+                    for c in by_type[CoursePut]
+                ],
+                ["id"],
+            )
+            await self._upsert(
+                conn,
+                batches,
+                [
+                    {"id": c.id, "course_id": c.course_id, "title": c.title}
+                    for c in by_type[BatchPut]
+                ],
+                ["id"],
+            )
+            await self._upsert(
+                conn,
+                memberships,
+                [
+                    {"institution_id": c.institution_id, "user_id": c.user_id, "role": c.role}
+                    for c in by_type[MembershipPut]
+                ],
+                ["institution_id", "user_id"],
+            )
+            for kind, table in (("student", enrollments), ("tutor", teaching)):
+                await self._upsert(
+                    conn,
+                    table,
+                    [
+                        {
+                            "batch_id": c.batch_id,
+                            "user_id": c.user_id,
+                            "begins_at": c.begins_at,
+                            "ends_at": c.ends_at,
+                        }
+                        for c in by_type[AssignmentPut]
+                        if c.kind == kind
+                    ],
+                    ["batch_id", "user_id"],
+                )
+                await self._delete_pairs(
+                    conn,
+                    table,
+                    ("batch_id", "user_id"),
+                    [(c.batch_id, c.user_id) for c in by_type[AssignmentDelete] if c.kind == kind],
+                )
+            await self._delete_pairs(
+                conn,
+                memberships,
+                ("institution_id", "user_id"),
+                [(c.institution_id, c.user_id) for c in by_type[MembershipDelete]],
+            )
+            for change_type, table in (
+                (BatchDelete, batches),
+                (CourseDelete, courses),
+                (InstitutionDelete, institutions),
+            ):
+                ids = [c.id for c in by_type[change_type]]
+                for chunk in _chunks(ids):
+                    await conn.execute(delete(table).where(table.c.id.in_(chunk)))
+            # Which people's search words to rebuild: renamed people and changed memberships.
+            reindex = set(changed_people["renamed"])
+            reindex.update(c.user_id for c in by_type[MembershipPut])
+            reindex.update(c.user_id for c in by_type[MembershipDelete])
+            if by_type[InstitutionDelete]:
+                await self._drop_words_of_institutions(
+                    conn, [c.id for c in by_type[InstitutionDelete]]
+                )
+            await self._reindex(conn, sorted(reindex))
+            synced = await self._queue_profile_sync(conn, changed_people["profile"], now)
+        for change_type, changes_of_type in by_type.items():
+            counts[_COUNT_NAMES[change_type]] += len(changes_of_type)
+        return ApplyResult(dict(counts), synced)
+
+    async def _put_users(
+        self, conn: AsyncConnection, puts: list[UserPut], now: datetime
+    ) -> dict[str, list[str]]:
+        renamed: list[str] = []
+        profile: list[str] = []
+        for chunk in _chunks(puts):
+            before = {
+                r.id: r
+                for r in await conn.execute(
+                    select(users.c.id, users.c.display_name, users.c.avatar_url).where(
+                        users.c.id.in_([p.id for p in chunk])
+                    )
+                )
+            }
+            for put in chunk:
+                old = before.get(put.id)
+                if old is None or old.display_name != put.display_name:
+                    renamed.append(put.id)
+                if old is not None and (
+                    old.display_name != put.display_name or old.avatar_url != put.avatar_url
+                ):
+                    profile.append(put.id)
+        await self._upsert(
+            conn,
+            users,
+            [
+                {
+                    "id": p.id,
+                    "display_name": p.display_name,
+                    "avatar_url": p.avatar_url,
+                    "active": p.active,
+                    "availability": p.availability,
+                    "updated_at": now,
+                }
+                for p in puts
+            ],
+            ["id"],
+        )
+        return {"renamed": renamed, "profile": profile}
+
+    async def _upsert(
+        self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], keys: list[str]
+    ) -> None:
+        if not rows:
+            return
+        for chunk in _chunks(rows):
+            statement = self._dialect.insert(table)
+            updates = {c: statement.excluded[c] for c in rows[0] if c not in keys}
+            statement = (
+                statement.on_conflict_do_update(index_elements=keys, set_=updates)
+                if updates
+                else statement.on_conflict_do_nothing(index_elements=keys)
+            )
+            await conn.execute(statement, list(chunk))
+
+    async def _delete_pairs(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        columns: tuple[str, str],
+        pairs: list[tuple[str, str]],
+    ) -> None:
+        left, right = (table.c[name] for name in columns)
+        for chunk in _chunks(pairs, 500):
+            await conn.execute(delete(table).where(tuple_(left, right).in_(list(chunk))))
+
+    async def _drop_words_of_institutions(
+        self, conn: AsyncConnection, institution_ids: list[str]
+    ) -> None:
+        for chunk in _chunks(institution_ids):
+            await conn.execute(
+                delete(contact_words).where(contact_words.c.institution_id.in_(chunk))
+            )
+
+    async def _reindex(self, conn: AsyncConnection, user_ids: list[str]) -> None:
+        """Rebuild the search words of these people from their current name and memberships."""
+        for chunk in _chunks(user_ids):
+            await conn.execute(delete(contact_words).where(contact_words.c.user_id.in_(chunk)))
+            rows = await conn.execute(
+                select(
+                    memberships.c.institution_id,
+                    memberships.c.role,
+                    memberships.c.user_id,
+                    users.c.display_name,
+                )
+                .join(users, users.c.id == memberships.c.user_id)
+                .where(memberships.c.user_id.in_(chunk))
+            )
+            words = []
+            for r in rows:
+                key = name_key(r.display_name)[:_NAME_KEY_MAX]
+                for position, word in enumerate(dict.fromkeys(name_words(key))):
+                    if position >= MAX_NAME_WORDS:
+                        break
+                    words.append(
+                        {
+                            "institution_id": r.institution_id,
+                            "role": r.role,
+                            "is_first": position == 0,
+                            "word": word[:255],
+                            "name_key": key,
+                            "user_id": r.user_id,
+                        }
+                    )
+            for rows_chunk in _chunks(words):
+                await conn.execute(
+                    self._dialect.insert(contact_words).on_conflict_do_nothing(), list(rows_chunk)
+                )
+
+    async def _queue_profile_sync(
+        self, conn: AsyncConnection, user_ids: list[str], now: datetime
+    ) -> list[str]:
+        queued: list[str] = []
+        for chunk in _chunks(user_ids):
+            with_account = [
+                r.platform_id
+                for r in await conn.execute(
+                    select(matrix_accounts.c.platform_id).where(
+                        matrix_accounts.c.platform_id.in_(chunk)
+                    )
+                )
+            ]
+            if with_account:
+                await conn.execute(
+                    self._dialect.insert(profile_sync_queue).on_conflict_do_update(
+                        index_elements=["user_id"], set_={"queued_at": now}
+                    ),
+                    [{"user_id": u, "queued_at": now} for u in with_account],
+                )
+                queued += with_account
+        return queued
+
+    # --- the profile sync queue ---
+
+    async def next_profile_syncs(self, limit: int) -> list[tuple[str, datetime]]:
+        """(person, queued at) of the Matrix profiles waiting to be synced, oldest first."""
+        async with self._db.engine.connect() as conn:
+            rows = await conn.execute(
+                select(profile_sync_queue.c.user_id, profile_sync_queue.c.queued_at)
+                .order_by(profile_sync_queue.c.queued_at)
+                .limit(limit)
+            )
+            return [(r.user_id, _aware(r.queued_at)) for r in rows]
+
+    async def queue_profile_sync(self, user_id: str, now: datetime) -> None:
+        """Ask for one person's Matrix profile to be synced."""
+        async with self._db.engine.begin() as conn:
+            await conn.execute(
+                self._dialect.insert(profile_sync_queue).on_conflict_do_update(
+                    index_elements=["user_id"], set_={"queued_at": now}
+                ),
+                [{"user_id": user_id, "queued_at": now}],
+            )
+
+    async def profile_synced(self, user_id: str, queued_before: datetime) -> None:
+        """Remove a person from the queue, unless they were queued again meanwhile."""
+        async with self._db.engine.begin() as conn:
+            await conn.execute(
+                delete(profile_sync_queue).where(
+                    profile_sync_queue.c.user_id == user_id,
+                    profile_sync_queue.c.queued_at <= queued_before,
+                )
+            )
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_COUNT_NAMES = {
+    InstitutionPut: "institutions",
+    InstitutionDelete: "institutions_deleted",
+    UserPut: "users",
+    MembershipPut: "members",
+    MembershipDelete: "members_deleted",
+    CoursePut: "courses",
+    CourseDelete: "courses_deleted",
+    BatchPut: "batches",
+    BatchDelete: "batches_deleted",
+    AssignmentPut: "assignments",
+    AssignmentDelete: "assignments_deleted",
+}
