@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +16,11 @@ from sqlalchemy.ext.asyncio import (
 
 def create_engine(url: str) -> AsyncEngine:
     """An async engine for `url` (already naming its async driver), tuned for the bridge."""
+    if url.startswith("sqlite") and (url.endswith("://") or ":memory:" in url):
+        # An in-memory database lives in its connection: share exactly one.
+        engine = create_async_engine(url, poolclass=StaticPool)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
     if url.startswith("sqlite"):
         # One connection: SQLite has one writer anyway, and a pool of one avoids "database is
         # locked" between our own connections while WAL still lets readers in.
