@@ -113,9 +113,9 @@ def oracle(roster: Roster, a: str, b: str) -> bool:
             return True
         if ra == rb == "tutor":
             return True
-        if ra == "tutor" and rb == "student":
-            if current("tutor", a) & current("student", b) & in_inst:
-                return True
+        teaches = current("tutor", a) & current("student", b) & in_inst
+        if ra == "tutor" and rb == "student" and teaches:
+            return True
         if ra == "student" and rb == "tutor":
             courses_a = {batch_course[bt] for bt in current("student", a) & in_inst}
             courses_b = {batch_course[bt] for bt in current("tutor", b) & in_inst}
