@@ -458,7 +458,8 @@ class RosterRepository:
             await self._reindex(conn, sorted(reindex))
             synced = await self._queue_profile_sync(conn, changed_people["profile"], now)
         for change_type, changes_of_type in by_type.items():
-            counts[_COUNT_NAMES[change_type]] += len(changes_of_type)
+            if changes_of_type:
+                counts[_COUNT_NAMES[change_type]] += len(changes_of_type)
         return ApplyResult(dict(counts), synced)
 
     async def _put_users(

@@ -148,7 +148,7 @@ async def test_registration_is_idempotent_and_adopts_existing_accounts(
 async def test_user_queries_from_synapse(
     bridge: tuple[Bridge, Recorder], person: AsyncClient
 ) -> None:
-    instance, _ = bridge
+    instance, recorder = bridge
     known = await instance.accounts.ensure_account("known-user")
     headers = {"Authorization": f"Bearer {instance.config.appservice.hs_token}"}
     base = f"http://127.0.0.1:{instance.config.appservice.listen_port}/_matrix/app/v1/users/"
@@ -159,9 +159,16 @@ async def test_user_queries_from_synapse(
             assert (response.status, (await response.json())["errcode"]) == (404, "M_NOT_FOUND")
         async with session.get(base + "@outsider:test.local") as response:
             assert response.status == 404
-    # Synapse itself asks the bridge about an unknown namespaced user, and passes on the 404.
-    missing = await person.get_profile("@_lms_never-registered:test.local")
-    assert not isinstance(missing, ProfileGetResponse)
+    # An invite makes Synapse ask the bridge about an account it hasn't seen; the roster doesn't
+    # know this person, so no account is made.
+    stranger = "@_lms_never-registered:test.local"
+    created = await person.room_create(invite=[stranger])
+    assert isinstance(created, RoomCreateResponse)
+    await recorder.wait_for(
+        lambda r: any(e.payload.get("state_key") == stranger for e in r.events), timeout=20
+    )
+    assert not isinstance(await person.get_profile(stranger), ProfileGetResponse)
+    assert await instance.accounts._accounts.get_by_user_id(stranger) is None
 
 
 async def test_a_real_invite_arrives_as_a_transaction(

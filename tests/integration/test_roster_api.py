@@ -1,0 +1,379 @@
+"""The roster and policy API of a running bridge, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+from typing import Any
+
+import aiohttp
+import pytest
+from nio import AsyncClient, ProfileGetResponse
+
+from bridge.api.openapi import build_document
+from bridge.app import Bridge
+from tests.conftest import Recorder, SynapseEnv
+
+pytestmark = pytest.mark.synapse
+
+
+async def call(
+    bridge: Bridge,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = "right",
+    raw: bytes | None = None,
+) -> tuple[int, Any]:
+    headers = {}
+    if token is not None:
+        headers["Authorization"] = "Bearer " + (
+            bridge.config.lms.api_token if token == "right" else token
+        )
+    url = f"http://127.0.0.1:{bridge.config.appservice.listen_port}{path}"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method, url, json=body if raw is None else None, data=raw, headers=headers
+        ) as response,
+    ):
+        text = await response.text()
+        return response.status, (await response.json(content_type=None)) if text else None
+
+
+async def seed(bridge: Bridge) -> None:
+    records = [
+        {"type": "institution", "id": "u1", "name": "Uni One", "timezone": "Europe/Berlin"},
+        {"type": "user", "id": "stu", "display_name": "Sam Student"},
+        {
+            "type": "user",
+            "id": "tut",
+            "display_name": "Alex Kim",
+            "availability": {
+                "timezone": "Europe/Berlin",
+                "note": "Mornings",
+                "weekly_hours": [{"day": "mon", "start": "09:00", "end": "12:00"}],
+            },
+        },
+        {"type": "member", "institution_id": "u1", "user_id": "stu", "role": "student"},
+        {"type": "member", "institution_id": "u1", "user_id": "tut", "role": "tutor"},
+        {"type": "course", "id": "alg", "institution_id": "u1", "title": "Algebra 101"},
+        {"type": "batch", "id": "alg-a", "course_id": "alg", "title": "Group A"},
+        {"type": "enrollment", "batch_id": "alg-a", "user_id": "stu"},
+        {"type": "teaching", "batch_id": "alg-a", "user_id": "tut"},
+    ]
+    status, body = await call(bridge, "POST", "/api/v1/roster/bulk", {"records": records})
+    assert status == 200, body
+
+
+async def test_every_route_needs_the_api_token(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    document = build_document()
+    for path, operations in document["paths"].items():
+        if path in ("/health", "/ready"):
+            continue
+        concrete = path.replace("{", "").replace("}", "")
+        for method in operations:
+            status, body = await call(instance, method.upper(), concrete, token=None)
+            assert (status, body["error"]["code"]) == (401, "unauthorized"), (method, path)
+            status, body = await call(instance, method.upper(), concrete, token="wrong")
+            assert (status, body["error"]["code"]) == (403, "forbidden"), (method, path)
+
+
+async def test_the_openapi_document_lists_exactly_the_routes(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    instance, _ = bridge
+    status, document = await call(instance, "GET", "/api/v1/openapi.json")
+    assert status == 200 and document["openapi"].startswith("3.1")
+    documented = {
+        (method.upper(), path) for path, ops in document["paths"].items() for method in ops
+    }
+    served = {
+        (route.method, route.resource.canonical)
+        for route in instance.web_app().router.routes()
+        if route.method != "HEAD" and not route.resource.canonical.startswith("/_matrix/")
+    }
+    assert served == documented
+
+
+async def test_institutions_and_users(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    status, body = await call(
+        instance,
+        "PUT",
+        "/api/v1/institutions/u1",
+        {"name": "Uni One", "region": "de", "timezone": "Europe/Berlin"},
+    )
+    assert (status, body) == (
+        200,
+        {"id": "u1", "name": "Uni One", "region": "DE", "timezone": "Europe/Berlin"},
+    )
+    status, again = await call(
+        instance,
+        "PUT",
+        "/api/v1/institutions/u1",
+        {"name": "Uni One", "region": "de", "timezone": "Europe/Berlin"},
+    )
+    assert (status, again) == (200, body)  # idempotent
+    status, user = await call(instance, "PUT", "/api/v1/users/Ada.L", {"display_name": "Ada L"})
+    assert status == 200
+    assert user["matrix_id"] == "@_lms__ada._l:test.local"
+    assert (user["initials"], user["active"], user["memberships"]) == ("AL", True, [])
+    assert (
+        await call(instance, "PUT", "/api/v1/institutions/u1/members/Ada.L", {"role": "tutor"})
+    )[0] == 200
+    status, fetched = await call(instance, "GET", "/api/v1/users/Ada.L")
+    assert fetched["memberships"] == [{"institution_id": "u1", "role": "tutor"}]
+    assert (await call(instance, "DELETE", "/api/v1/institutions/u1/members/Ada.L"))[0] == 204
+    assert (await call(instance, "DELETE", "/api/v1/institutions/u1/members/Ada.L"))[0] == 204
+    assert (await call(instance, "GET", "/api/v1/users/Ada.L"))[1]["memberships"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/institutions/u9", {}, "name"),
+        ("/api/v1/institutions/u9", {"name": "X", "colour": "red"}, "colour"),
+        ("/api/v1/institutions/u9", {"name": "X", "timezone": "Mars/Base"}, "timezone"),
+        ("/api/v1/institutions/u9", {"name": 5}, "name"),
+        ("/api/v1/users/p9", {"display_name": ""}, "display_name"),
+        ("/api/v1/users/p9", {"display_name": "P", "active": "yes"}, "active"),
+        ("/api/v1/users/p9", {"display_name": "P", "avatar_url": "ftp://x"}, "avatar_url"),
+        (
+            "/api/v1/users/p9",
+            {
+                "display_name": "P",
+                "availability": {
+                    "weekly_hours": [{"day": "mon", "start": "10:00", "end": "09:00"}]
+                },
+            },
+            "availability.weekly_hours[0].end",
+        ),
+        ("/api/v1/courses/c9", {"title": "T"}, "institution_id"),
+        ("/api/v1/batches/b9", {"course_id": "c", "title": ""}, "title"),
+    ],
+)
+async def test_bad_input_names_the_field(
+    bridge: tuple[Bridge, Recorder], path: str, body: dict[str, Any], field: str
+) -> None:
+    status, error = await call(bridge[0], "PUT", path, body)
+    assert status == 400
+    assert error["error"]["code"] == "invalid_field"
+    assert error["error"]["field"] == field
+
+
+async def test_bodies_that_are_not_json_or_too_big(
+    synapse_env: SynapseEnv, sqlite_url: str
+) -> None:
+    config = synapse_env.bridge_config(sqlite_url)
+    config = dataclasses.replace(config, lms=dataclasses.replace(config.lms, max_body_bytes=2048))
+    instance = Bridge(config)
+    await instance.start()
+    try:
+        status, error = await call(instance, "PUT", "/api/v1/institutions/u1", raw=b"{nope")
+        assert (status, error["error"]["code"]) == (400, "invalid_json")
+        big = {"name": "x" * 400, "padding": "y" * 4000}
+        status, error = await call(instance, "PUT", "/api/v1/institutions/u1", big)
+        assert (status, error["error"]["code"]) == (413, "body_too_large")
+    finally:
+        await instance.stop()
+
+
+async def test_unknown_references(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    await seed(instance)
+    status, error = await call(
+        instance, "PUT", "/api/v1/courses/c2", {"institution_id": "nowhere", "title": "T"}
+    )
+    assert (status, error["error"]["code"]) == (422, "unknown_reference")
+    assert error["error"]["missing"] == {"institution_id": "nowhere"}
+    status, error = await call(
+        instance, "PUT", "/api/v1/batches/b2", {"course_id": "nope", "title": "T"}
+    )
+    assert (status, error["error"]["missing"]) == (422, {"course_id": "nope"})
+    status, error = await call(
+        instance, "PUT", "/api/v1/institutions/nowhere/members/stu", {"role": "student"}
+    )
+    assert (status, error["error"]["missing"]) == (404, {"institution_id": "nowhere"})
+    status, error = await call(instance, "PUT", "/api/v1/batches/alg-a/students/ghost", {})
+    assert (status, error["error"]["missing"]) == (404, {"user_id": "ghost"})
+    status, error = await call(instance, "DELETE", "/api/v1/batches/ghost/tutors/tut")
+    assert (status, error["error"]["missing"]) == (404, {"batch_id": "ghost"})
+    status, error = await call(instance, "GET", "/api/v1/users/ghost")
+    assert (status, error["error"]["code"]) == (404, "not_found")
+
+
+async def test_enrollments_and_teaching(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    await seed(instance)
+    status, body = await call(
+        instance,
+        "PUT",
+        "/api/v1/batches/alg-a/students/stu",
+        {"begins_at": "2020-01-01", "ends_at": "2020-06-30"},
+    )
+    assert status == 200
+    assert body["ends_at"] == "2020-07-01T00:00:00+00:00"  # a date ends at the end of the day
+    decision = (await call(instance, "GET", "/api/v1/users/stu/can-message/tut"))[1]
+    assert decision["allowed"] is False  # the enrollment is over
+    await call(instance, "PUT", "/api/v1/batches/alg-a/students/stu", {})
+    assert (await call(instance, "GET", "/api/v1/users/stu/can-message/tut"))[1]["allowed"]
+    status, error = await call(
+        instance,
+        "PUT",
+        "/api/v1/batches/alg-a/tutors/tut",
+        {"begins_at": "2026-02-01", "ends_at": "2026-01-01"},
+    )
+    assert (status, error["error"]["field"]) == (400, "ends_at")
+    assert (await call(instance, "DELETE", "/api/v1/batches/alg-a/tutors/tut"))[0] == 204
+    decision = (await call(instance, "GET", "/api/v1/users/stu/can-message/tut"))[1]
+    assert decision["code"] == "tutor_not_teaching_your_courses"
+
+
+async def test_can_message_and_contacts(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    await seed(instance)
+    status, decision = await call(instance, "GET", "/api/v1/users/stu/can-message/tut")
+    assert (status, decision) == (
+        200,
+        {
+            "allowed": True,
+            "code": "your_tutor",
+            "reason": "Alex Kim teaches your course Algebra 101",
+            "institution_id": "u1",
+        },
+    )
+    status, error = await call(instance, "GET", "/api/v1/users/stu/can-message/ghost")
+    assert (status, error["error"]["missing"]) == (404, {"user_id": "ghost"})
+    status, body = await call(instance, "GET", "/api/v1/users/stu/contacts?q=al&limit=5")
+    assert status == 200
+    assert body["contacts"] == [
+        {
+            "user_id": "tut",
+            "display_name": "Alex Kim",
+            "avatar_url": None,
+            "initials": "AK",
+            "avatar_color": body["contacts"][0]["avatar_color"],
+            "role": "tutor",
+            "reason": "Tutor · Algebra 101",
+            "matrix_id": "@_lms_tut:test.local",
+        }
+    ]
+    status, error = await call(instance, "GET", "/api/v1/users/stu/contacts?limit=0")
+    assert (status, error["error"]["field"]) == (400, "limit")
+    status, user = await call(instance, "GET", "/api/v1/users/tut")
+    assert user["availability"]["weekly_hours"] == [
+        {"day": "mon", "start": "09:00", "end": "12:00"}
+    ]
+
+
+async def test_bulk_is_all_or_nothing_and_names_every_bad_record(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    instance, _ = bridge
+    records = [
+        {"type": "institution", "id": "b1", "name": "Bulk U"},
+        {"type": "user", "id": "bu1"},  # no display_name
+        {"type": "course", "id": "bc", "institution_id": "b1", "title": "C"},
+        {"type": "planet", "id": "x"},
+        "not an object",
+    ]
+    status, error = await call(instance, "POST", "/api/v1/roster/bulk", {"records": records})
+    assert status == 400
+    assert [(p["index"], p["field"]) for p in error["error"]["problems"]] == [
+        (1, "records[1].display_name"),
+        (3, "records[3].type"),
+        (4, "records[4]"),
+    ]
+    records = [
+        {"type": "institution", "id": "b1", "name": "Bulk U"},
+        {"type": "course", "id": "bc", "institution_id": "b1", "title": "C"},  # earlier ok
+        {"type": "batch", "id": "bb", "course_id": "missing", "title": "B"},
+        {"type": "member", "institution_id": "b1", "user_id": "nobody", "role": "student"},
+    ]
+    status, error = await call(instance, "POST", "/api/v1/roster/bulk", {"records": records})
+    assert status == 422
+    assert [(p["index"], p["missing"]) for p in error["error"]["problems"]] == [
+        (2, {"course_id": "missing"}),
+        (3, {"user_id": "nobody"}),
+    ]
+    # Nothing of the rejected bulks was applied.
+    status, error = await call(
+        instance, "PUT", "/api/v1/batches/bb", {"course_id": "bc", "title": "B"}
+    )
+    assert (status, error["error"]["missing"]) == (422, {"course_id": "bc"})
+
+
+async def test_bulk_deletes(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    await seed(instance)
+    status, body = await call(
+        instance,
+        "POST",
+        "/api/v1/roster/bulk",
+        {
+            "records": [
+                {"type": "enrollment", "batch_id": "alg-a", "user_id": "stu", "delete": True},
+                {"type": "user", "id": "stu", "delete": True},
+            ]
+        },
+    )
+    assert (status, body["error"]["problems"][0]["index"]) == (400, 1)  # people aren't deleted
+    status, body = await call(
+        instance,
+        "POST",
+        "/api/v1/roster/bulk",
+        {
+            "records": [
+                {"type": "enrollment", "batch_id": "alg-a", "user_id": "stu", "delete": True},
+            ]
+        },
+    )
+    assert (status, body["counts"]) == (200, {"assignments_deleted": 1})
+    assert not (await call(instance, "GET", "/api/v1/users/stu/can-message/tut"))[1]["allowed"]
+
+
+async def _profile(person: AsyncClient, user_id: str) -> ProfileGetResponse | None:
+    response = await person.get_profile(user_id)
+    return response if isinstance(response, ProfileGetResponse) else None
+
+
+async def test_roster_names_reach_matrix_without_waiting(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
+) -> None:
+    instance, _ = bridge
+    platform_id = f"p{secrets.token_hex(4)}"  # the session's Synapse outlives each test
+    matrix_id = f"@_lms_{platform_id}:test.local"
+    await call(instance, "PUT", f"/api/v1/users/{platform_id}", {"display_name": "Sam Student"})
+    user_id, password = await asyncio.to_thread(synapse_env.new_user)
+    person = AsyncClient(synapse_env.synapse.url, user_id)
+    await person.login(password)
+    try:
+        # Inviting an account Synapse hasn't seen makes it ask the bridge, which registers the
+        # person the roster knows, with their name.
+        assert await _profile(person, matrix_id) is None
+        await person.room_create(invite=[matrix_id])
+        async with asyncio.timeout(15):
+            while (profile := await _profile(person, matrix_id)) is None:
+                await asyncio.sleep(0.1)
+        assert profile.displayname == "Sam Student"
+        # A rename through the API reaches the Matrix profile shortly after the call returns.
+        status, _ = await call(
+            instance, "PUT", f"/api/v1/users/{platform_id}", {"display_name": "Samantha Student"}
+        )
+        assert status == 200
+        async with asyncio.timeout(15):
+            while (await _profile(person, matrix_id)).displayname != "Samantha Student":  # type: ignore[union-attr]
+                await asyncio.sleep(0.1)
+        # Deactivating keeps the account (and its history).
+        await call(
+            instance,
+            "PUT",
+            f"/api/v1/users/{platform_id}",
+            {"display_name": "Samantha Student", "active": False},
+        )
+        assert await _profile(person, matrix_id) is not None
+    finally:
+        await person.close()
