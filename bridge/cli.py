@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write it (default: registration.yaml beside the config)",
     )
     with_config(command("doctor", "Check the wiring and say what is wrong.", _cmd_doctor))
+    sub = command(
+        "import-oneroster",
+        "Import an IMS OneRoster 1.1 CSV export (orgs, users, courses, classes, enrollments).",
+        _cmd_import_oneroster,
+    )
+    with_config(sub)
+    sub.add_argument("folder", type=Path, help="the folder with the export's CSV files")
     command("example-config", "Print the commented example configuration.", _cmd_example)
     sub = command(
         "demo",
@@ -232,6 +239,23 @@ async def _temporary_ping_listener(config: Config) -> web.AppRunner | None:
         return runner
     await runner.cleanup()
     return None
+
+
+def _cmd_import_oneroster(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    return asyncio.run(_import_oneroster(config, args.folder))
+
+
+async def _import_oneroster(config: Config, folder: Path) -> int:
+    from bridge.importers.oneroster import ImportFailed, import_folder
+
+    try:
+        report = await import_folder(config.database_url(), folder)
+    except ImportFailed as exc:
+        print(f"import failed: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

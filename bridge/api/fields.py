@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
+from bridge.domain.moments import parse_moment
 from bridge.domain.policy import ROLES
 from bridge.domain.roster import (
     AssignmentDelete,
@@ -182,20 +183,14 @@ def _role(path: str, value: Any, _spec: Field) -> str:
     return str(value)
 
 
-def check_moment(path: str, value: Any, spec: Field | None = None) -> datetime:
-    """An ISO 8601 date or date-time (UTC when no offset); a date that ends a period means
-    the end of that day."""
+def check_moment(path: str, value: Any, _spec: Field | None = None) -> datetime:
+    """An ISO 8601 date or date-time; a date that ends a period means the end of that day."""
     if not isinstance(value, str):
         raise FieldError(path, "expected an ISO 8601 date or date-time")
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            moment = datetime.combine(day, time(), UTC)
-            return moment + timedelta(days=1) if path.endswith("ends_at") else moment
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_moment(value, end_of_period=path.endswith("ends_at"))
     except ValueError:
         raise FieldError(path, "expected an ISO 8601 date or date-time") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _availability(path: str, value: Any, _spec: Field) -> str:

@@ -10,13 +10,13 @@ import shutil
 import signal
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bridge.app import Bridge, StartupError
 from bridge.config import Config, render_example, write_back
 from bridge.demo.synapse import LocalSynapse, SynapseError, free_port, port_is_free
+from bridge.importers.oneroster import OneRosterImport
 from bridge.logs import setup_logging
 from bridge.matrix.registration import ensure_secrets, write_private, write_registration
 
@@ -25,20 +25,9 @@ DEFAULT_HOMESERVER_PORT = 8008
 DEFAULT_BRIDGE_PORT = 29340
 
 
-@dataclass(frozen=True)
-class DemoPerson:
-    """A sample platform user with a Matrix login."""
-
-    platform_id: str
-    display_name: str
-    role: str
-
-
-DEMO_PEOPLE = (
-    DemoPerson("demo-student", "Sam Student", "student"),
-    DemoPerson("demo-tutor", "Tara Tutor", "tutor"),
-    DemoPerson("demo-admin", "Ada Admin", "admin"),
-)
+SAMPLE_EXPORT = Path(__file__).parent / "oneroster_sample"
+# People of the sample college who get a password, so they can log in from a Matrix client.
+DEMO_LOGINS = ("stu-ava", "tut-kim", "adm-lee")
 
 
 def run_demo(data_dir: Path | None) -> int:
@@ -137,15 +126,22 @@ async def _start(
 
     print(f"starting the bridge on port {config.appservice.listen_port} …", flush=True)
     await bridge.start()
+    print("loading the sample college (a OneRoster export) …", flush=True)
+    await OneRosterImport(SAMPLE_EXPORT, bridge.roster_service, bridge.roster).run()
     logins = []
-    for person in DEMO_PEOPLE:
-        user_id = await bridge.accounts.sync_profile(person.platform_id, person.display_name)
-        password = passwords.setdefault(person.platform_id, secrets.token_urlsafe(9))
+    for platform_id in DEMO_LOGINS:
+        person = await bridge.roster.get_user(platform_id)
+        assert person is not None, platform_id
+        user_id = await bridge.accounts.sync_profile(
+            platform_id, person.display_name, person.avatar_url
+        )
+        password = passwords.setdefault(platform_id, secrets.token_urlsafe(9))
         await asyncio.to_thread(synapse.set_password, admin_token, user_id, password)
         logins.append(
             {
+                "platform_id": platform_id,
                 "name": person.display_name,
-                "role": person.role,
+                "role": person.memberships[0][1],
                 "user_id": user_id,
                 "password": password,
             }
@@ -183,6 +179,10 @@ def _print_welcome(state: dict[str, Any], folder: Path, temporary: bool) -> None
         "",
         f"  Homeserver   {state['homeserver_url']}   (server name: {state['server_name']})",
         f"  Bridge       {state['bridge_url']}   (/health, /ready)",
+        "",
+        "  Roster: Riverside College, the sample OneRoster export (examples/oneroster).",
+        f"  Try the REST API: GET {state['bridge_url']}/api/v1/users/stu-ava/contacts with",
+        "  Authorization: Bearer <lms_api_token from demo.json>",
         "",
         "  Log in from any Matrix client (e.g. Element: set the homeserver to "
         f"{state['homeserver_url']}):",

@@ -359,6 +359,42 @@ class RosterRepository:
             found += [(r.user_id, r.name_key, 1) for r in rows if r.user_id not in seen]
             return found
 
+    async def records_of(self, institution_ids: Sequence[str]) -> dict[str, set[tuple[str, ...]]]:
+        """The keys of everything stored under these institutions: members (institution, user),
+        courses (id,), batches (id,), enrollments and teaching (batch, user)."""
+        found: dict[str, set[tuple[str, ...]]] = {
+            "member": set(),
+            "course": set(),
+            "batch": set(),
+            "student": set(),
+            "tutor": set(),
+        }
+        async with self._db.engine.connect() as conn:
+            for chunk in _chunks(list(institution_ids)):
+                rows = await conn.execute(
+                    select(memberships.c.institution_id, memberships.c.user_id).where(
+                        memberships.c.institution_id.in_(chunk)
+                    )
+                )
+                found["member"].update((r.institution_id, r.user_id) for r in rows)
+                rows = await conn.execute(
+                    select(courses.c.id, batches.c.id.label("batch_id"))
+                    .outerjoin(batches, batches.c.course_id == courses.c.id)
+                    .where(courses.c.institution_id.in_(chunk))
+                )
+                for r in rows:
+                    found["course"].add((r.id,))
+                    if r.batch_id is not None:
+                        found["batch"].add((r.batch_id,))
+            batch_ids = [b for (b,) in found["batch"]]
+            for kind, table in (("student", enrollments), ("tutor", teaching)):
+                for chunk in _chunks(batch_ids):
+                    rows = await conn.execute(
+                        select(table.c.batch_id, table.c.user_id).where(table.c.batch_id.in_(chunk))
+                    )
+                    found[kind].update((r.batch_id, r.user_id) for r in rows)
+        return found
+
     # --- writing ---
 
     async def apply(self, changes: Sequence[RosterChange], now: datetime) -> ApplyResult:

@@ -233,6 +233,18 @@ def test_demo_prints_a_working_login_and_stops_cleanly(tmp_path: Path) -> None:
     synapse_pid = int((data / "synapse" / "synapse.pid").read_text())
     login = state["logins"][0]
     assert login["user_id"] in banner and login["password"] in banner
+    assert [(x["platform_id"], x["role"]) for x in state["logins"]] == [
+        ("stu-ava", "student"),
+        ("tut-kim", "tutor"),
+        ("adm-lee", "admin"),
+    ]
+    # The sample college is loaded: the student's tutor is found through the API.
+    request = urllib.request.Request(
+        state["bridge_url"] + "/api/v1/users/stu-ava/can-message/tut-kim",
+        headers={"Authorization": f"Bearer {state['lms_api_token']}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.loads(response.read())["reason"] == "Alex Kim teaches your course Algebra 101"
     assert state["homeserver_url"] in banner
     # The printed login works from a Matrix client's point of view.
     synapse = LocalSynapse(data / "synapse", port=state["homeserver_port"])
@@ -252,3 +264,19 @@ def test_demo_prints_a_working_login_and_stops_cleanly(tmp_path: Path) -> None:
         assert synapse.login(login["user_id"], login["password"])
     finally:
         assert "stopped." in stop(again, signal.SIGTERM)
+
+
+def test_import_oneroster_command(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(render_example())
+    sample = Path(__file__).resolve().parents[2] / "examples" / "oneroster"
+    result = lms_bridge("import-oneroster", "-c", str(config), str(sample))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("imported: 1 institutions, 10 users, 10 members")
+    assert "roles not bridged (skipped): 1 parent" in result.stdout
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "orgs.csv").write_text("sourcedId,title\no1,Org\n")
+    result = lms_bridge("import-oneroster", "-c", str(config), str(broken))
+    assert result.returncode == 1
+    assert "import failed:" in result.stderr and "missing required column(s) name" in result.stderr
