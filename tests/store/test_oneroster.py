@@ -116,12 +116,12 @@ async def test_a_broken_export_fails_clearly(roster: RosterRepository, export: P
     ):
         await run_import(roster, export)
     (export / "courses.csv").unlink()
-    with pytest.raises(ImportFailed, match="listed in manifest.csv but missing"):
+    with pytest.raises(ImportFailed, match=r"listed in manifest\.csv but missing"):
         await run_import(roster, export)
     (export / "manifest.csv").unlink()
     (export / "users.csv").unlink()
     (export / "users.csv").mkdir()
-    with pytest.raises(ImportFailed, match="users.csv: cannot read"):
+    with pytest.raises(ImportFailed, match=r"users\.csv: cannot read"):
         await run_import(roster, export)
 
 
