@@ -55,13 +55,20 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
         raise ApiFailure(
             413, "body_too_large", f"The body is larger than {max_bytes} bytes", limit=max_bytes
         )
-    raw = await request.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise ApiFailure(
-            413, "body_too_large", f"The body is larger than {max_bytes} bytes", limit=max_bytes
-        )
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(1 << 16):  # read() returns what has arrived
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiFailure(
+                413,
+                "body_too_large",
+                f"The body is larger than {max_bytes} bytes",
+                limit=max_bytes,
+            )
+        parts.append(chunk)
     try:
-        return json.loads(raw)
+        return json.loads(b"".join(parts))
     except (ValueError, RecursionError):
         raise ApiFailure(400, "invalid_json", "The body is not valid JSON") from None
 

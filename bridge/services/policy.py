@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bridge.domain.names import name_key, name_words
+from bridge.domain.names import name_words
 from bridge.domain.policy import Decision, Role, may_converse, may_start
 from bridge.store.roster import RosterRepository
 
@@ -104,13 +104,9 @@ class PolicyService:
                     offer(user_id, key, rank, "fellow_tutor", institution_name)
             sources = ("your_student",) if role == "tutor" else ("your_tutor", "batch_mate")
             for source in sources:
-                related = await self._roster.related_people(source, searcher, institution_id, now)
-                people = await self._roster.people(user_id for user_id, _ in related)
-                for user_id, context in related:
-                    person = people[user_id]
-                    if not person.active:
-                        continue
-                    key = name_key(person.display_name)
+                for user_id, key, context in await self._roster.related_people(
+                    source, searcher, institution_id, now
+                ):
                     rank = _rank(key, words)
                     if rank is not None:
                         offer(user_id, key, rank, source, context)

@@ -18,7 +18,7 @@ from sqlalchemy import DateTime, Table, bindparam, delete, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.domain.names import MAX_NAME_WORDS, name_key, name_words, prefix_end
+from bridge.domain.names import MAX_NAME_WORDS, name_key, prefix_end
 from bridge.domain.policy import PairFacts, Person, Role, SharedInstitution
 from bridge.domain.roster import (
     AssignmentDelete,
@@ -49,6 +49,17 @@ from bridge.store.schema import (
 )
 
 _CHUNK = 2000  # rows per statement: well under both databases' bound-parameter limits
+_ANALYZE_AFTER = 5000
+_ROSTER_TABLES = (
+    "institutions",
+    "users",
+    "memberships",
+    "courses",
+    "batches",
+    "enrollments",
+    "teaching",
+    "contact_words",
+)
 _NAME_KEY_MAX = 200
 T = TypeVar("T")
 
@@ -99,7 +110,9 @@ def _current(alias: str) -> str:
 
 _PAIR_FACTS = text(
     f"""
-SELECT ma.institution_id AS id, i.name AS name, ma.role AS role_a, mb.role AS role_b,
+SELECT ua.display_name AS a_name, ua.active AS a_active,
+  ub.display_name AS b_name, ub.active AS b_active,
+  ma.institution_id AS id, i.name AS name, ma.role AS role_a, mb.role AS role_b,
   CASE WHEN ma.role = 'student' AND mb.role = 'student' THEN (
     SELECT c.title || ' · ' || bt.title FROM enrollments ea
       JOIN enrollments eb ON eb.batch_id = ea.batch_id
@@ -135,40 +148,54 @@ SELECT ma.institution_id AS id, i.name AS name, ma.role AS role_a, mb.role AS ro
     WHERE t.user_id = :b AND e.user_id = :a AND c.institution_id = ma.institution_id
       AND {_current("t")} AND {_current("e")}
     ORDER BY 1 LIMIT 1) END AS b_teaches_a
-FROM memberships ma
-  JOIN memberships mb ON mb.institution_id = ma.institution_id AND mb.user_id = :b
-  JOIN institutions i ON i.id = ma.institution_id
-WHERE ma.user_id = :a
+FROM users ua
+  JOIN users ub ON ub.id = :b
+  LEFT JOIN memberships ma ON ma.user_id = ua.id
+  LEFT JOIN memberships mb ON mb.institution_id = ma.institution_id AND mb.user_id = ub.id
+  LEFT JOIN institutions i ON i.id = ma.institution_id
+WHERE ua.id = :a
 ORDER BY ma.institution_id
 """
 ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
 
-# The people a student or tutor is related to through courses (small sets, fetched whole).
+# The people a student or tutor is related to through courses (small sets, fetched whole). The
+# searcher's own batches are materialised first, so the plan starts from them whatever the
+# table statistics say.
 _RELATED = {
     "your_tutor": f"""
-SELECT t.user_id AS user_id, MIN(c.title) AS context FROM enrollments e
-  JOIN batches be ON be.id = e.batch_id JOIN batches bt ON bt.course_id = be.course_id
-  JOIN teaching t ON t.batch_id = bt.id JOIN courses c ON c.id = be.course_id
+WITH mine AS MATERIALIZED (
+  SELECT DISTINCT b.course_id FROM enrollments e JOIN batches b ON b.id = e.batch_id
+  WHERE e.user_id = :a AND {_current("e")})
+SELECT t.user_id AS user_id, MIN(c.title) AS context, u.name_key AS name_key FROM mine
+  JOIN courses c ON c.id = mine.course_id JOIN batches bt ON bt.course_id = mine.course_id
+  JOIN teaching t ON t.batch_id = bt.id
   JOIN memberships m ON m.user_id = t.user_id AND m.institution_id = c.institution_id
-WHERE e.user_id = :a AND c.institution_id = :i AND m.role = 'tutor'
-  AND {_current("e")} AND {_current("t")}
-GROUP BY t.user_id""",
+  JOIN users u ON u.id = t.user_id
+WHERE c.institution_id = :i AND m.role = 'tutor' AND u.active AND {_current("t")}
+GROUP BY t.user_id, u.name_key""",
     "batch_mate": f"""
-SELECT o.user_id AS user_id, MIN(c.title || ' · ' || bt.title) AS context FROM enrollments e
-  JOIN enrollments o ON o.batch_id = e.batch_id
-  JOIN batches bt ON bt.id = e.batch_id JOIN courses c ON c.id = bt.course_id
+WITH mine AS MATERIALIZED (
+  SELECT e.batch_id FROM enrollments e WHERE e.user_id = :a AND {_current("e")})
+SELECT o.user_id AS user_id, MIN(c.title || ' · ' || bt.title) AS context,
+  u.name_key AS name_key FROM mine
+  JOIN enrollments o ON o.batch_id = mine.batch_id
+  JOIN batches bt ON bt.id = mine.batch_id JOIN courses c ON c.id = bt.course_id
   JOIN memberships m ON m.user_id = o.user_id AND m.institution_id = c.institution_id
-WHERE e.user_id = :a AND c.institution_id = :i AND m.role = 'student' AND o.user_id <> :a
-  AND {_current("e")} AND {_current("o")}
-GROUP BY o.user_id""",
+  JOIN users u ON u.id = o.user_id
+WHERE c.institution_id = :i AND m.role = 'student' AND o.user_id <> :a AND u.active
+  AND {_current("o")}
+GROUP BY o.user_id, u.name_key""",
     "your_student": f"""
-SELECT e.user_id AS user_id, MIN(c.title || ' · ' || bt.title) AS context FROM teaching t
-  JOIN enrollments e ON e.batch_id = t.batch_id
-  JOIN batches bt ON bt.id = t.batch_id JOIN courses c ON c.id = bt.course_id
+WITH mine AS MATERIALIZED (
+  SELECT t.batch_id FROM teaching t WHERE t.user_id = :a AND {_current("t")})
+SELECT e.user_id AS user_id, MIN(c.title || ' · ' || bt.title) AS context,
+  u.name_key AS name_key FROM mine
+  JOIN enrollments e ON e.batch_id = mine.batch_id
+  JOIN batches bt ON bt.id = mine.batch_id JOIN courses c ON c.id = bt.course_id
   JOIN memberships m ON m.user_id = e.user_id AND m.institution_id = c.institution_id
-WHERE t.user_id = :a AND c.institution_id = :i AND m.role = 'student'
-  AND {_current("t")} AND {_current("e")}
-GROUP BY e.user_id""",
+  JOIN users u ON u.id = e.user_id
+WHERE c.institution_id = :i AND m.role = 'student' AND u.active AND {_current("e")}
+GROUP BY e.user_id, u.name_key""",
 }
 _RELATED_QUERIES = {
     source: text(sql).bindparams(bindparam("now", type_=DateTime(timezone=True)))
@@ -182,6 +209,9 @@ class RosterRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._dialect = postgresql if db.dialect == "postgresql" else sqlite
+        # Rows written since the planner statistics were refreshed, and at that refresh.
+        self._written = 0
+        self._written_at_analyze = 0
 
     # --- reading ---
 
@@ -247,34 +277,32 @@ class RosterRepository:
         return found
 
     async def pair_facts(self, a: str, b: str, now: datetime) -> PairFacts | None:
-        """What the policy needs about a and b (None when either is unknown)."""
+        """What the policy needs about a and b (None when either is unknown); one query."""
         async with self._db.engine.connect() as conn:
-            people = {
-                r.id: Person(r.id, r.display_name, r.active)
-                for r in await conn.execute(
-                    select(users.c.id, users.c.display_name, users.c.active).where(
-                        users.c.id.in_([a, b])
-                    )
-                )
-            }
-            if a not in people or b not in people:
-                return None
-            rows = await conn.execute(_PAIR_FACTS, {"a": a, "b": b, "now": now})
-            shared = tuple(
-                SharedInstitution(
-                    id=r.id,
-                    name=r.name,
-                    role_a=r.role_a,
-                    role_b=r.role_b,
-                    same_batch=r.same_batch,
-                    a_learns_from_b=r.a_learns_from_b,
-                    b_learns_from_a=r.b_learns_from_a,
-                    a_teaches_b=r.a_teaches_b,
-                    b_teaches_a=r.b_teaches_a,
-                )
-                for r in rows
+            rows = (await conn.execute(_PAIR_FACTS, {"a": a, "b": b, "now": now})).all()
+        if not rows:
+            return None
+        first = rows[0]
+        shared = tuple(
+            SharedInstitution(
+                id=r.id,
+                name=r.name,
+                role_a=r.role_a,
+                role_b=r.role_b,
+                same_batch=r.same_batch,
+                a_learns_from_b=r.a_learns_from_b,
+                b_learns_from_a=r.b_learns_from_a,
+                a_teaches_b=r.a_teaches_b,
+                b_teaches_a=r.b_teaches_a,
             )
-        return PairFacts(people[a], people[b], shared)
+            for r in rows
+            if r.role_b is not None
+        )
+        return PairFacts(
+            Person(a, first.a_name, bool(first.a_active)),
+            Person(b, first.b_name, bool(first.b_active)),
+            shared,
+        )
 
     async def memberships_with_names(self, user_id: str) -> list[tuple[str, str, Role]]:
         """(institution id, institution name, role) of each of a person's memberships."""
@@ -289,13 +317,14 @@ class RosterRepository:
 
     async def related_people(
         self, source: str, searcher: str, institution_id: str, now: datetime
-    ) -> list[tuple[str, str]]:
-        """(user id, course or batch) of the people related to `searcher` through `source`."""
+    ) -> list[tuple[str, str, str]]:
+        """(user id, name key, course or batch) of the active people related to `searcher`
+        through `source`."""
         async with self._db.engine.connect() as conn:
             rows = await conn.execute(
                 _RELATED_QUERIES[source], {"a": searcher, "i": institution_id, "now": now}
             )
-            return [(r.user_id, r.context) for r in rows]
+            return [(r.user_id, r.name_key, r.context) for r in rows]
 
     async def members_by_name(
         self,
@@ -496,7 +525,23 @@ class RosterRepository:
         for change_type, changes_of_type in by_type.items():
             if changes_of_type:
                 counts[_COUNT_NAMES[change_type]] += len(changes_of_type)
+        self._written += len(changes)
+        # After the roster has doubled (a first import, a big sync), refresh the planner's
+        # statistics, so queries aren't planned for the empty tables of yesterday.
+        if self._written >= 2 * self._written_at_analyze + _ANALYZE_AFTER:
+            await self.analyze()
         return ApplyResult(dict(counts), synced)
+
+    async def analyze(self) -> None:
+        """Refresh the query planner's statistics of the roster tables."""
+        self._written_at_analyze = self._written
+        async with self._db.engine.begin() as conn:
+            if self._db.dialect == "postgresql":
+                await conn.execute(text(f"ANALYZE {', '.join(_ROSTER_TABLES)}"))
+            else:
+                await conn.execute(text("PRAGMA analysis_limit=1000"))
+                for table in _ROSTER_TABLES:
+                    await conn.execute(text(f"ANALYZE {table}"))
 
     async def _put_users(
         self, conn: AsyncConnection, puts: list[UserPut], now: datetime
@@ -527,6 +572,7 @@ class RosterRepository:
                 {
                     "id": p.id,
                     "display_name": p.display_name,
+                    "name_key": name_key(p.display_name),
                     "avatar_url": p.avatar_url,
                     "active": p.active,
                     "availability": p.availability,
@@ -581,15 +627,15 @@ class RosterRepository:
                     memberships.c.institution_id,
                     memberships.c.role,
                     memberships.c.user_id,
-                    users.c.display_name,
+                    users.c.name_key,
                 )
                 .join(users, users.c.id == memberships.c.user_id)
                 .where(memberships.c.user_id.in_(chunk))
             )
             words = []
             for r in rows:
-                key = name_key(r.display_name)[:_NAME_KEY_MAX]
-                for position, word in enumerate(dict.fromkeys(name_words(key))):
+                key = r.name_key[:_NAME_KEY_MAX]
+                for position, word in enumerate(dict.fromkeys(key.split())):
                     if position >= MAX_NAME_WORDS:
                         break
                     words.append(

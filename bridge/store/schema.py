@@ -93,6 +93,7 @@ users = Table(
     metadata,
     Column("id", String(255), primary_key=True),
     Column("display_name", Text, nullable=False),
+    Column("name_key", Text, nullable=False),  # the name's search words (bridge.domain.names)
     Column("avatar_url", Text, nullable=True),
     Column("active", Boolean, nullable=False),
     Column("availability", Text, nullable=True),

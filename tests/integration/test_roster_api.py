@@ -306,6 +306,24 @@ async def test_bulk_is_all_or_nothing_and_names_every_bad_record(
     assert (status, error["error"]["missing"]) == (422, {"course_id": "bc"})
 
 
+async def test_a_large_bulk_request_arrives_whole(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    records = [{"type": "institution", "id": "big", "name": "Big"}]
+    records += [
+        {"type": "user", "id": f"bulk-{n}", "display_name": f"Person Number {n} " + "x" * 60}
+        for n in range(8000)
+    ]
+    records += [
+        {"type": "member", "institution_id": "big", "user_id": f"bulk-{n}", "role": "student"}
+        for n in range(8000)
+    ]
+    status, body = await call(instance, "POST", "/api/v1/roster/bulk", {"records": records})
+    assert (status, body["counts"]) == (200, {"institutions": 1, "users": 8000, "members": 8000})
+    assert (await call(instance, "GET", "/api/v1/users/bulk-7999"))[1]["memberships"] == [
+        {"institution_id": "big", "role": "student"}
+    ]
+
+
 async def test_bulk_deletes(bridge: tuple[Bridge, Recorder]) -> None:
     instance, _ = bridge
     await seed(instance)

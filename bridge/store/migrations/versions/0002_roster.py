@@ -47,6 +47,7 @@ def upgrade() -> None:
         "users",
         sa.Column("id", _ID, primary_key=True),
         sa.Column("display_name", sa.Text, nullable=False),
+        sa.Column("name_key", sa.Text, nullable=False),
         sa.Column("avatar_url", sa.Text, nullable=True),
         sa.Column("active", sa.Boolean, nullable=False),
         sa.Column("availability", sa.Text, nullable=True),
