@@ -25,7 +25,46 @@ import aiohttp
 from bench.common import bridge_config, drop_pg_database, new_pg_database, percentile, print_table
 from bridge.app import Bridge
 
-SYLLABLES = ["ka", "li", "mo", "ra", "ve", "na", "to", "si", "de", "lu", "ba", "ne", "ri", "sa", "po", "mi", "el", "an", "or", "is", "ul", "en", "ar", "ta", "jo", "be", "ho", "ky", "za", "fe", "gu", "wi", "da", "qui", "ster", "mar", "len", "vik"]
+SYLLABLES = [
+    "ka",
+    "li",
+    "mo",
+    "ra",
+    "ve",
+    "na",
+    "to",
+    "si",
+    "de",
+    "lu",
+    "ba",
+    "ne",
+    "ri",
+    "sa",
+    "po",
+    "mi",
+    "el",
+    "an",
+    "or",
+    "is",
+    "ul",
+    "en",
+    "ar",
+    "ta",
+    "jo",
+    "be",
+    "ho",
+    "ky",
+    "za",
+    "fe",
+    "gu",
+    "wi",
+    "da",
+    "qui",
+    "ster",
+    "mar",
+    "len",
+    "vik",
+]
 CHUNK = 20_000
 
 
