@@ -209,9 +209,9 @@ class RosterRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._dialect = postgresql if db.dialect == "postgresql" else sqlite
-        # Rows written since the planner statistics were refreshed, and at that refresh.
-        self._written = 0
-        self._written_at_analyze = 0
+        # Rows written per table, in all and as of its last statistics refresh.
+        self._written: dict[str, int] = defaultdict(int)
+        self._written_at_analyze: dict[str, int] = defaultdict(int)
 
     # --- reading ---
 
@@ -376,7 +376,12 @@ class RosterRepository:
             others = [w for w in words if w is not anchor]
             # Any word may carry the anchor (for "a b", "Ann Bob" matches by its first word);
             # names already found as rank 0 come back here too and are skipped.
-            second = base.where(cw.word >= anchor, cw.word < prefix_end(anchor))
+            # One word matching the whole query is rank 0 when it is the first; listing both
+            # flags keeps each an index range scan.
+            positions = [False] if len(words) == 1 else [False, True]
+            second = base.where(
+                cw.is_first.in_(positions), cw.word >= anchor, cw.word < prefix_end(anchor)
+            )
             for word in others:
                 second = second.where((" " + cw.name_key).like(f"% {word}%"))
             rows = await conn.execute(
@@ -434,63 +439,21 @@ class RosterRepository:
         counts: dict[str, int] = defaultdict(int)
         async with self._db.engine.begin() as conn:
             changed_people = await self._put_users(conn, by_type[UserPut], now)
-            await self._upsert(
-                conn,
-                institutions,
-                [
-                    {
-                        "id": c.id,
-                        "name": c.name,
-                        "region": c.region,
-                        "timezone": c.timezone,
-                        "updated_at": now,
-                    }
-                    for c in by_type[InstitutionPut]
-                ],
-                ["id"],
-            )
-            await self._upsert(
-                conn,
-                courses,
-                [
-                    {"id": c.id, "institution_id": c.institution_id, "title": c.title}
-                    for c in by_type[CoursePut]
-                ],
-                ["id"],
-            )
-            await self._upsert(
-                conn,
-                batches,
-                [
-                    {"id": c.id, "course_id": c.course_id, "title": c.title}
-                    for c in by_type[BatchPut]
-                ],
-                ["id"],
-            )
-            await self._upsert(
-                conn,
-                memberships,
-                [
-                    {"institution_id": c.institution_id, "user_id": c.user_id, "role": c.role}
-                    for c in by_type[MembershipPut]
-                ],
-                ["institution_id", "user_id"],
-            )
+            for change_type, table, keys in (
+                (InstitutionPut, institutions, ["id"]),
+                (CoursePut, courses, ["id"]),
+                (BatchPut, batches, ["id"]),
+                (MembershipPut, memberships, ["institution_id", "user_id"]),
+            ):
+                rows = [dict(vars(c)) for c in by_type[change_type]]  # fields are columns
+                if change_type is InstitutionPut:
+                    for row in rows:
+                        row["updated_at"] = now
+                await self._upsert(conn, table, rows, keys)
             for kind, table in (("student", enrollments), ("tutor", teaching)):
+                rows = [vars(c) for c in by_type[AssignmentPut] if c.kind == kind]
                 await self._upsert(
-                    conn,
-                    table,
-                    [
-                        {
-                            "batch_id": c.batch_id,
-                            "user_id": c.user_id,
-                            "begins_at": c.begins_at,
-                            "ends_at": c.ends_at,
-                        }
-                        for c in by_type[AssignmentPut]
-                        if c.kind == kind
-                    ],
-                    ["batch_id", "user_id"],
+                    conn, table, [_without(row, "kind") for row in rows], ["batch_id", "user_id"]
                 )
                 await self._delete_pairs(
                     conn,
@@ -525,23 +488,26 @@ class RosterRepository:
         for change_type, changes_of_type in by_type.items():
             if changes_of_type:
                 counts[_COUNT_NAMES[change_type]] += len(changes_of_type)
-        self._written += len(changes)
-        # After the roster has doubled (a first import, a big sync), refresh the planner's
-        # statistics, so queries aren't planned for the empty tables of yesterday.
-        if self._written >= 2 * self._written_at_analyze + _ANALYZE_AFTER:
-            await self.analyze()
+        # When a table has doubled (a first import, a big sync), refresh its planner statistics,
+        # so that queries aren't planned for the nearly empty table of a moment ago.
+        due = [
+            table
+            for table in _ROSTER_TABLES
+            if self._written[table] >= 2 * self._written_at_analyze[table] + _ANALYZE_AFTER
+        ]
+        if due:
+            await self.analyze(due)
         return ApplyResult(dict(counts), synced)
 
-    async def analyze(self) -> None:
-        """Refresh the query planner's statistics of the roster tables."""
-        self._written_at_analyze = self._written
+    async def analyze(self, tables: Sequence[str] = _ROSTER_TABLES) -> None:
+        """Refresh the query planner's statistics of roster tables."""
         async with self._db.engine.begin() as conn:
-            if self._db.dialect == "postgresql":
-                await conn.execute(text(f"ANALYZE {', '.join(_ROSTER_TABLES)}"))
-            else:
+            if self._db.dialect == "sqlite":
                 await conn.execute(text("PRAGMA analysis_limit=1000"))
-                for table in _ROSTER_TABLES:
-                    await conn.execute(text(f"ANALYZE {table}"))
+            for table in tables:
+                assert table in _ROSTER_TABLES
+                await conn.execute(text(f"ANALYZE {table}"))
+                self._written_at_analyze[table] = self._written[table]
 
     async def _put_users(
         self, conn: AsyncConnection, puts: list[UserPut], now: datetime
@@ -589,6 +555,7 @@ class RosterRepository:
     ) -> None:
         if not rows:
             return
+        self._written[table.name] += len(rows)
         for chunk in _chunks(rows):
             statement = self._dialect.insert(table)
             updates = {c: statement.excluded[c] for c in rows[0] if c not in keys}
@@ -648,6 +615,7 @@ class RosterRepository:
                             "user_id": r.user_id,
                         }
                     )
+            self._written["contact_words"] += len(words)
             for rows_chunk in _chunks(words):
                 await conn.execute(
                     self._dialect.insert(contact_words).on_conflict_do_nothing(), list(rows_chunk)
@@ -707,6 +675,10 @@ class RosterRepository:
                     profile_sync_queue.c.queued_at <= queued_before,
                 )
             )
+
+
+def _without(row: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != key}
 
 
 def _aware(value: datetime) -> datetime:
