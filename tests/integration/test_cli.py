@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from bridge.config import render_example, write_back
-from bridge.store import migrate
 from bridge.demo.synapse import LocalSynapse, free_port
+from bridge.store import migrate
 from tests.conftest import SynapseEnv, require_service
 
 
