@@ -264,18 +264,6 @@ class RosterRepository:
                 found.update(r.id for r in rows)
         return found
 
-    async def course_institutions(self, course_ids: Iterable[str]) -> dict[str, str]:
-        """The institution of each course."""
-        wanted = list(dict.fromkeys(course_ids))
-        found: dict[str, str] = {}
-        async with self._db.engine.connect() as conn:
-            for chunk in _chunks(wanted):
-                rows = await conn.execute(
-                    select(courses.c.id, courses.c.institution_id).where(courses.c.id.in_(chunk))
-                )
-                found.update((r.id, r.institution_id) for r in rows)
-        return found
-
     async def pair_facts(self, a: str, b: str, now: datetime) -> PairFacts | None:
         """What the policy needs about a and b (None when either is unknown); one query."""
         async with self._db.engine.connect() as conn:
@@ -655,16 +643,6 @@ class RosterRepository:
                 .limit(limit)
             )
             return [(r.user_id, _aware(r.queued_at)) for r in rows]
-
-    async def queue_profile_sync(self, user_id: str, now: datetime) -> None:
-        """Ask for one person's Matrix profile to be synced."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(
-                self._dialect.insert(profile_sync_queue).on_conflict_do_update(
-                    index_elements=["user_id"], set_={"queued_at": now}
-                ),
-                [{"user_id": user_id, "queued_at": now}],
-            )
 
     async def profile_synced(self, user_id: str, queued_before: datetime) -> None:
         """Remove a person from the queue, unless they were queued again meanwhile."""
