@@ -96,9 +96,7 @@ class Bridge:
         app.add_routes(self.appservice.routes())
         app.add_routes(self.health.routes())
         app.add_routes(
-            RosterRoutes(
-                self.roster_service, self.roster, self.ids, self.config.lms.max_body_bytes
-            ).routes()
+            RosterRoutes(self.roster_service, self.ids, self.config.lms.max_body_bytes).routes()
         )
         app.add_routes(PeopleRoutes(self.policy, self.ids).routes())
         app.add_routes(OpenApiRoute().routes())

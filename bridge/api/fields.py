@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,7 +54,6 @@ class Field:
     nullable: bool = True
     description: str = ""
     default: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _id(name: str, description: str) -> Field:
@@ -103,12 +102,20 @@ RECORD_KEYS: dict[str, list[str]] = {
 }
 
 
-def validate_body(record_type: str, body: Any, prefix: str = "") -> dict[str, Any]:
-    """Check a body against its record type; returns the cleaned values."""
+def validate_body(
+    record_type: str, body: Any, prefix: str = "", *, in_bulk: bool = False
+) -> dict[str, Any]:
+    """Check a body against its record type; returns the cleaned values.
+
+    Single-record bodies carry only fields (the keys are in the URL); bulk records also carry
+    their keys, `type` and `delete`.
+    """
     if not isinstance(body, dict):
         raise FieldError(prefix.rstrip(".") or "body", "expected a JSON object")
     specs = RECORD_FIELDS[record_type]
-    known = {spec.name for spec in specs} | set(RECORD_KEYS[record_type]) | {"type", "delete"}
+    known = {spec.name for spec in specs}
+    if in_bulk:
+        known |= set(RECORD_KEYS[record_type]) | {"type", "delete"}
     for key in body:
         if key not in known:
             raise FieldError(f"{prefix}{key}", "unknown field")
@@ -139,12 +146,16 @@ def check_id(path: str, value: Any, _spec: Field | None = None) -> str:
         raise FieldError(path, "expected a non-empty string")
     if len(value) > MAX_ID:
         raise FieldError(path, f"longer than {MAX_ID} characters")
+    if "\x00" in value:
+        raise FieldError(path, "must not contain NUL characters")
     return value
 
 
 def _text(path: str, value: Any, _spec: Field) -> str:
     if not isinstance(value, str) or not value.strip():
         raise FieldError(path, "expected a non-empty string")
+    if "\x00" in value:
+        raise FieldError(path, "must not contain NUL characters")
     if len(value) > MAX_TEXT:
         raise FieldError(path, f"longer than {MAX_TEXT} characters")
     return value.strip()
@@ -296,8 +307,11 @@ def parse_bulk_record(index: int, record: Any) -> RosterChange:
     if not isinstance(delete, bool):
         raise FieldError(f"{prefix}delete", "expected true or false")
     if delete:
-        return to_delete(record_type, keys)
-    return to_change(record_type, keys, validate_body(record_type, record, prefix))
+        try:
+            return to_delete(record_type, keys)
+        except FieldError as exc:
+            raise FieldError(f"{prefix}delete", exc.message) from None
+    return to_change(record_type, keys, validate_body(record_type, record, prefix, in_bulk=True))
 
 
 def json_schema(record_type: str, with_keys: bool = False) -> dict[str, Any]:

@@ -87,3 +87,13 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     if not low <= value <= high:
         raise ApiFailure(400, "invalid_parameter", f"{name}: expected {low} to {high}", field=name)
     return value
+
+
+def path_id(request: web.Request, name: str) -> str:
+    """An id from the URL; 400 unless it is 1-255 characters without NUL."""
+    value = request.match_info[name]
+    if not value.strip() or len(value) > 255 or "\x00" in value:
+        raise ApiFailure(
+            400, "invalid_field", f"{name}: expected an id of 1 to 255 characters", field=name
+        )
+    return value

@@ -33,6 +33,7 @@ _DESCRIPTIONS = {
     401: "No API token",
     403: "Wrong API token",
     404: "Unknown id; `error.missing` names it",
+    409: "A concurrent change removed a referenced record; nothing was applied",
     413: "Body too large",
     422: "A referenced record doesn't exist; `error.missing` names it",
 }
@@ -94,7 +95,10 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
                 "content": {"application/json": {"schema": json_schema(record_type)}},
             }
             stored = _USER if record_type == "user" else {"type": "object"}
-            operation["responses"] = {"200": _json(stored, "Stored"), **_errors(400, 404, 413, 422)}
+            operation["responses"] = {
+                "200": _json(stored, "Stored"),
+                **_errors(400, 404, 409, 413, 422),
+            }
         else:
             operation["summary"] = f"Remove a {record_type} (idempotent)"
             operation["responses"] = {"204": {"description": "Removed"}, **_errors(404)}
@@ -142,7 +146,7 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
                         },
                     }
                 ),
-                **_errors(400, 413, 422),
+                **_errors(400, 409, 413, 422),
             },
         }
     }

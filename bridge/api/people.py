@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bridge.api.http import ApiFailure, query_int
+from bridge.api.http import ApiFailure, path_id, query_int
 from bridge.domain.avatar import initials_avatar
 from bridge.domain.ids import MatrixIdMapper
 from bridge.services.policy import MAX_CONTACTS, PolicyService, UnknownUser
@@ -28,7 +28,7 @@ class PeopleRoutes:
         """Whether the user may start a conversation with the other, and why."""
         try:
             decision = await self._policy.can_start(
-                request.match_info["user_id"], request.match_info["other_id"]
+                path_id(request, "user_id"), path_id(request, "other_id")
             )
         except UnknownUser as exc:
             raise _unknown(exc) from None
@@ -48,7 +48,7 @@ class PeopleRoutes:
             raise ApiFailure(400, "invalid_parameter", "q: at most 200 characters", field="q")
         limit = query_int(request, "limit", 20, 1, MAX_CONTACTS)
         try:
-            found = await self._policy.contacts(request.match_info["user_id"], query, limit)
+            found = await self._policy.contacts(path_id(request, "user_id"), query, limit)
         except UnknownUser as exc:
             raise _unknown(exc) from None
         return web.json_response(

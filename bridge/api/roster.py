@@ -14,12 +14,12 @@ from bridge.api.fields import (
     to_delete,
     validate_body,
 )
-from bridge.api.http import ApiFailure, read_json
+from bridge.api.http import ApiFailure, path_id, read_json
 from bridge.domain.avatar import initials_avatar
 from bridge.domain.ids import MatrixIdMapper
 from bridge.domain.roster import RosterChange
-from bridge.services.roster import RosterRejected, RosterService
-from bridge.store.roster import RosterRepository, UserRecord
+from bridge.services.roster import RosterConflict, RosterRejected, RosterService
+from bridge.store.roster import UserRecord
 
 MAX_BULK_RECORDS = 50_000
 
@@ -92,12 +92,10 @@ class RosterRoutes:
     def __init__(
         self,
         service: RosterService,
-        roster: RosterRepository,
         ids: MatrixIdMapper,
         max_body_bytes: int,
     ) -> None:
         self._service = service
-        self._roster = roster
         self._ids = ids
         self._max_body = max_body_bytes
 
@@ -113,7 +111,7 @@ class RosterRoutes:
 
     def _record_handler(self, method: str, record_type: str, params: dict[str, str]) -> Any:
         async def handle(request: web.Request) -> web.Response:
-            keys = {key: request.match_info[param] for param, key in params.items()}
+            keys = {key: path_id(request, param) for param, key in params.items()}
             if method == "DELETE":
                 await self._require_path_records(record_type, keys)
                 change = to_delete(record_type, keys)
@@ -140,7 +138,7 @@ class RosterRoutes:
             (parent, parent_key, f"{parent}_id"),
             ("user", keys["user_id"], "user_id"),
         ):
-            if not await self._roster.existing(kind, [key]):
+            if not await self._service.exists(kind, key):
                 raise ApiFailure(
                     404, "not_found", f"No {kind} with id {key!r}", missing={field: key}
                 )
@@ -148,6 +146,8 @@ class RosterRoutes:
     async def _apply_one(self, change: RosterChange, path_fields: set[str]) -> None:
         try:
             await self._service.apply([change])
+        except RosterConflict:
+            raise _conflict() from None
         except RosterRejected as rejected:
             problem = rejected.problems[0]
             field = next(iter(problem.missing))
@@ -167,7 +167,7 @@ class RosterRoutes:
             ) from None
 
     async def _user_response(self, user_id: str) -> web.Response:
-        user = await self._roster.get_user(user_id)
+        user = await self._service.get_user(user_id)
         if user is None:
             raise ApiFailure(
                 404, "not_found", f"No user with id {user_id!r}", missing={"user_id": user_id}
@@ -176,7 +176,7 @@ class RosterRoutes:
 
     async def get_user(self, request: web.Request) -> web.Response:
         """`GET /api/v1/users/{user_id}`: the person, memberships and Matrix ID."""
-        return await self._user_response(request.match_info["user_id"])
+        return await self._user_response(path_id(request, "user_id"))
 
     async def bulk(self, request: web.Request) -> web.Response:
         """`POST /api/v1/roster/bulk`: many records, all applied or none."""
@@ -214,6 +214,8 @@ class RosterRoutes:
             )
         try:
             result = await self._service.apply(changes)
+        except RosterConflict:
+            raise _conflict() from None
         except RosterRejected as rejected:
             raise ApiFailure(
                 422,
@@ -225,6 +227,14 @@ class RosterRoutes:
                 ],
             ) from None
         return web.json_response({"applied": len(changes), "counts": result.counts})
+
+
+def _conflict() -> ApiFailure:
+    return ApiFailure(
+        409,
+        "conflict",
+        "A concurrent change removed a record these refer to; nothing was applied: retry",
+    )
 
 
 def _invalid(exc: FieldError) -> ApiFailure:

@@ -12,8 +12,11 @@ def parse_moment(value: str, *, end_of_period: bool = False) -> datetime:
     enrollment "until 2026-06-30" still counts on the 30th). Raises ValueError.
     """
     text = value.strip()
-    if len(text) == 10:
-        moment = datetime.combine(date.fromisoformat(text), time(), UTC)
-        return moment + timedelta(days=1) if end_of_period else moment
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), time(), UTC)
+            return moment + timedelta(days=1) if end_of_period else moment
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range") from None

@@ -19,6 +19,7 @@ class InstitutionPut:
     name: str
     region: str | None = None
     timezone: str | None = None
+    keep_unset: bool = False  # True: leave region and timezone as they are (imports)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class UserPut:
     avatar_url: str | None = None
     active: bool = True
     availability: str | None = None  # JSON text, as given
+    keep_unset: bool = False  # True: leave avatar_url and availability as they are (imports)
 
 
 @dataclass(frozen=True)

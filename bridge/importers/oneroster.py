@@ -180,6 +180,8 @@ class OneRosterImport:
                 raise ImportFailed(f"{self._folder / name}.csv: listed in manifest.csv but missing")
         if not present:
             raise ImportFailed(f"{self._folder}: no OneRoster files ({', '.join(FILES)}.csv)")
+        for name in present:  # every header is checked before anything is written
+            next(self._rows(name, REQUIRED_COLUMNS[name]), None)
         seen: dict[str, set[tuple[str, ...]]] = {}
         institutions: list[str] = []
         for name in FILES:
@@ -200,7 +202,8 @@ class OneRosterImport:
             self._progress(f"{name}.csv", total, total)
             if name == "orgs":
                 institutions = [key for (key,) in seen.get("institution", set())]
-        bulk = {name for name, mode in modes.items() if mode == "bulk"}
+        # Only a file that was read can say what is gone.
+        bulk = {name for name, mode in modes.items() if mode == "bulk"} & present
         if institutions:
             await self._remove_absent(institutions, seen, bulk)
         self.report.skipped.sort(key=_file_order)
@@ -244,7 +247,7 @@ class OneRosterImport:
         if not name:
             return self._skip(row, "no name")
         seen.setdefault("institution", set()).add((org_id,))
-        return [InstitutionPut(org_id, name)]
+        return [InstitutionPut(org_id, name, keep_unset=True)]
 
     def _parse_users(self, row: Row, seen: dict[str, set[tuple[str, ...]]]) -> list[RosterChange]:
         user_id = row.get("sourcedId")
@@ -257,7 +260,9 @@ class OneRosterImport:
             self.report.skipped_roles[row.get("role") or "(none)"] += 1
             return []
         enabled = row.get("enabledUser").lower() not in ("false", "0", "no")
-        changes: list[RosterChange] = [UserPut(user_id, name, active=enabled and not row.deleted)]
+        changes: list[RosterChange] = [
+            UserPut(user_id, name, active=enabled and not row.deleted, keep_unset=True)
+        ]
         for org in filter(None, (o.strip() for o in row.get("orgSourcedIds").split(","))):
             if row.deleted:
                 changes.append(MembershipDelete(org, user_id))
@@ -272,9 +277,9 @@ class OneRosterImport:
             return self._skip(row, "no sourcedId")
         if row.deleted:
             return [CourseDelete(course_id)]
+        seen.setdefault("course", set()).add((course_id,))  # a skipped row removes nothing
         if not row.get("title") or not row.get("orgSourcedId"):
             return self._skip(row, "no title or orgSourcedId")
-        seen.setdefault("course", set()).add((course_id,))
         return [CoursePut(course_id, row.get("orgSourcedId"), row.get("title"))]
 
     def _parse_classes(self, row: Row, seen: dict[str, set[tuple[str, ...]]]) -> list[RosterChange]:
@@ -283,9 +288,9 @@ class OneRosterImport:
             return self._skip(row, "no sourcedId")
         if row.deleted:
             return [BatchDelete(class_id)]
+        seen.setdefault("batch", set()).add((class_id,))  # a skipped row removes nothing
         if not row.get("title") or not row.get("courseSourcedId"):
             return self._skip(row, "no title or courseSourcedId")
-        seen.setdefault("batch", set()).add((class_id,))
         return [BatchPut(class_id, row.get("courseSourcedId"), row.get("title"))]
 
     def _parse_enrollments(
@@ -300,6 +305,7 @@ class OneRosterImport:
             return []
         if row.deleted:
             return [AssignmentDelete(kind, class_id, user_id)]  # type: ignore[arg-type]
+        seen.setdefault(kind, set()).add((class_id, user_id))  # a skipped row removes nothing
         try:
             begins = parse_moment(row.get("beginDate")) if row.get("beginDate") else None
             ends = (
@@ -307,7 +313,6 @@ class OneRosterImport:
             )
         except ValueError:
             return self._skip(row, "beginDate or endDate is not a date")
-        seen.setdefault(kind, set()).add((class_id, user_id))
         return [AssignmentPut(kind, class_id, user_id, begins, ends)]  # type: ignore[arg-type]
 
     async def _remove_absent(

@@ -14,6 +14,8 @@ from bridge.store.accounts import AccountRepository
 
 log = logging.getLogger(__name__)
 
+MAX_DISPLAY_NAME = 256  # Synapse refuses longer display names
+
 # The platform's current name and photo of a person, or None for someone it doesn't know.
 ProfileLookup = Callable[[str], Awaitable[tuple[str, str | None] | None]]
 
@@ -57,6 +59,7 @@ class AccountService:
         user_id = await self.ensure_account(platform_id)
         record = await self._accounts.get_by_user_id(user_id)
         assert record is not None
+        display_name = display_name[:MAX_DISPLAY_NAME]
         if record.display_name != display_name:
             await self._client.intent(user_id).set_displayname(display_name)
             await self._accounts.save_profile(user_id, datetime.now(UTC), display_name=display_name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bridge.domain.names import name_words
+from bridge.domain.names import MAX_NAME_WORDS, name_words
 from bridge.domain.policy import Decision, Role, may_converse, may_start
 from bridge.store.roster import RosterRepository
 
@@ -138,7 +138,7 @@ def _rank(key: str, words: list[str]) -> int | None:
     query = " ".join(words)
     if key.startswith(query):
         return 0
-    name = key.split()
+    name = key.split()[:MAX_NAME_WORDS]  # as many words as the search index holds
     if all(any(w.startswith(q) for w in name) for q in words):
         return 1
     return None

@@ -66,6 +66,13 @@ class ProfileSyncWorker:
                 break
             person = people.get(user_id)
             if person is not None:
-                await self._accounts.sync_profile(user_id, person.display_name, person.avatar_url)
+                try:
+                    await self._accounts.sync_profile(
+                        user_id, person.display_name, person.avatar_url
+                    )
+                except HomeserverError as exc:
+                    # The homeserver refuses this profile (not a passing fault): don't let one
+                    # person hold up everyone else's sync.
+                    log.error("could not sync the Matrix profile of %s: %s", user_id, exc)
             await self._roster.profile_synced(user_id, queued_at)
         return len(queued)

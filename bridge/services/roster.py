@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import IntegrityError
+
 from bridge.domain.roster import (
     AssignmentPut,
     BatchDelete,
@@ -20,7 +22,7 @@ from bridge.domain.roster import (
     UserPut,
     change_key,
 )
-from bridge.store.roster import ApplyResult, RosterRepository
+from bridge.store.roster import ApplyResult, RosterRepository, UserRecord
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,10 @@ class Problem:
     code: str
     message: str
     missing: dict[str, str]
+
+
+class RosterConflict(Exception):
+    """A concurrent change removed something these changes refer to; nothing was applied."""
 
 
 class RosterRejected(Exception):
@@ -90,19 +96,36 @@ class RosterService:
         self._roster = roster
         self._on_profiles_changed = on_profiles_changed
 
+    async def exists(self, kind: str, key: str) -> bool:
+        """Whether an institution, user, course or batch exists."""
+        return bool(await self._roster.existing(kind, [key]))
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        """A person with their memberships."""
+        return await self._roster.get_user(user_id)
+
     async def apply(self, changes: Sequence[RosterChange]) -> ApplyResult:
-        """Check every reference (against the database and earlier changes), then apply."""
-        await self._check_references(changes)
+        """Check every reference (against the database and the other changes), then apply.
+
+        When several changes concern the same record, the last one wins.
+        """
         latest: dict[tuple[str, ...], RosterChange] = {}
         for change in changes:
-            latest.pop(change_key(change), None)  # a later change replaces, keeping its place
             latest[change_key(change)] = change
-        result = await self._roster.apply(list(latest.values()), datetime.now(UTC))
+        await self._check_references(changes, list(latest.values()))
+        try:
+            result = await self._roster.apply(list(latest.values()), datetime.now(UTC))
+        except IntegrityError as exc:
+            raise RosterConflict(str(exc.orig)) from exc
         if result.profile_changes and self._on_profiles_changed is not None:
             self._on_profiles_changed()
         return result
 
-    async def _check_references(self, changes: Sequence[RosterChange]) -> None:
+    async def _check_references(
+        self, changes: Sequence[RosterChange], final: Sequence[RosterChange]
+    ) -> None:
+        # What exists afterwards: the database, plus what these changes create, minus what
+        # they remove (order within a request doesn't matter: everything applies together).
         wanted: dict[str, set[str]] = {
             "institution": set(),
             "user": set(),
@@ -113,21 +136,16 @@ class RosterService:
             for kind, key, _field in _references(change):
                 wanted[kind].add(key)
         exists = {kind: await self._roster.existing(kind, keys) for kind, keys in wanted.items()}
-        problems: list[Problem] = []
-        for index, change in enumerate(changes):
-            for kind, key, field in _references(change):
-                if key not in exists[kind]:
-                    problems.append(
-                        Problem(
-                            index,
-                            "unknown_reference",
-                            f"no {kind} with id {key!r}",
-                            {field: key},
-                        )
-                    )
+        for change in final:
             if (defined := _defines(change)) is not None:
                 exists[defined[0]].add(defined[1])
             if (removed := _removes(change)) is not None:
                 exists[removed[0]].discard(removed[1])
+        problems = [
+            Problem(index, "unknown_reference", f"no {kind} with id {key!r}", {field: key})
+            for index, change in enumerate(changes)
+            for kind, key, field in _references(change)
+            if key not in exists[kind]
+        ]
         if problems:
             raise RosterRejected(problems)

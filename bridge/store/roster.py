@@ -342,7 +342,9 @@ class RosterRepository:
         async with self._db.engine.connect() as conn:
             if not words:
                 rows = await conn.execute(
-                    base.where(cw.is_first.is_(True)).order_by(cw.word, cw.name_key).limit(limit)
+                    base.where(cw.is_first.is_(True))
+                    .order_by(cw.word, cw.name_key, cw.user_id)
+                    .limit(limit)
                 )
                 return [(r.user_id, r.name_key, 0) for r in rows]
             query = " ".join(words)
@@ -354,7 +356,7 @@ class RosterRepository:
                     cw.name_key >= query,
                     cw.name_key < prefix_end(query),
                 )
-                .order_by(cw.word, cw.name_key)
+                .order_by(cw.word, cw.name_key, cw.user_id)
                 .limit(limit)
             )
             found = [(r.user_id, r.name_key, 0) for r in first]
@@ -374,7 +376,7 @@ class RosterRepository:
                 second = second.where((" " + cw.name_key).like(f"% {word}%"))
             rows = await conn.execute(
                 second.group_by(cw.user_id, cw.name_key)
-                .order_by(cw.name_key)
+                .order_by(cw.name_key, cw.user_id)
                 .limit(limit + len(found))
             )
             seen = {user_id for user_id, _, _ in found}
@@ -427,16 +429,38 @@ class RosterRepository:
         counts: dict[str, int] = defaultdict(int)
         async with self._db.engine.begin() as conn:
             changed_people = await self._put_users(conn, by_type[UserPut], now)
+            await self._upsert(
+                conn,
+                institutions,
+                [
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "region": c.region,
+                        "timezone": c.timezone,
+                        "updated_at": now,
+                    }
+                    for c in by_type[InstitutionPut]
+                    if not c.keep_unset
+                ],
+                ["id"],
+            )
+            await self._upsert(
+                conn,
+                institutions,
+                [
+                    {"id": c.id, "name": c.name, "updated_at": now}
+                    for c in by_type[InstitutionPut]
+                    if c.keep_unset
+                ],
+                ["id"],
+            )
             for change_type, table, keys in (
-                (InstitutionPut, institutions, ["id"]),
                 (CoursePut, courses, ["id"]),
                 (BatchPut, batches, ["id"]),
                 (MembershipPut, memberships, ["institution_id", "user_id"]),
             ):
-                rows = [dict(vars(c)) for c in by_type[change_type]]  # fields are columns
-                if change_type is InstitutionPut:
-                    for row in rows:
-                        row["updated_at"] = now
+                rows = [vars(c) for c in by_type[change_type]]  # their fields are the columns
                 await self._upsert(conn, table, rows, keys)
             for kind, table in (("student", enrollments), ("tutor", teaching)):
                 rows = [vars(c) for c in by_type[AssignmentPut] if c.kind == kind]
@@ -515,27 +539,28 @@ class RosterRepository:
                 old = before.get(put.id)
                 if old is None or old.display_name != put.display_name:
                     renamed.append(put.id)
-                if old is not None and (
-                    old.display_name != put.display_name or old.avatar_url != put.avatar_url
-                ):
+                photo_changed = (
+                    not put.keep_unset and old is not None and old.avatar_url != put.avatar_url
+                )
+                if old is not None and (old.display_name != put.display_name or photo_changed):
                     profile.append(put.id)
-        await self._upsert(
-            conn,
-            users,
-            [
-                {
+        for keep_unset in (False, True):
+            rows = []
+            for p in puts:
+                if p.keep_unset != keep_unset:
+                    continue
+                row = {
                     "id": p.id,
                     "display_name": p.display_name,
                     "name_key": name_key(p.display_name),
-                    "avatar_url": p.avatar_url,
                     "active": p.active,
-                    "availability": p.availability,
                     "updated_at": now,
                 }
-                for p in puts
-            ],
-            ["id"],
-        )
+                if not keep_unset:  # a full replacement; imports leave these alone
+                    row["avatar_url"] = p.avatar_url
+                    row["availability"] = p.availability
+                rows.append(row)
+            await self._upsert(conn, users, rows, ["id"])
         return {"renamed": renamed, "profile": profile}
 
     async def _upsert(
@@ -590,9 +615,9 @@ class RosterRepository:
             words = []
             for r in rows:
                 key = r.name_key[:_NAME_KEY_MAX]
-                for position, word in enumerate(dict.fromkeys(key.split())):
-                    if position >= MAX_NAME_WORDS:
-                        break
+                # A name without letters or digits still needs a row to be listed at all.
+                indexed = (key.split() or [""])[:MAX_NAME_WORDS]
+                for position, word in enumerate(dict.fromkeys(indexed)):
                     words.append(
                         {
                             "institution_id": r.institution_id,

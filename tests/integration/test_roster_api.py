@@ -164,6 +164,56 @@ async def test_bad_input_names_the_field(
     assert error["error"]["field"] == field
 
 
+async def test_ids_and_values_that_could_break_storage_are_refused(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    instance, _ = bridge
+    status, error = await call(instance, "PUT", "/api/v1/users/" + "x" * 300, {"display_name": "X"})
+    assert (status, error["error"]["field"]) == (400, "user_id")
+    status, error = await call(instance, "GET", "/api/v1/users/a%00b")
+    assert (status, error["error"]["field"]) == (400, "user_id")
+    status, error = await call(instance, "PUT", "/api/v1/users/p1", {"display_name": "A\u0000B"})
+    assert (status, error["error"]["field"]) == (400, "display_name")
+    status, error = await call(
+        instance, "PUT", "/api/v1/users/p1", {"display_name": "A", "id": "z"}
+    )
+    assert (status, error["error"]["field"]) == (400, "id")
+    await seed(instance)
+    status, error = await call(
+        instance, "PUT", "/api/v1/batches/alg-a/students/stu", {"ends_at": "9999-12-31"}
+    )
+    assert (status, error["error"]["field"]) == (400, "ends_at")
+
+
+async def test_bulk_order_within_a_request_does_not_matter(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    instance, _ = bridge
+    records = [
+        {"type": "enrollment", "batch_id": "ob", "user_id": "ou"},
+        {"type": "member", "institution_id": "oi", "user_id": "ou", "role": "student"},
+        {"type": "batch", "id": "ob", "course_id": "oc", "title": "B"},
+        {"type": "course", "id": "oc", "institution_id": "oi", "title": "C"},
+        {"type": "user", "id": "ou", "display_name": "Olu"},
+        {"type": "institution", "id": "oi", "name": "Order U"},
+    ]
+    status, body = await call(instance, "POST", "/api/v1/roster/bulk", {"records": records})
+    assert status == 200, body
+    # A record deleted in the same request can't be referred to.
+    status, body = await call(
+        instance,
+        "POST",
+        "/api/v1/roster/bulk",
+        {
+            "records": [
+                {"type": "teaching", "batch_id": "ob", "user_id": "ou"},
+                {"type": "batch", "id": "ob", "delete": True},
+            ]
+        },
+    )
+    assert (status, body["error"]["problems"][0]["missing"]) == (422, {"batch_id": "ob"})
+
+
 async def test_bodies_that_are_not_json_or_too_big(
     synapse_env: SynapseEnv, sqlite_url: str
 ) -> None:
@@ -384,6 +434,11 @@ async def test_roster_names_reach_matrix_without_waiting(
         assert status == 200
         async with asyncio.timeout(15):
             while (await _profile(person, matrix_id)).displayname != "Samantha Student":  # type: ignore[union-attr]
+                await asyncio.sleep(0.1)
+        # A name longer than Synapse takes (256) is shortened, not a sync that fails for ever.
+        await call(instance, "PUT", f"/api/v1/users/{platform_id}", {"display_name": "L" * 300})
+        async with asyncio.timeout(15):
+            while (await _profile(person, matrix_id)).displayname != "L" * 256:  # type: ignore[union-attr]
                 await asyncio.sleep(0.1)
         # Deactivating keeps the account (and its history).
         await call(

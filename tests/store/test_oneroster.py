@@ -144,3 +144,75 @@ def test_progress_bar_draws_on_a_terminal() -> None:
     quiet = io.StringIO()
     TerminalProgress(quiet)("users.csv", 5, 10)
     assert quiet.getvalue() == ""
+
+
+async def test_a_partial_folder_removes_nothing_it_did_not_read(
+    roster: RosterRepository, export: Path
+) -> None:
+    await run_import(roster, export)
+    for name in ("manifest", "courses", "classes", "enrollments"):
+        (export / f"{name}.csv").unlink()
+    report = await run_import(roster, export)
+    assert report.removed == {}
+    assert (await PolicyService(roster).can_start("stu-ava", "tut-kim")).allowed
+
+
+async def test_a_skipped_row_does_not_remove_what_it_stood_for(
+    roster: RosterRepository, export: Path
+) -> None:
+    await run_import(roster, export)
+    text = (export / "enrollments.csv").read_text()
+    (export / "enrollments.csv").write_text(
+        text.replace(
+            "stu-ava,student,false,2026-09-01,2027-06-30",
+            "stu-ava,student,false,2026-09-01,someday",
+            1,
+        )
+    )
+    classes = (export / "classes.csv").read_text().replace(",Group B,", ",,")
+    (export / "classes.csv").write_text(classes)
+    report = await run_import(roster, export)
+    assert len(report.skipped) == 2
+    assert report.removed == {}
+    assert (await PolicyService(roster).can_start("stu-ava", "tut-kim")).allowed
+    assert (await PolicyService(roster).can_start("stu-diego", "tut-nguyen")).allowed
+
+
+async def test_reimport_keeps_what_only_the_api_sets(
+    roster: RosterRepository, export: Path
+) -> None:
+    from bridge.domain.roster import InstitutionPut, UserPut
+
+    await run_import(roster, export)
+    service = RosterService(roster)
+    await service.apply(
+        [
+            InstitutionPut("org-riverside", "Riverside College", "GB", "Europe/London"),
+            UserPut("stu-ava", "Ava Patel", "https://lms.example/ava.png", True, '{"note":"x"}'),
+        ]
+    )
+    await run_import(roster, export)
+    ava = await roster.get_user("stu-ava")
+    assert ava is not None
+    assert (ava.avatar_url, ava.availability) == ("https://lms.example/ava.png", '{"note":"x"}')
+
+
+async def test_a_date_out_of_range_is_a_skipped_row_not_a_crash(
+    roster: RosterRepository, export: Path
+) -> None:
+    with (export / "enrollments.csv").open("a") as handle:
+        handle.write(
+            "enr-far,,2026-09-01,cls-alg-b,org-riverside,stu-ava,student,false,,9999-12-31\n"
+        )
+    report = await run_import(roster, export)
+    assert report.skipped == ["enrollments.csv:13: beginDate or endDate is not a date"]
+
+
+async def test_headers_are_checked_before_anything_is_written(
+    roster: RosterRepository, export: Path
+) -> None:
+    text = (export / "enrollments.csv").read_text().replace("userSourcedId", "user")
+    (export / "enrollments.csv").write_text(text)
+    with pytest.raises(ImportFailed):
+        await run_import(roster, export)
+    assert await roster.get_user("stu-ava") is None

@@ -47,7 +47,7 @@ class Roster:
 
     def changes(self) -> list[RosterChange]:
         out: list[RosterChange] = [InstitutionPut(i, f"Inst {i}") for i in ("i1", "i2")]
-        out += [UserPut(u, f"Person {u}", active=active) for u, active in self.users]
+        out += [UserPut(u, _name(u), active=active) for u, active in self.users]
         out += [CoursePut(c, i, f"Course {c}") for c, i in self.courses]
         out += [BatchPut(b, c, f"Batch {b}") for b, c in self.batches]
         out += [MembershipPut(i, u, role) for i, u, role in self.members]  # type: ignore[arg-type]
@@ -126,7 +126,22 @@ def oracle(roster: Roster, a: str, b: str) -> bool:
     return False
 
 
-async def _answers(roster: Roster) -> tuple[dict[tuple[str, str], bool], dict[str, set[str]]]:
+# Names are "Person u<n>" (some "---"): the queries hit first words, other words and nothing.
+QUERIES = ("", "pe", "u1", "person u", "x")
+
+
+def _name(user: str) -> str:
+    return "---" if user.endswith("3") else f"Person {user}"
+
+
+def _matches(name: str, query: str) -> bool:
+    words, name_words_ = query.split(), name.lower().replace("-", " ").split()
+    return all(any(w.startswith(q) for w in name_words_) for q in words)
+
+
+async def _answers(
+    roster: Roster,
+) -> tuple[dict[tuple[str, str], bool], dict[tuple[str, str], set[str]]]:
     db = Database("sqlite+aiosqlite://")  # in memory: one connection holds it
     try:
         async with db.engine.begin() as conn:
@@ -136,7 +151,11 @@ async def _answers(roster: Roster) -> tuple[dict[tuple[str, str], bool], dict[st
         policy = PolicyService(repo)
         ids = [u for u, _ in roster.users]
         allowed = {(a, b): (await policy.can_start(a, b)).allowed for a in ids for b in ids}
-        contacts = {a: {c.user_id for c in await policy.contacts(a, limit=100)} for a in ids}
+        contacts = {
+            (a, q): {c.user_id for c in await policy.contacts(a, q, limit=100)}
+            for a in ids
+            for q in QUERIES
+        }
         return allowed, contacts
     finally:
         await db.close()
@@ -158,8 +177,11 @@ def test_stored_policy_matches_the_rules_and_contacts_match_the_policy(roster: R
         same_roles = {(roles[(i, a)], roles[(i, b)]) for i in shared}
         if same_roles and same_roles <= {("tutor", "tutor"), ("student", "student")}:
             assert ok == allowed[(b, a)], (a, b)  # symmetric
-    for a, found in contacts.items():
-        assert found == {b for (x, b), ok in allowed.items() if x == a and ok}, a
+    for (a, query), found in contacts.items():
+        expected = {
+            b for (x, b), ok in allowed.items() if x == a and ok and _matches(_name(b), query)
+        }
+        assert found == expected, (a, query)
 
 
 @PROPERTY
