@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from bridge.api.conversations import ConversationRoutes
 from bridge.api.errors import api_error
 from bridge.api.health import HealthRoutes
 from bridge.api.http import lms_auth_middleware
@@ -24,6 +25,7 @@ from bridge.matrix.appservice import AppserviceEndpoint, matrix_error
 from bridge.matrix.checks import CheckResult, run_checks
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
 from bridge.services.accounts import AccountService
+from bridge.services.conversations import ConversationService
 from bridge.services.inbound import EventDispatcher, InboundProcessor
 from bridge.services.photos import PhotoFetcher
 from bridge.services.policy import PolicyService
@@ -31,6 +33,7 @@ from bridge.services.profile_sync import ProfileSyncWorker
 from bridge.services.roster import RosterService
 from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
+from bridge.store.conversations import ConversationRepository
 from bridge.store.database import Database
 from bridge.store.inbox import InboxRepository
 from bridge.store.roster import RosterRepository
@@ -71,6 +74,17 @@ class Bridge:
         self.profile_sync = ProfileSyncWorker(self.roster, self.accounts)
         self.roster_service = RosterService(self.roster, self.profile_sync.wake)
         self.policy = PolicyService(self.roster)
+        self.conversations = ConversationService(
+            ConversationRepository(self.db),
+            self.policy,
+            self.roster,
+            self.accounts,
+            self.client,
+            bot_user_id=config.bot_user_id,
+            account_prefix=config.appservice.account_prefix,
+            server_name=config.homeserver.server_name,
+            federate=config.appservice.federate_rooms,
+        )
         self.dispatcher = EventDispatcher()
         self.processor = InboundProcessor(self.inbox, self.dispatcher)
         self.appservice = AppserviceEndpoint(
@@ -99,6 +113,11 @@ class Bridge:
             RosterRoutes(self.roster_service, self.ids, self.config.lms.max_body_bytes).routes()
         )
         app.add_routes(PeopleRoutes(self.policy, self.ids).routes())
+        app.add_routes(
+            ConversationRoutes(
+                self.conversations, self.ids, self.config.lms.max_body_bytes
+            ).routes()
+        )
         app.add_routes(OpenApiRoute().routes())
         return app
 

@@ -83,6 +83,11 @@ class AppserviceConfig:
         "Starting it with an underscore keeps it apart from people's own accounts.",
         "_lms_",
     )
+    federate_rooms: bool = setting(
+        "Whether conversation rooms may be joined from other homeservers (they are private "
+        "either way).",
+        False,
+    )
     txn_dedupe_window_seconds: int = setting(
         "How long a transaction id from the homeserver is remembered, to acknowledge a resend "
         "without processing it twice.",

@@ -224,6 +224,59 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             },
         }
     }
+    conversation = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "state": {"type": "string", "enum": ["active", "read_only"]},
+            "room_id": {"type": "string", "example": "!abc:example.org"},
+            "started_by": {"type": "string"},
+            "participants": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"user_id": {"type": "string"}, "matrix_id": {"type": "string"}},
+                },
+            },
+        },
+    }
+    paths["/api/v1/conversations"] = {
+        "post": {
+            "tags": ["conversations"],
+            "summary": "Start (or find) the conversation of two people",
+            "description": "Creates the private Matrix room of the pair when the initiator may "
+            "start a conversation with the recipient; either person may call again later and "
+            "gets the same conversation.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["initiator", "recipient"],
+                            "properties": {
+                                "initiator": {"type": "string"},
+                                "recipient": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": _json(conversation, "Created"),
+                "200": _json(conversation, "The pair's existing conversation"),
+                **_errors(400, 404, 413),
+                "403": {
+                    "description": "Not allowed by the policy; `error.message` says why and "
+                    "`error.reason_code` is the policy's code",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
+                "503": {"description": "The homeserver is unreachable; retry"},
+            },
+        }
+    }
     paths["/api/v1/openapi.json"] = {
         "get": {
             "tags": ["meta"],

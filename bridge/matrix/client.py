@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
-from nio import AsyncClient, AsyncClientConfig
+from nio import AsyncClient, AsyncClientConfig, RoomPreset
 from nio.responses import ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,38 @@ class Intent:
     async def set_avatar_url(self, mxc: str) -> None:
         """Set the account's global avatar."""
         await self._owner.call_nio(self._nio.set_avatar(mxc))
+
+    async def create_room(
+        self,
+        alias_localpart: str,
+        initial_state: list[dict[str, Any]],
+        power_levels: dict[str, Any],
+        federate: bool,
+    ) -> str:
+        """Create a private, direct room owned by this account; returns its id."""
+        response = await self._owner.call_nio(
+            self._nio.room_create(
+                alias=alias_localpart,
+                federate=federate,
+                is_direct=True,
+                preset=RoomPreset.private_chat,
+                initial_state=initial_state,
+                power_level_override=power_levels,
+            )
+        )
+        return str(response.room_id)
+
+    async def invite(self, room_id: str, user_id: str) -> None:
+        """Invite someone (already being a member is fine)."""
+        try:
+            await self._owner.call_nio(self._nio.room_invite(room_id, user_id))
+        except HomeserverError as exc:
+            if "already in the room" not in exc.message:
+                raise
+
+    async def join(self, room_id: str) -> None:
+        """Join a room this account is invited to (or already in)."""
+        await self._owner.call_nio(self._nio.join(room_id))
 
     async def upload(self, data: bytes, content_type: str, filename: str) -> str:
         """Upload media as this account; returns its mxc:// URI."""
@@ -213,6 +245,41 @@ class HomeserverClient:
                 return {}
             raise
         return result
+
+    async def resolve_alias(self, alias: str) -> str | None:
+        """The room an alias points to, or None."""
+        try:
+            result = await self.request(
+                "GET", f"/_matrix/client/v3/directory/room/{quote(alias, safe='')}"
+            )
+        except HomeserverError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(result["room_id"])
+
+    async def account_data(self, user_id: str, data_type: str) -> dict[str, Any]:
+        """An account's global account data of one type ({} when unset)."""
+        try:
+            result: dict[str, Any] = await self.request(
+                "GET",
+                f"/_matrix/client/v3/user/{quote(user_id, safe='')}/account_data/{data_type}",
+                as_user=user_id,
+            )
+        except HomeserverError as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        return result
+
+    async def set_account_data(self, user_id: str, data_type: str, content: dict[str, Any]) -> None:
+        """Replace an account's global account data of one type."""
+        await self.request(
+            "PUT",
+            f"/_matrix/client/v3/user/{quote(user_id, safe='')}/account_data/{data_type}",
+            body=content,
+            as_user=user_id,
+        )
 
     async def ping(self, transaction_id: str | None = None) -> dict[str, Any]:
         """Ask the homeserver to ping the bridge (and end any backoff towards it)."""

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -187,4 +188,21 @@ profile_sync_queue = Table(
     metadata,
     Column("user_id", String(255), primary_key=True),
     Column("queued_at", DateTime(timezone=True), nullable=False),
+)
+
+# --- conversations ---
+
+# The one conversation of a pair of people (user_a < user_b), with its Matrix room once made.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_a", String(255), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("user_b", String(255), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("started_by", String(255), nullable=False),
+    Column("room_id", String(255), nullable=True, unique=True),
+    Column("state", String(16), nullable=False),  # creating, active, read_only
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("user_a", "user_b", name="uq_conversations_pair"),
+    Index("ix_conversations_user_b", "user_b"),
 )

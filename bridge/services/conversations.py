@@ -1,0 +1,119 @@
+"""Conversations: the one private room of a pair of people, made only when the policy allows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from datetime import UTC, datetime
+
+from bridge.domain.policy import Decision
+from bridge.domain.rooms import conversation_room, with_direct_room
+from bridge.matrix.client import HomeserverClient, HomeserverError
+from bridge.services.accounts import AccountService
+from bridge.services.policy import PolicyService, UnknownUser
+from bridge.store.conversations import ConversationRecord, ConversationRepository
+from bridge.store.roster import RosterRepository
+
+log = logging.getLogger(__name__)
+
+
+class ConversationRefused(Exception):
+    """The policy does not let the initiator start this conversation."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision
+
+
+class ConversationService:
+    """Starts conversations: policy check, one room per pair, both people joined."""
+
+    def __init__(
+        self,
+        conversations: ConversationRepository,
+        policy: PolicyService,
+        roster: RosterRepository,
+        accounts: AccountService,
+        client: HomeserverClient,
+        *,
+        bot_user_id: str,
+        account_prefix: str,
+        server_name: str,
+        federate: bool,
+    ) -> None:
+        self._conversations = conversations
+        self._policy = policy
+        self._roster = roster
+        self._accounts = accounts
+        self._client = client
+        self._bot = bot_user_id
+        self._prefix = account_prefix
+        self._server_name = server_name
+        self._federate = federate
+        # One room-making at a time per conversation in this process; the room alias keeps
+        # several processes (or a retry after a crash) from making a second room.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def start(self, initiator: str, recipient: str) -> tuple[ConversationRecord, bool]:
+        """The pair's conversation and whether this call created it.
+
+        Raises UnknownUser, ConversationRefused, or HomeserverUnreachable (then nothing is lost:
+        the next call picks up where this one stopped).
+        """
+        decision = await self._policy.can_start(initiator, recipient)
+        existing = await self._conversations.by_pair(initiator, recipient)
+        if existing is not None and existing.state != "creating":
+            return existing, False
+        if not decision.allowed:
+            raise ConversationRefused(decision)
+        record = await self._conversations.claim(initiator, recipient, datetime.now(UTC))
+        lock = self._locks.setdefault(record.id, asyncio.Lock())
+        async with lock:
+            current = await self._conversations.get(record.id)
+            assert current is not None
+            if current.state != "creating":
+                return current, False
+            return await self._make_room(current), True
+
+    async def _make_room(self, record: ConversationRecord) -> ConversationRecord:
+        people = []
+        for platform_id in (record.user_a, record.user_b):
+            person = await self._roster.get_user(platform_id)
+            if person is None:
+                raise UnknownUser(platform_id)
+            user_id = await self._accounts.sync_profile(
+                platform_id, person.display_name, person.avatar_url
+            )
+            people.append((platform_id, user_id))
+        spec = conversation_room(
+            self._prefix, record.id, self._bot, (people[0], people[1]), self._federate
+        )
+        alias = f"#{spec.alias_localpart}:{self._server_name}"
+        bot = self._client.intent(self._bot)
+        room_id = await self._client.resolve_alias(alias)
+        if room_id is None:
+            try:
+                room_id = await bot.create_room(
+                    spec.alias_localpart, spec.initial_state, spec.power_levels, spec.federate
+                )
+            except HomeserverError as exc:
+                if exc.errcode != "M_ROOM_IN_USE":
+                    raise
+                room_id = await self._client.resolve_alias(alias)  # made by a racing call
+                assert room_id is not None
+        else:
+            log.info("found the room of conversation %s from an earlier attempt", record.id)
+        for _platform_id, user_id in people:
+            await bot.invite(room_id, user_id)
+            await self._client.intent(user_id).join(room_id)
+        for (_, user_id), (_, other) in ((people[0], people[1]), (people[1], people[0])):
+            direct = await self._client.account_data(user_id, "m.direct")
+            updated = with_direct_room(direct, other, room_id)
+            if updated is not None:
+                await self._client.set_account_data(user_id, "m.direct", updated)
+        await self._conversations.set_room(record.id, room_id, "active")
+        log.info("conversation %s: room %s", record.id, room_id)
+        current = await self._conversations.get(record.id)
+        assert current is not None
+        return current
