@@ -27,6 +27,7 @@ from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUn
 from bridge.services.accounts import AccountService
 from bridge.services.conversations import ConversationService
 from bridge.services.inbound import EventDispatcher, InboundProcessor
+from bridge.services.messages import MessageService
 from bridge.services.photos import PhotoFetcher
 from bridge.services.policy import PolicyService
 from bridge.services.profile_sync import ProfileSyncWorker
@@ -36,6 +37,7 @@ from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRepository
 from bridge.store.database import Database
 from bridge.store.inbox import InboxRepository
+from bridge.store.messages import MessageRepository
 from bridge.store.roster import RosterRepository
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,14 @@ class Bridge:
             server_name=config.homeserver.server_name,
             federate=config.appservice.federate_rooms,
         )
+        self.messages = MessageService(
+            MessageRepository(self.db),
+            ConversationRepository(self.db),
+            self.policy,
+            self.client,
+            self.ids,
+            config.messages,
+        )
         self.dispatcher = EventDispatcher()
         self.processor = InboundProcessor(self.inbox, self.dispatcher)
         self.appservice = AppserviceEndpoint(
@@ -100,6 +110,7 @@ class Bridge:
         self._worker: asyncio.Task[None] | None = None
         self._housekeeper: asyncio.Task[None] | None = None
         self._profile_syncer: asyncio.Task[None] | None = None
+        self._outbox: asyncio.Task[None] | None = None
 
     def web_app(self) -> web.Application:
         """The aiohttp application with every route of the bridge."""
@@ -115,7 +126,7 @@ class Bridge:
         app.add_routes(PeopleRoutes(self.policy, self.ids).routes())
         app.add_routes(
             ConversationRoutes(
-                self.conversations, self.ids, self.config.lms.max_body_bytes
+                self.conversations, self.messages, self.ids, self.config.lms.max_body_bytes
             ).routes()
         )
         app.add_routes(OpenApiRoute().routes())
@@ -147,6 +158,7 @@ class Bridge:
         self._worker = asyncio.create_task(self.processor.run(), name="inbound-processor")
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="housekeeping")
         self._profile_syncer = asyncio.create_task(self.profile_sync.run(), name="profile-sync")
+        self._outbox = asyncio.create_task(self.messages.run_outbox(), name="outbox")
         self.started = True
         log.info(
             "bridge ready on %s:%d as %s",
@@ -247,17 +259,21 @@ class Bridge:
             self._runner = None
         self.processor.stop()
         self.profile_sync.stop()
+        self.messages.stop()
         for task in (self._housekeeper, self._profile_syncer):
             if task is not None:
                 task.cancel()
-        if self._worker is not None:
-            await asyncio.wait([self._worker], timeout=grace)
-            self._worker.cancel()
-        for task in (self._housekeeper, self._profile_syncer, self._worker):
+        # Work in hand (an event being handled, a message being sent) gets to finish.
+        finishing = [task for task in (self._worker, self._outbox) if task is not None]
+        if finishing:
+            await asyncio.wait(finishing, timeout=grace)
+            for task in finishing:
+                task.cancel()
+        for task in (self._housekeeper, self._profile_syncer, self._outbox, self._worker):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._worker = self._housekeeper = self._profile_syncer = None
+        self._worker = self._housekeeper = self._profile_syncer = self._outbox = None
         await self.client.close()
         await self.photos.close()
         await self.db.close()

@@ -135,6 +135,16 @@ class LmsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MessagesConfig:
+    """Limits on messages sent through the bridge."""
+
+    max_body_chars: int = setting("Longest message body accepted (longer ones get 413).", 10000)
+    per_user_per_minute: int = setting(
+        "How many messages one person may send per minute through the API (more get 429).", 30
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     """What the bridge logs, and how."""
 
@@ -154,6 +164,7 @@ class Config:
     appservice: AppserviceConfig = setting("The bridge as an application service.")
     database: DatabaseConfig = setting("Storage.", example={})
     lms: LmsConfig = setting("The learning platform.", example={})
+    messages: MessagesConfig = setting("Messages.", example={})
     logging: LoggingConfig = setting("Logging.", example={})
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})
 
@@ -368,6 +379,10 @@ def validate(config: Config) -> list[str]:
         )
     if asc.txn_dedupe_window_seconds < 60:
         problems.append("appservice.txn_dedupe_window_seconds: expected at least 60")
+    if config.messages.max_body_chars < 1:
+        problems.append("messages.max_body_chars: expected at least 1")
+    if config.messages.per_user_per_minute < 1:
+        problems.append("messages.per_user_per_minute: expected at least 1")
     if config.lms.max_body_bytes < 1024:
         problems.append("lms.max_body_bytes: expected at least 1024")
     if asc.inbox_retention_days < 1:

@@ -31,7 +31,7 @@ _ERROR = {
 _DESCRIPTIONS = {
     400: "Invalid input; `error.field` names the field",
     401: "No API token",
-    403: "Wrong API token",
+    403: "Wrong API token, or not allowed (`error.message` says why)",
     404: "Unknown id; `error.missing` names it",
     409: "A concurrent change removed a referenced record; nothing was applied",
     413: "Body too large",
@@ -274,6 +274,60 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
                     },
                 },
                 "503": {"description": "The homeserver is unreachable; retry"},
+            },
+        }
+    }
+    message = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "conversation_id": {"type": "string"},
+            "sender": {"type": "string"},
+            "client_message_id": {"type": "string"},
+            "body": {"type": "string"},
+            "format": {"type": "string", "enum": ["plain", "markdown"]},
+            "html": {"type": ["string", "null"]},
+            "status": {"type": "string", "enum": ["sent", "queued"]},
+            "event_id": {"type": ["string", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    paths["/api/v1/conversations/{conversation_id}/messages"] = {
+        "post": {
+            "tags": ["conversations"],
+            "summary": "Send a message as a participant (idempotent on client_message_id)",
+            "parameters": _params("/api/v1/conversations/{conversation_id}/messages"),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["sender", "body", "client_message_id"],
+                            "properties": {
+                                "sender": {"type": "string"},
+                                "body": {"type": "string"},
+                                "format": {
+                                    "type": "string",
+                                    "enum": ["plain", "markdown"],
+                                    "default": "plain",
+                                },
+                                "client_message_id": {
+                                    "type": "string",
+                                    "description": "The LMS's own id: a repeat returns the "
+                                    "stored message, never a second one",
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": _json(message, "Sent; `event_id` is the Matrix event"),
+                "202": _json(message, "Stored and queued: the homeserver is unreachable"),
+                "200": _json(message, "A repeat of an earlier request"),
+                **_errors(400, 404, 413),
+                "429": {"description": "Too many messages from this sender"},
             },
         }
     }

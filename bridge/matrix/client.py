@@ -111,6 +111,17 @@ class Intent:
         """Join a room this account is invited to (or already in)."""
         await self._owner.call_nio(self._nio.join(room_id))
 
+    async def send_message(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        """Send an `m.room.message` as this account; returns the event id.
+
+        The homeserver deduplicates `txn_id` (per appservice, for a while, in memory), so a
+        retry with the same id after a timeout does not post twice.
+        """
+        response = await self._owner.call_nio(
+            self._nio.room_send(room_id, "m.room.message", content, tx_id=txn_id)
+        )
+        return str(response.event_id)
+
     async def upload(self, data: bytes, content_type: str, filename: str) -> str:
         """Upload media as this account; returns its mxc:// URI."""
         response, _keys = await self._owner.call_nio(

@@ -206,3 +206,29 @@ conversations = Table(
     UniqueConstraint("user_a", "user_b", name="uq_conversations_pair"),
     Index("ix_conversations_user_b", "user_b"),
 )
+
+# Messages of conversations, from either side; LMS sends are stored before they are sent.
+messages = Table(
+    "messages",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column(
+        "conversation_id",
+        String(64),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("sender", String(255), nullable=False),
+    Column("client_message_id", String(255), nullable=True),
+    Column("body", Text, nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("html", Text, nullable=True),
+    Column("event_id", String(255), nullable=True, unique=True),
+    Column("status", String(16), nullable=False),  # queued, sent
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("sender", "client_message_id", name="uq_messages_sender_client_message_id"),
+    Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
+    Index("ix_messages_status_seq", "status", "seq"),
+)

@@ -171,26 +171,28 @@ def test_run_explains_an_unreachable_database(tmp_path: Path) -> None:
 def test_run_serves_until_sigterm(synapse_env: SynapseEnv, tmp_path: Path) -> None:
     config = _copy_config(synapse_env, tmp_path)
     port = synapse_env.config.appservice.listen_port
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "run", "-c", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the bridge never became ready")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+    log = tmp_path / "bridge.log"
+    with log.open("w") as sink:  # a file, not a pipe nobody reads while it runs
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "run", "-c", str(config)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    time.sleep(0.2)
+            else:
+                pytest.fail("the bridge never became ready:\n" + log.read_text()[-3000:])
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    output = log.read_text()
     assert process.returncode == 0, output
     assert "stopping" in output
 
