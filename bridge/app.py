@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.api.conversations import ConversationRoutes
 from bridge.api.errors import api_error
+from bridge.api.events import EventRoutes
 from bridge.api.health import HealthRoutes
 from bridge.api.http import lms_auth_middleware
 from bridge.api.openapi import OpenApiRoute
@@ -27,6 +28,7 @@ from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUn
 from bridge.services.accounts import AccountService
 from bridge.services.conversations import ConversationService
 from bridge.services.inbound import EventDispatcher, InboundProcessor
+from bridge.services.incoming import IncomingMessages
 from bridge.services.messages import MessageService
 from bridge.services.photos import PhotoFetcher
 from bridge.services.policy import PolicyService
@@ -36,6 +38,7 @@ from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRepository
 from bridge.store.database import Database
+from bridge.store.events import EventLogRepository
 from bridge.store.inbox import InboxRepository
 from bridge.store.messages import MessageRepository
 from bridge.store.roster import RosterRepository
@@ -104,6 +107,14 @@ class Bridge:
             on_stored=self.processor.wake,
             user_query=self.accounts.handle_user_query,
         )
+        self.incoming = IncomingMessages(
+            ConversationRepository(self.db),
+            MessageRepository(self.db),
+            AccountRepository(self.db),
+            config.bot_user_id,
+        )
+        self.dispatcher.on("m.room.message", self.incoming.on_message)
+        self.event_log = EventLogRepository(self.db)
         self.health = HealthRoutes(self.readiness)
         self.started = False
         self._runner: web.AppRunner | None = None
@@ -129,6 +140,7 @@ class Bridge:
                 self.conversations, self.messages, self.ids, self.config.lms.max_body_bytes
             ).routes()
         )
+        app.add_routes(EventRoutes(self.event_log).routes())
         app.add_routes(OpenApiRoute().routes())
         return app
 

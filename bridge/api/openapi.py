@@ -331,6 +331,54 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             },
         }
     }
+    paths["/api/v1/events"] = {
+        "get": {
+            "tags": ["events"],
+            "summary": "Every change, in order: read from any point, resume with next_after",
+            "parameters": [
+                {"name": "after", "in": "query", "schema": {"type": "integer", "default": 0}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                },
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "events": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["id", "seq", "type", "created_at", "data"],
+                                    "properties": {
+                                        "id": {"type": "string"},
+                                        "seq": {"type": "integer"},
+                                        "type": {
+                                            "type": "string",
+                                            "example": "message.created",
+                                        },
+                                        "created_at": {"type": "string", "format": "date-time"},
+                                        "data": {
+                                            "type": "object",
+                                            "description": "message.created: message_id, "
+                                            "conversation_id, sender, body, format, html "
+                                            "(sanitised), event_id, origin (lms or matrix), "
+                                            "created_at",
+                                        },
+                                    },
+                                },
+                            },
+                            "next_after": {"type": "integer"},
+                        },
+                    }
+                ),
+                **_errors(400),
+            },
+        }
+    }
     paths["/api/v1/openapi.json"] = {
         "get": {
             "tags": ["meta"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import nh3
 from markdown_it import MarkdownIt
 
 TextFormat = Literal["plain", "markdown"]
@@ -29,3 +30,56 @@ def message_content(body: str, html: str | None) -> dict[str, Any]:
         content["format"] = "org.matrix.custom.html"
         content["formatted_body"] = html
     return content
+
+
+# What HTML from Matrix clients may keep (the spec's suggested subset, without images).
+_TAGS = {
+    "a",
+    "b",
+    "blockquote",
+    "br",
+    "caption",
+    "code",
+    "del",
+    "div",
+    "em",
+    "font",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "s",
+    "span",
+    "strike",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "u",
+    "ul",
+}
+_ATTRIBUTES = {"a": {"href"}, "code": {"class"}, "ol": {"start"}}
+
+
+def sanitize_html(html: str) -> str:
+    """HTML from a Matrix client, safe to show: no scripts, event handlers or javascript: links."""
+    return nh3.clean(
+        html,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto", "matrix"},
+        link_rel="noopener noreferrer",
+    )

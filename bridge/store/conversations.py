@@ -65,6 +65,10 @@ class ConversationRepository:
             (conversations.c.user_a == user_a) & (conversations.c.user_b == user_b)
         )
 
+    async def by_room(self, room_id: str) -> ConversationRecord | None:
+        """The conversation a Matrix room belongs to, if any."""
+        return await self._one(conversations.c.room_id == room_id)
+
     async def get(self, conversation_id: str) -> ConversationRecord | None:
         """A conversation by id."""
         return await self._one(conversations.c.id == conversation_id)

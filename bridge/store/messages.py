@@ -10,6 +10,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.store.database import Database
+from bridge.store.events import append_event
 from bridge.store.schema import messages
 
 
@@ -63,11 +64,12 @@ class MessageRepository:
         now: datetime,
     ) -> tuple[MessageRecord, bool]:
         """Store a message from the LMS, once per (sender, client message id); (record, new)."""
+        message_id = uuid.uuid4().hex
         async with self._db.engine.begin() as conn:
             inserted = await conn.execute(
                 self._dialect.insert(messages)
                 .values(
-                    id=uuid.uuid4().hex,
+                    id=message_id,
                     conversation_id=conversation_id,
                     sender=sender,
                     client_message_id=client_message_id,
@@ -81,11 +83,83 @@ class MessageRepository:
                 .returning(messages.c.seq)
             )
             created = inserted.first() is not None
+            if created:
+                await append_event(
+                    conn,
+                    "message.created",
+                    _created(
+                        message_id,
+                        conversation_id,
+                        sender,
+                        body,
+                        text_format,
+                        html,
+                        None,
+                        "lms",
+                        now,
+                    ),
+                    now,
+                )
         record = await self._one(
             and_(messages.c.sender == sender, messages.c.client_message_id == client_message_id)
         )
         assert record is not None
         return record, created
+
+    async def add_incoming(
+        self,
+        conversation_id: str,
+        sender: str,
+        event_id: str,
+        body: str,
+        html: str | None,
+        now: datetime,
+    ) -> bool:
+        """Record a message typed in a Matrix client, once per event; True when new."""
+        message_id = uuid.uuid4().hex
+        text_format = "html" if html is not None else "plain"
+        async with self._db.engine.begin() as conn:
+            inserted = await conn.execute(
+                self._dialect.insert(messages)
+                .values(
+                    id=message_id,
+                    conversation_id=conversation_id,
+                    sender=sender,
+                    client_message_id=None,
+                    body=body,
+                    format=text_format,
+                    html=html,
+                    event_id=event_id,
+                    status="sent",
+                    created_at=now,
+                    sent_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(messages.c.seq)
+            )
+            if inserted.first() is None:
+                return False
+            await append_event(
+                conn,
+                "message.created",
+                _created(
+                    message_id,
+                    conversation_id,
+                    sender,
+                    body,
+                    text_format,
+                    html,
+                    event_id,
+                    "matrix",
+                    now,
+                ),
+                now,
+            )
+        return True
+
+    async def by_event_id(self, event_id: str) -> MessageRecord | None:
+        """The message a Matrix event is, if it is one of ours."""
+        return await self._one(messages.c.event_id == event_id)
 
     async def get(self, message_id: str) -> MessageRecord | None:
         """A message by id."""
@@ -106,6 +180,22 @@ class MessageRepository:
                 .limit(limit)
             )
             return [MessageRecord(*r) for r in rows]
+
+    async def sending(self, conversation_id: str, sender: str) -> bool:
+        """Whether a message of this sender in this conversation is still being sent."""
+        async with self._db.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(messages.c.seq)
+                    .where(
+                        messages.c.conversation_id == conversation_id,
+                        messages.c.sender == sender,
+                        messages.c.status == "queued",
+                    )
+                    .limit(1)
+                )
+            ).first()
+        return row is not None
 
     async def queued_before(self, conversation_id: str, seq: int) -> bool:
         """Whether an older message of the conversation still waits (order must be kept)."""
@@ -131,3 +221,27 @@ class MessageRepository:
                 .where(messages.c.id == message_id)
                 .values(status="sent", event_id=event_id, sent_at=now)
             )
+
+
+def _created(
+    message_id: str,
+    conversation_id: str,
+    sender: str,
+    body: str,
+    text_format: str,
+    html: str | None,
+    event_id: str | None,
+    origin: str,
+    now: datetime,
+) -> dict[str, object]:
+    return {
+        "message_id": message_id,
+        "conversation_id": conversation_id,
+        "sender": sender,
+        "body": body,
+        "format": text_format,
+        "html": html,
+        "event_id": event_id,
+        "origin": origin,
+        "created_at": now.isoformat(),
+    }

@@ -232,3 +232,14 @@ messages = Table(
     Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
     Index("ix_messages_status_seq", "status", "seq"),
 )
+
+# The ordered, durable log of everything the LMS is told (GET /api/v1/events, webhooks).
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

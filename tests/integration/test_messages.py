@@ -167,3 +167,70 @@ async def test_messages_sent_while_synapse_is_down_arrive_in_order(
         assert [b for b in bodies if b.startswith("queued")] == ["queued 0", "queued 1", "queued 2"]
     finally:
         await tutor.close()
+
+
+async def feed(instance: Bridge, conversation_id: str) -> list[dict[str, Any]]:
+    status, body = await call(instance, "GET", "/api/v1/events?after=0&limit=1000")
+    assert status == 200
+    return [e for e in body["events"] if e["data"].get("conversation_id") == conversation_id]
+
+
+async def test_a_reply_typed_in_a_matrix_client_reaches_the_lms_once(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
+) -> None:
+    instance, recorder = bridge
+    ids, conversation = await start_conversation(instance)
+    tutor = await matrix_client(synapse_env, instance, ids["tutor"])
+    try:
+        sent = await tutor.room_send(
+            conversation["room_id"],
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "Friday works",
+                "format": "org.matrix.custom.html",
+                "formatted_body": "<b onclick='steal()'>Friday</b> works<script>x()</script>",
+            },
+        )
+        event_id = sent.event_id  # type: ignore[union-attr]
+        await recorder.wait_for(lambda r: event_id in r.ids(), timeout=20)
+        async with asyncio.timeout(10):
+            while not [
+                e
+                for e in await feed(instance, conversation["id"])
+                if e["data"]["event_id"] == event_id
+            ]:
+                await asyncio.sleep(0.1)
+        events = [
+            e for e in await feed(instance, conversation["id"]) if e["data"]["event_id"] == event_id
+        ]
+        assert len(events) == 1
+        data = events[0]["data"]
+        assert events[0]["type"] == "message.created"
+        assert (data["sender"], data["body"], data["origin"]) == (
+            ids["tutor"],
+            "Friday works",
+            "matrix",
+        )
+        assert data["html"] == "<b>Friday</b> works"
+    finally:
+        await tutor.close()
+
+
+async def test_the_bridges_own_sends_are_not_published_twice(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    instance, recorder = bridge
+    ids, conversation = await start_conversation(instance)
+    status, message = await send(instance, conversation, sender=ids["student"], body="hello")
+    assert status == 201
+    await recorder.wait_for(lambda r: message["event_id"] in r.ids(), timeout=20)  # the echo
+    await asyncio.sleep(0.5)
+    created = [
+        e for e in await feed(instance, conversation["id"]) if e["type"] == "message.created"
+    ]
+    assert [(e["data"]["message_id"], e["data"]["origin"]) for e in created] == [
+        (message["id"], "lms")
+    ]
+    status, error = await call(instance, "GET", "/api/v1/events?after=-1")
+    assert (status, error["error"]["field"]) == (400, "after")
