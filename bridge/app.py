@@ -34,6 +34,7 @@ from bridge.services.photos import PhotoFetcher
 from bridge.services.policy import PolicyService
 from bridge.services.profile_sync import ProfileSyncWorker
 from bridge.services.roster import RosterService
+from bridge.services.webhooks import WebhookDelivery
 from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRepository
@@ -90,6 +91,9 @@ class Bridge:
             server_name=config.homeserver.server_name,
             federate=config.appservice.federate_rooms,
         )
+        self.webhooks = WebhookDelivery(
+            EventLogRepository(self.db), config.lms.webhook_url, config.lms.webhook_secret
+        )
         self.messages = MessageService(
             MessageRepository(self.db),
             ConversationRepository(self.db),
@@ -97,6 +101,7 @@ class Bridge:
             self.client,
             self.ids,
             config.messages,
+            on_events=self.webhooks.wake,
         )
         self.dispatcher = EventDispatcher()
         self.processor = InboundProcessor(self.inbox, self.dispatcher)
@@ -112,6 +117,7 @@ class Bridge:
             MessageRepository(self.db),
             AccountRepository(self.db),
             config.bot_user_id,
+            on_events=self.webhooks.wake,
         )
         self.dispatcher.on("m.room.message", self.incoming.on_message)
         self.event_log = EventLogRepository(self.db)
@@ -122,6 +128,7 @@ class Bridge:
         self._housekeeper: asyncio.Task[None] | None = None
         self._profile_syncer: asyncio.Task[None] | None = None
         self._outbox: asyncio.Task[None] | None = None
+        self._webhook: asyncio.Task[None] | None = None
 
     def web_app(self) -> web.Application:
         """The aiohttp application with every route of the bridge."""
@@ -171,6 +178,7 @@ class Bridge:
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="housekeeping")
         self._profile_syncer = asyncio.create_task(self.profile_sync.run(), name="profile-sync")
         self._outbox = asyncio.create_task(self.messages.run_outbox(), name="outbox")
+        self._webhook = asyncio.create_task(self.webhooks.run(), name="webhooks")
         self.started = True
         log.info(
             "bridge ready on %s:%d as %s",
@@ -272,20 +280,30 @@ class Bridge:
         self.processor.stop()
         self.profile_sync.stop()
         self.messages.stop()
+        self.webhooks.stop()
         for task in (self._housekeeper, self._profile_syncer):
             if task is not None:
                 task.cancel()
         # Work in hand (an event being handled, a message being sent) gets to finish.
-        finishing = [task for task in (self._worker, self._outbox) if task is not None]
+        finishing = [
+            task for task in (self._worker, self._outbox, self._webhook) if task is not None
+        ]
         if finishing:
             await asyncio.wait(finishing, timeout=grace)
             for task in finishing:
                 task.cancel()
-        for task in (self._housekeeper, self._profile_syncer, self._outbox, self._worker):
+        for task in (
+            self._housekeeper,
+            self._profile_syncer,
+            self._outbox,
+            self._webhook,
+            self._worker,
+        ):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._worker = self._housekeeper = self._profile_syncer = self._outbox = None
+        self._worker = self._housekeeper = self._profile_syncer = None
+        self._outbox = self._webhook = None
         await self.client.close()
         await self.photos.close()
         await self.db.close()

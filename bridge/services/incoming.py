@@ -8,6 +8,7 @@ database write) makes the event wait for a retry instead of being taken for a ne
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bridge.domain.formatting import sanitize_html
@@ -33,11 +34,13 @@ class IncomingMessages:
         messages: MessageRepository,
         accounts: AccountRepository,
         bot_user_id: str,
+        on_events: Callable[[], None] = lambda: None,
     ) -> None:
         self._conversations = conversations
         self._messages = messages
         self._accounts = accounts
         self._bot = bot_user_id
+        self._on_events = on_events
 
     async def on_message(self, event: StoredEvent) -> None:
         """Handle one `m.room.message` event."""
@@ -72,6 +75,7 @@ class IncomingMessages:
             content.get("formatted_body"), str
         ):
             html = sanitize_html(content["formatted_body"])
-        await self._messages.add_incoming(
+        if await self._messages.add_incoming(
             conversation.id, account.platform_id, event.event_id, body, html, datetime.now(UTC)
-        )
+        ):
+            self._on_events()

@@ -15,6 +15,7 @@ import logging
 import time
 import weakref
 from collections import defaultdict, deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bridge.config import MessagesConfig
@@ -68,6 +69,7 @@ class MessageService:
         client: HomeserverClient,
         ids: MatrixIdMapper,
         limits: MessagesConfig,
+        on_events: Callable[[], None] = lambda: None,
     ) -> None:
         self._messages = messages
         self._conversations = conversations
@@ -75,6 +77,7 @@ class MessageService:
         self._client = client
         self._ids = ids
         self._limits = limits
+        self._on_events = on_events
         self._rate = SendRateLimiter(limits.per_user_per_minute)
         self._markdown = MarkdownRenderer()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -142,6 +145,8 @@ class MessageService:
             html,
             datetime.now(UTC),
         )
+        if created:
+            self._on_events()
         if record.status == "queued":
             record = await self._deliver(record, conversation)
         return record, created

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.database import Database
-from bridge.store.schema import events
+from bridge.store.schema import events, webhook_cursor
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,22 @@ class EventLogRepository:
             )
             for r in rows
         ]
+
+    async def delivered_up_to(self) -> int:
+        """The last seq the webhook acknowledged (0 before the first)."""
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(select(webhook_cursor.c.delivered_seq))).first()
+        return int(row.delivered_seq) if row else 0
+
+    async def mark_delivered(self, seq: int, now: datetime) -> None:
+        """Move the webhook cursor to `seq`."""
+        async with self._db.engine.begin() as conn:
+            result = await conn.execute(
+                update(webhook_cursor)
+                .where(webhook_cursor.c.id == 1)
+                .values(delivered_seq=seq, updated_at=now)
+            )
+            if result.rowcount == 0:
+                await conn.execute(
+                    webhook_cursor.insert().values(id=1, delivered_seq=seq, updated_at=now)
+                )

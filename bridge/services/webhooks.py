@@ -1,0 +1,101 @@
+"""Delivers the event log to the LMS's webhook: in order, signed, retried until acknowledged.
+
+The position is stored, so a restart resumes where delivery stopped; an event is sent again
+only when the bridge stopped between the LMS's 2xx and storing it (receivers deduplicate by the
+event's `id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from datetime import UTC, datetime
+
+import aiohttp
+
+from bridge.domain.signing import sign
+from bridge.store.events import EventLogRepository, LoggedEvent
+
+log = logging.getLogger(__name__)
+
+
+class WebhookDelivery:
+    """The delivery worker (idle when no webhook URL is configured)."""
+
+    def __init__(
+        self,
+        events: EventLogRepository,
+        url: str | None,
+        secret: str,
+        *,
+        max_delay: float = 60.0,
+    ) -> None:
+        self._events = events
+        self._url = url
+        self._secret = secret
+        self._max_delay = max_delay
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Signal that events were appended."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Return from `run()` after the request in hand."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until stopped."""
+        if not self._url:
+            return
+        delay = 0.5
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            while not self._stopping:
+                self._wake.clear()
+                after = await self._events.delivered_up_to()
+                pending = await self._events.after(after, 100)
+                for event in pending:
+                    if self._stopping:
+                        return
+                    if not await self._post(session, event):
+                        break
+                    await self._events.mark_delivered(event.seq, datetime.now(UTC))
+                    delay = 0.5
+                else:
+                    if not pending:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), timeout=2)
+                    continue
+                await asyncio.sleep(delay)  # the receiver refused or was away: back off
+                delay = min(delay * 2, self._max_delay)
+
+    async def _post(self, session: aiohttp.ClientSession, event: LoggedEvent) -> bool:
+        body = json.dumps(
+            {
+                "id": event.id,
+                "seq": event.seq,
+                "type": event.type,
+                "created_at": event.created_at.isoformat(),
+                "data": event.data,
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Bridge-Signature": sign(self._secret, int(time.time()), body),
+        }
+        assert self._url is not None
+        try:
+            async with session.post(self._url, data=body, headers=headers) as response:
+                if 200 <= response.status < 300:
+                    return True
+                log.warning("webhook answered %d for event %d", response.status, event.seq)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("webhook unreachable for event %d: %s", event.seq, exc)
+        return False

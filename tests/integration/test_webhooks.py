@@ -1,0 +1,95 @@
+"""Events reach the LMS's webhook signed, in order, through a receiver that fails for a while."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bridge.app import Bridge
+from bridge.domain.signing import sign, verify
+from tests.conftest import SynapseEnv
+from tests.integration.test_messages import send, start_conversation
+
+pytestmark = pytest.mark.synapse
+
+
+class Receiver:
+    """A small LMS webhook endpoint that can refuse for a while."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.failing_until = 0.0
+        self.acknowledged: list[dict[str, Any]] = []
+        self.refused = 0
+        self.bad_signatures = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if not verify(
+            self.secret, request.headers.get("X-Bridge-Signature", ""), body, int(time.time())
+        ):
+            self.bad_signatures += 1
+            return web.Response(status=400)
+        if time.monotonic() < self.failing_until:
+            self.refused += 1
+            return web.Response(status=500)
+        self.acknowledged.append(await request.json())
+        return web.Response(status=204)
+
+
+def test_signature_round_trip() -> None:
+    header = sign("s3cret", 1_700_000_000, b'{"a":1}')
+    assert header.startswith("t=1700000000,v1=")
+    assert verify("s3cret", header, b'{"a":1}', 1_700_000_010)
+    assert not verify("other", header, b'{"a":1}', 1_700_000_010)
+    assert not verify("s3cret", header, b'{"a":2}', 1_700_000_010)
+    assert not verify("s3cret", header, b'{"a":1}', 1_700_001_000)  # too old
+
+
+async def test_every_event_arrives_signed_and_in_order_despite_failures(
+    synapse_env: SynapseEnv, sqlite_url: str
+) -> None:
+    receiver = Receiver("hook-secret")
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    config = synapse_env.bridge_config(sqlite_url)
+    config = dataclasses.replace(
+        config,
+        lms=dataclasses.replace(
+            config.lms, webhook_url=f"http://127.0.0.1:{port}/hook", webhook_secret="hook-secret"
+        ),
+    )
+    instance = Bridge(config)
+    await instance.start()
+    try:
+        ids, conversation = await start_conversation(instance)
+        receiver.failing_until = time.monotonic() + 3  # the LMS is down for 3 s
+        sent = []
+        for n in range(5):
+            status, message = await send(
+                instance, conversation, sender=ids["student"], body=f"m{n}"
+            )
+            assert status == 201
+            sent.append(message["id"])
+        async with asyncio.timeout(40):
+            while len(receiver.acknowledged) < 5:
+                await asyncio.sleep(0.2)
+        assert receiver.refused > 0  # it really was down, and delivery waited
+        assert receiver.bad_signatures == 0
+        seqs = [e["seq"] for e in receiver.acknowledged]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        assert [e["data"]["message_id"] for e in receiver.acknowledged] == sent
+        assert await instance.event_log.delivered_up_to() == seqs[-1]
+    finally:
+        await instance.stop()
+        await runner.cleanup()
