@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -64,42 +65,20 @@ class MessageRepository:
         now: datetime,
     ) -> tuple[MessageRecord, bool]:
         """Store a message from the LMS, once per (sender, client message id); (record, new)."""
-        message_id = uuid.uuid4().hex
-        async with self._db.engine.begin() as conn:
-            inserted = await conn.execute(
-                self._dialect.insert(messages)
-                .values(
-                    id=message_id,
-                    conversation_id=conversation_id,
-                    sender=sender,
-                    client_message_id=client_message_id,
-                    body=body,
-                    format=text_format,
-                    html=html,
-                    status="queued",
-                    created_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["sender", "client_message_id"])
-                .returning(messages.c.seq)
-            )
-            created = inserted.first() is not None
-            if created:
-                await append_event(
-                    conn,
-                    "message.created",
-                    _created(
-                        message_id,
-                        conversation_id,
-                        sender,
-                        body,
-                        text_format,
-                        html,
-                        None,
-                        "lms",
-                        now,
-                    ),
-                    now,
-                )
+        created = await self._add(
+            {
+                "conversation_id": conversation_id,
+                "sender": sender,
+                "client_message_id": client_message_id,
+                "body": body,
+                "format": text_format,
+                "html": html,
+                "status": "queued",
+                "created_at": now,
+            },
+            ["sender", "client_message_id"],
+            "lms",
+        )
         record = await self._one(
             and_(messages.c.sender == sender, messages.c.client_message_id == client_message_id)
         )
@@ -116,45 +95,49 @@ class MessageRepository:
         now: datetime,
     ) -> bool:
         """Record a message typed in a Matrix client, once per event; True when new."""
-        message_id = uuid.uuid4().hex
-        text_format = "html" if html is not None else "plain"
+        return await self._add(
+            {
+                "conversation_id": conversation_id,
+                "sender": sender,
+                "client_message_id": None,
+                "body": body,
+                "format": "html" if html is not None else "plain",
+                "html": html,
+                "event_id": event_id,
+                "status": "sent",
+                "created_at": now,
+                "sent_at": now,
+            },
+            ["event_id"],
+            "matrix",
+        )
+
+    async def _add(self, values: dict[str, Any], unique: list[str], origin: str) -> bool:
+        """Insert a message unless its unique key exists; its `message.created` event commits
+        with it. True when inserted."""
+        values = {"id": uuid.uuid4().hex, **values}
+        now: datetime = values["created_at"]
         async with self._db.engine.begin() as conn:
             inserted = await conn.execute(
                 self._dialect.insert(messages)
-                .values(
-                    id=message_id,
-                    conversation_id=conversation_id,
-                    sender=sender,
-                    client_message_id=None,
-                    body=body,
-                    format=text_format,
-                    html=html,
-                    event_id=event_id,
-                    status="sent",
-                    created_at=now,
-                    sent_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["event_id"])
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=unique)
                 .returning(messages.c.seq)
             )
             if inserted.first() is None:
                 return False
-            await append_event(
-                conn,
-                "message.created",
-                _created(
-                    message_id,
-                    conversation_id,
-                    sender,
-                    body,
-                    text_format,
-                    html,
-                    event_id,
-                    "matrix",
-                    now,
-                ),
-                now,
-            )
+            data = {
+                "message_id": values["id"],
+                "conversation_id": values["conversation_id"],
+                "sender": values["sender"],
+                "body": values["body"],
+                "format": values["format"],
+                "html": values["html"],
+                "event_id": values.get("event_id"),
+                "origin": origin,
+                "created_at": now.isoformat(),
+            }
+            await append_event(conn, "message.created", data, now)
         return True
 
     async def by_event_id(self, event_id: str) -> MessageRecord | None:
@@ -221,27 +204,3 @@ class MessageRepository:
                 .where(messages.c.id == message_id)
                 .values(status="sent", event_id=event_id, sent_at=now)
             )
-
-
-def _created(
-    message_id: str,
-    conversation_id: str,
-    sender: str,
-    body: str,
-    text_format: str,
-    html: str | None,
-    event_id: str | None,
-    origin: str,
-    now: datetime,
-) -> dict[str, object]:
-    return {
-        "message_id": message_id,
-        "conversation_id": conversation_id,
-        "sender": sender,
-        "body": body,
-        "format": text_format,
-        "html": html,
-        "event_id": event_id,
-        "origin": origin,
-        "created_at": now.isoformat(),
-    }
