@@ -72,16 +72,20 @@ class Bridge:
         )
         self.ids = MatrixIdMapper(config.appservice.account_prefix, config.homeserver.server_name)
         self.inbox = InboxRepository(self.db)
+        accounts = AccountRepository(self.db)
+        conversations = ConversationRepository(self.db)
+        messages = MessageRepository(self.db)
+        self.event_log = EventLogRepository(self.db)
         self.photos = PhotoFetcher()
         self.roster = RosterRepository(self.db)
         self.accounts = AccountService(
-            self.client, AccountRepository(self.db), self.ids, self.photos, self._profile_of
+            self.client, accounts, self.ids, self.photos, self._profile_of
         )
         self.profile_sync = ProfileSyncWorker(self.roster, self.accounts)
         self.roster_service = RosterService(self.roster, self.profile_sync.wake)
         self.policy = PolicyService(self.roster)
         self.conversations = ConversationService(
-            ConversationRepository(self.db),
+            conversations,
             self.policy,
             self.roster,
             self.accounts,
@@ -92,11 +96,11 @@ class Bridge:
             federate=config.appservice.federate_rooms,
         )
         self.webhooks = WebhookDelivery(
-            EventLogRepository(self.db), config.lms.webhook_url, config.lms.webhook_secret
+            self.event_log, config.lms.webhook_url, config.lms.webhook_secret
         )
         self.messages = MessageService(
-            MessageRepository(self.db),
-            ConversationRepository(self.db),
+            messages,
+            conversations,
             self.policy,
             self.client,
             self.ids,
@@ -113,14 +117,13 @@ class Bridge:
             user_query=self.accounts.handle_user_query,
         )
         self.incoming = IncomingMessages(
-            ConversationRepository(self.db),
-            MessageRepository(self.db),
-            AccountRepository(self.db),
+            conversations,
+            messages,
+            accounts,
             config.bot_user_id,
             on_events=self.webhooks.wake,
         )
         self.dispatcher.on("m.room.message", self.incoming.on_message)
-        self.event_log = EventLogRepository(self.db)
         self.health = HealthRoutes(self.readiness)
         self.started = False
         self._runner: web.AppRunner | None = None

@@ -73,6 +73,11 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    """A required JSON request body."""
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def _params(path: str) -> list[dict[str, Any]]:
     return [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -90,10 +95,7 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
         }
         if method == "PUT":
             operation["summary"] = f"Create or replace a {record_type} (idempotent)"
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": json_schema(record_type)}},
-            }
+            operation["requestBody"] = _body(json_schema(record_type))
             stored = _USER if record_type == "user" else {"type": "object"}
             operation["responses"] = {
                 "200": _json(stored, "Stored"),
@@ -113,29 +115,23 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
         "post": {
             "tags": ["roster"],
             "summary": f"Apply up to {MAX_BULK_RECORDS} records at once, all or none",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["records"],
-                            "properties": {
-                                "records": {
-                                    "type": "array",
-                                    "maxItems": MAX_BULK_RECORDS,
-                                    "items": {
-                                        "oneOf": [
-                                            json_schema(kind, with_keys=True)
-                                            for kind in RECORD_FIELDS
-                                        ]
-                                    },
-                                }
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["records"],
+                    "properties": {
+                        "records": {
+                            "type": "array",
+                            "maxItems": MAX_BULK_RECORDS,
+                            "items": {
+                                "oneOf": [
+                                    json_schema(kind, with_keys=True) for kind in RECORD_FIELDS
+                                ]
                             },
                         }
-                    }
-                },
-            },
+                    },
+                }
+            ),
             "responses": {
                 "200": _json(
                     {
@@ -247,21 +243,16 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             "description": "Creates the private Matrix room of the pair when the initiator may "
             "start a conversation with the recipient; either person may call again later and "
             "gets the same conversation.",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["initiator", "recipient"],
-                            "properties": {
-                                "initiator": {"type": "string"},
-                                "recipient": {"type": "string"},
-                            },
-                        }
-                    }
-                },
-            },
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["initiator", "recipient"],
+                    "properties": {
+                        "initiator": {"type": "string"},
+                        "recipient": {"type": "string"},
+                    },
+                }
+            ),
             "responses": {
                 "201": _json(conversation, "Created"),
                 "200": _json(conversation, "The pair's existing conversation"),
@@ -297,31 +288,26 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             "tags": ["conversations"],
             "summary": "Send a message as a participant (idempotent on client_message_id)",
             "parameters": _params("/api/v1/conversations/{conversation_id}/messages"),
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["sender", "body", "client_message_id"],
-                            "properties": {
-                                "sender": {"type": "string"},
-                                "body": {"type": "string"},
-                                "format": {
-                                    "type": "string",
-                                    "enum": ["plain", "markdown"],
-                                    "default": "plain",
-                                },
-                                "client_message_id": {
-                                    "type": "string",
-                                    "description": "The LMS's own id: a repeat returns the "
-                                    "stored message, never a second one",
-                                },
-                            },
-                        }
-                    }
-                },
-            },
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["sender", "body", "client_message_id"],
+                    "properties": {
+                        "sender": {"type": "string"},
+                        "body": {"type": "string"},
+                        "format": {
+                            "type": "string",
+                            "enum": ["plain", "markdown"],
+                            "default": "plain",
+                        },
+                        "client_message_id": {
+                            "type": "string",
+                            "description": "The LMS's own id: a repeat returns the "
+                            "stored message, never a second one",
+                        },
+                    },
+                }
+            ),
             "responses": {
                 "201": _json(message, "Sent; `event_id` is the Matrix event"),
                 "202": _json(message, "Stored and queued: the homeserver is unreachable"),

@@ -108,6 +108,28 @@ def _current(alias: str) -> str:
     return _CURRENT.format(x=alias)
 
 
+def _learns(student: str, tutor: str) -> str:
+    """A course with `student` enrolled in one batch and `tutor` teaching any of its batches."""
+    return f"""(
+    SELECT c.title FROM enrollments e JOIN batches be ON be.id = e.batch_id
+      JOIN batches bt ON bt.course_id = be.course_id JOIN teaching t ON t.batch_id = bt.id
+      JOIN courses c ON c.id = be.course_id
+    WHERE e.user_id = {student} AND t.user_id = {tutor} AND c.institution_id = ma.institution_id
+      AND {_current("e")} AND {_current("t")}
+    ORDER BY 1 LIMIT 1)"""
+
+
+def _teaches(tutor: str, student: str) -> str:
+    """A batch taught by `tutor` with `student` enrolled."""
+    return f"""(
+    SELECT c.title || ' · ' || bt.title FROM teaching t
+      JOIN enrollments e ON e.batch_id = t.batch_id
+      JOIN batches bt ON bt.id = t.batch_id JOIN courses c ON c.id = bt.course_id
+    WHERE t.user_id = {tutor} AND e.user_id = {student} AND c.institution_id = ma.institution_id
+      AND {_current("t")} AND {_current("e")}
+    ORDER BY 1 LIMIT 1)"""
+
+
 _PAIR_FACTS = text(
     f"""
 SELECT ua.display_name AS a_name, ua.active AS a_active,
@@ -120,34 +142,14 @@ SELECT ua.display_name AS a_name, ua.active AS a_active,
     WHERE ea.user_id = :a AND eb.user_id = :b AND c.institution_id = ma.institution_id
       AND {_current("ea")} AND {_current("eb")}
     ORDER BY 1 LIMIT 1) END AS same_batch,
-  CASE WHEN ma.role = 'student' AND mb.role = 'tutor' THEN (
-    SELECT c.title FROM enrollments e JOIN batches be ON be.id = e.batch_id
-      JOIN batches bt ON bt.course_id = be.course_id JOIN teaching t ON t.batch_id = bt.id
-      JOIN courses c ON c.id = be.course_id
-    WHERE e.user_id = :a AND t.user_id = :b AND c.institution_id = ma.institution_id
-      AND {_current("e")} AND {_current("t")}
-    ORDER BY 1 LIMIT 1) END AS a_learns_from_b,
-  CASE WHEN ma.role = 'tutor' AND mb.role = 'student' THEN (
-    SELECT c.title FROM enrollments e JOIN batches be ON be.id = e.batch_id
-      JOIN batches bt ON bt.course_id = be.course_id JOIN teaching t ON t.batch_id = bt.id
-      JOIN courses c ON c.id = be.course_id
-    WHERE e.user_id = :b AND t.user_id = :a AND c.institution_id = ma.institution_id
-      AND {_current("e")} AND {_current("t")}
-    ORDER BY 1 LIMIT 1) END AS b_learns_from_a,
-  CASE WHEN ma.role = 'tutor' AND mb.role = 'student' THEN (
-    SELECT c.title || ' · ' || bt.title FROM teaching t
-      JOIN enrollments e ON e.batch_id = t.batch_id
-      JOIN batches bt ON bt.id = t.batch_id JOIN courses c ON c.id = bt.course_id
-    WHERE t.user_id = :a AND e.user_id = :b AND c.institution_id = ma.institution_id
-      AND {_current("t")} AND {_current("e")}
-    ORDER BY 1 LIMIT 1) END AS a_teaches_b,
-  CASE WHEN ma.role = 'student' AND mb.role = 'tutor' THEN (
-    SELECT c.title || ' · ' || bt.title FROM teaching t
-      JOIN enrollments e ON e.batch_id = t.batch_id
-      JOIN batches bt ON bt.id = t.batch_id JOIN courses c ON c.id = bt.course_id
-    WHERE t.user_id = :b AND e.user_id = :a AND c.institution_id = ma.institution_id
-      AND {_current("t")} AND {_current("e")}
-    ORDER BY 1 LIMIT 1) END AS b_teaches_a
+  CASE WHEN ma.role = 'student' AND mb.role = 'tutor' THEN {_learns(":a", ":b")}
+    END AS a_learns_from_b,
+  CASE WHEN ma.role = 'tutor' AND mb.role = 'student' THEN {_learns(":b", ":a")}
+    END AS b_learns_from_a,
+  CASE WHEN ma.role = 'tutor' AND mb.role = 'student' THEN {_teaches(":a", ":b")}
+    END AS a_teaches_b,
+  CASE WHEN ma.role = 'student' AND mb.role = 'tutor' THEN {_teaches(":b", ":a")}
+    END AS b_teaches_a
 FROM users ua
   JOIN users ub ON ub.id = :b
   LEFT JOIN memberships ma ON ma.user_id = ua.id
