@@ -26,13 +26,16 @@ from bridge.matrix.appservice import AppserviceEndpoint, matrix_error
 from bridge.matrix.checks import CheckResult, run_checks
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
 from bridge.services.accounts import AccountService
+from bridge.services.attempts import MatrixSideAttempts
 from bridge.services.conversations import ConversationService
 from bridge.services.inbound import EventDispatcher, InboundProcessor
 from bridge.services.incoming import IncomingMessages
+from bridge.services.lifecycle import ConversationLifecycle
 from bridge.services.messages import MessageService
 from bridge.services.photos import PhotoFetcher
 from bridge.services.policy import PolicyService
 from bridge.services.profile_sync import ProfileSyncWorker
+from bridge.services.reading import ReadingService
 from bridge.services.roster import RosterService
 from bridge.services.webhooks import WebhookDelivery
 from bridge.store import migrate
@@ -82,8 +85,16 @@ class Bridge:
             self.client, accounts, self.ids, self.photos, self._profile_of
         )
         self.profile_sync = ProfileSyncWorker(self.roster, self.accounts)
-        self.roster_service = RosterService(self.roster, self.profile_sync.wake)
         self.policy = PolicyService(self.roster)
+        self.webhooks = WebhookDelivery(
+            self.event_log, config.lms.webhook_url, config.lms.webhook_secret
+        )
+        self.lifecycle = ConversationLifecycle(
+            conversations, self.policy, self.client, config.bot_user_id, self.webhooks.wake
+        )
+        self.roster_service = RosterService(
+            self.roster, self.profile_sync.wake, self.lifecycle.roster_changed
+        )
         self.conversations = ConversationService(
             conversations,
             self.policy,
@@ -95,9 +106,6 @@ class Bridge:
             server_name=config.homeserver.server_name,
             federate=config.appservice.federate_rooms,
         )
-        self.webhooks = WebhookDelivery(
-            self.event_log, config.lms.webhook_url, config.lms.webhook_secret
-        )
         self.messages = MessageService(
             messages,
             conversations,
@@ -105,8 +113,10 @@ class Bridge:
             self.client,
             self.ids,
             config.messages,
+            config.bot_user_id,
             on_events=self.webhooks.wake,
         )
+        self.reading = ReadingService(conversations, messages, self.roster, self.client, self.ids)
         self.dispatcher = EventDispatcher()
         self.processor = InboundProcessor(self.inbox, self.dispatcher)
         self.appservice = AppserviceEndpoint(
@@ -124,6 +134,14 @@ class Bridge:
             on_events=self.webhooks.wake,
         )
         self.dispatcher.on("m.room.message", self.incoming.on_message)
+        self.dispatcher.on("m.room.redaction", self.incoming.on_redaction)
+        self.dispatcher.on("m.receipt", self.incoming.on_receipt)
+        self.attempts = MatrixSideAttempts(
+            self.conversations, conversations, accounts, self.client, config.bot_user_id, self.ids
+        )
+        self.dispatcher.on("m.room.member", self.attempts.on_member)
+        self.dispatcher.on("m.room.join_rules", self.attempts.on_join_rules)
+        self.dispatcher.on("m.room.encryption", self.attempts.on_encryption)
         self.health = HealthRoutes(self.readiness)
         self.started = False
         self._runner: web.AppRunner | None = None
@@ -132,6 +150,7 @@ class Bridge:
         self._profile_syncer: asyncio.Task[None] | None = None
         self._outbox: asyncio.Task[None] | None = None
         self._webhook: asyncio.Task[None] | None = None
+        self._lifecycle: asyncio.Task[None] | None = None
 
     def web_app(self) -> web.Application:
         """The aiohttp application with every route of the bridge."""
@@ -147,7 +166,11 @@ class Bridge:
         app.add_routes(PeopleRoutes(self.policy, self.ids).routes())
         app.add_routes(
             ConversationRoutes(
-                self.conversations, self.messages, self.ids, self.config.lms.max_body_bytes
+                self.conversations,
+                self.messages,
+                self.reading,
+                self.ids,
+                self.config.lms.max_body_bytes,
             ).routes()
         )
         app.add_routes(EventRoutes(self.event_log).routes())
@@ -182,6 +205,7 @@ class Bridge:
         self._profile_syncer = asyncio.create_task(self.profile_sync.run(), name="profile-sync")
         self._outbox = asyncio.create_task(self.messages.run_outbox(), name="outbox")
         self._webhook = asyncio.create_task(self.webhooks.run(), name="webhooks")
+        self._lifecycle = asyncio.create_task(self.lifecycle.run(), name="conversation-states")
         self.started = True
         log.info(
             "bridge ready on %s:%d as %s",
@@ -284,7 +308,8 @@ class Bridge:
         self.profile_sync.stop()
         self.messages.stop()
         self.webhooks.stop()
-        for task in (self._housekeeper, self._profile_syncer):
+        self.lifecycle.stop()
+        for task in (self._housekeeper, self._profile_syncer, self._lifecycle):
             if task is not None:
                 task.cancel()
         # Work in hand (an event being handled, a message being sent) gets to finish.
@@ -301,12 +326,13 @@ class Bridge:
             self._outbox,
             self._webhook,
             self._worker,
+            self._lifecycle,
         ):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._worker = self._housekeeper = self._profile_syncer = None
-        self._outbox = self._webhook = None
+        self._outbox = self._webhook = self._lifecycle = None
         await self.client.close()
         await self.photos.close()
         await self.db.close()

@@ -1,4 +1,5 @@
-"""Conversation routes."""
+"""Conversation and message routes: thin handlers over the conversation, message and reading
+services."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from bridge.api.fields import FieldError, check_id
-from bridge.api.http import ApiFailure, path_id, read_json
+from bridge.api.http import ApiFailure, path_id, query_int, read_json
+from bridge.domain.formatting import TextFormat
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverUnreachable
 from bridge.services.conversations import ConversationRefused, ConversationService
 from bridge.services.messages import MessageRefused, MessageService
 from bridge.services.policy import UnknownUser
+from bridge.services.reading import InboxItem, ReadingService
 from bridge.store.conversations import ConversationRecord
 from bridge.store.messages import MessageRecord
 
@@ -24,6 +27,7 @@ def conversation_json(record: ConversationRecord, ids: MatrixIdMapper) -> dict[s
         "state": record.state,
         "room_id": record.room_id,
         "started_by": record.started_by,
+        "encrypted": record.encrypted,
         "participants": [
             {"user_id": user, "matrix_id": ids.user_id(user)}
             for user in (record.user_a, record.user_b)
@@ -32,19 +36,85 @@ def conversation_json(record: ConversationRecord, ids: MatrixIdMapper) -> dict[s
 
 
 def message_json(record: MessageRecord) -> dict[str, Any]:
-    """A message as the API shows it."""
+    """A message as the API shows it (a deleted message keeps no text)."""
+    deleted = record.deleted_at is not None
     return {
         "id": record.id,
         "conversation_id": record.conversation_id,
         "sender": record.sender,
         "client_message_id": record.client_message_id,
-        "body": record.body,
+        "body": None if deleted else record.body,
         "format": record.format,
-        "html": record.html,
+        "html": None if deleted else record.html,
         "status": record.status,
         "event_id": record.event_id,
         "created_at": record.created_at.isoformat(),
+        "edited_at": record.edited_at.isoformat() if record.edited_at else None,
+        "deleted": deleted,
+        "pending": record.pending,
     }
+
+
+def inbox_item_json(item: InboxItem, ids: MatrixIdMapper) -> dict[str, Any]:
+    """One row of a person's inbox."""
+    other = item.other
+    return {
+        **conversation_json(item.conversation, ids),
+        "other": {
+            "user_id": other.user_id,
+            "display_name": other.display_name,
+            "avatar_url": other.avatar_url,
+            "initials": other.initials,
+            "role": other.role,
+            "active": other.active,
+            "matrix_id": ids.user_id(other.user_id),
+        },
+        "last_message": None
+        if item.preview is None
+        else {
+            "preview": item.preview,
+            "sender": item.last_sender,
+            "created_at": item.last_message_at.isoformat() if item.last_message_at else None,
+        },
+        "unread": item.unread,
+    }
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiFailure(400, "invalid_field", "body: expected a JSON object", field="body")
+    return body
+
+
+def _id_field(body: dict[str, Any], name: str) -> str:
+    try:
+        return check_id(name, body.get(name))
+    except FieldError as exc:
+        raise ApiFailure(400, "invalid_field", str(exc), field=exc.field) from None
+
+
+def _query_id(request: web.Request, name: str, required: bool = True) -> str | None:
+    value = request.query.get(name)
+    if value is None and not required:
+        return None
+    try:
+        return check_id(name, value)
+    except FieldError as exc:
+        raise ApiFailure(400, "invalid_field", str(exc), field=exc.field) from None
+
+
+def _text(body: dict[str, Any]) -> tuple[str, TextFormat]:
+    text = body.get("body")
+    if not isinstance(text, str) or "\x00" in text:
+        raise ApiFailure(400, "invalid_field", "body: expected a text", field="body")
+    text_format = body.get("format", "plain")
+    if text_format not in ("plain", "markdown"):
+        raise ApiFailure(400, "invalid_field", "format: expected plain or markdown", field="format")
+    return text, text_format
+
+
+def _refused(refused: MessageRefused) -> ApiFailure:
+    return ApiFailure(refused.status, refused.code, refused.message, **refused.details)
 
 
 class ConversationRoutes:
@@ -54,11 +124,13 @@ class ConversationRoutes:
         self,
         conversations: ConversationService,
         messages: MessageService,
+        reading: ReadingService,
         ids: MatrixIdMapper,
         max_body_bytes: int,
     ) -> None:
         self._conversations = conversations
         self._messages = messages
+        self._reading = reading
         self._ids = ids
         self._max_body = max_body_bytes
 
@@ -66,49 +138,19 @@ class ConversationRoutes:
         """The routes to add to the bridge's web application."""
         return [
             web.post("/api/v1/conversations", self.start),
+            web.get("/api/v1/users/{user_id}/conversations", self.inbox),
+            web.get("/api/v1/conversations/{conversation_id}/messages", self.history),
             web.post("/api/v1/conversations/{conversation_id}/messages", self.send),
+            web.post("/api/v1/conversations/{conversation_id}/read", self.read),
+            web.patch("/api/v1/messages/{message_id}", self.edit),
+            web.delete("/api/v1/messages/{message_id}", self.delete),
         ]
-
-    async def send(self, request: web.Request) -> web.Response:
-        """`POST /api/v1/conversations/{c}/messages`: 201 sent, 202 queued, 200 a repeat."""
-        conversation_id = path_id(request, "conversation_id")
-        body = await read_json(request, self._max_body)
-        if not isinstance(body, dict):
-            raise ApiFailure(400, "invalid_field", "body: expected a JSON object", field="body")
-        try:
-            sender = check_id("sender", body.get("sender"))
-            client_message_id = check_id("client_message_id", body.get("client_message_id"))
-        except FieldError as exc:
-            raise ApiFailure(400, "invalid_field", str(exc), field=exc.field) from None
-        text = body.get("body")
-        if not isinstance(text, str) or "\x00" in text:
-            raise ApiFailure(400, "invalid_field", "body: expected a text", field="body")
-        text_format = body.get("format", "plain")
-        if text_format not in ("plain", "markdown"):
-            raise ApiFailure(
-                400, "invalid_field", "format: expected plain or markdown", field="format"
-            )
-        try:
-            record, created = await self._messages.send(
-                conversation_id, sender, text, text_format, client_message_id
-            )
-        except MessageRefused as refused:
-            raise ApiFailure(
-                refused.status, refused.code, refused.message, **refused.details
-            ) from None
-        status = 200 if not created else 201 if record.status == "sent" else 202
-        return web.json_response(message_json(record), status=status)
 
     async def start(self, request: web.Request) -> web.Response:
         """`POST /api/v1/conversations`: 201 new, 200 existing, 403 with the policy's reason."""
-        body = await read_json(request, self._max_body)
-        if not isinstance(body, dict):
-            raise ApiFailure(400, "invalid_field", "body: expected a JSON object", field="body")
-        try:
-            initiator = check_id("initiator", body.get("initiator"))
-            recipient = check_id("recipient", body.get("recipient"))
-        except FieldError as exc:
-            raise ApiFailure(400, "invalid_field", str(exc), field=exc.field) from None
+        body = _object(await read_json(request, self._max_body))
+        initiator = _id_field(body, "initiator")
+        recipient = _id_field(body, "recipient")
         try:
             record, created = await self._conversations.start(initiator, recipient)
         except UnknownUser as exc:
@@ -131,3 +173,89 @@ class ConversationRoutes:
         return web.json_response(
             conversation_json(record, self._ids), status=201 if created else 200
         )
+
+    async def inbox(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/users/{u}/conversations`: the most recently active first."""
+        user_id = path_id(request, "user_id")
+        limit = query_int(request, "limit", 50, 1, 200)
+        try:
+            items = await self._reading.inbox(user_id, limit)
+        except UnknownUser:
+            raise ApiFailure(
+                404, "not_found", f"No user with id {user_id!r}", missing={"user_id": user_id}
+            ) from None
+        return web.json_response(
+            {"conversations": [inbox_item_json(item, self._ids) for item in items]}
+        )
+
+    async def history(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/conversations/{c}/messages?as=&before=&limit=`: a page, oldest first."""
+        conversation_id = path_id(request, "conversation_id")
+        reader = _query_id(request, "as")
+        before = _query_id(request, "before", required=False)
+        limit = query_int(request, "limit", 50, 1, 200)
+        assert reader is not None
+        try:
+            page, read_up_to = await self._reading.history(conversation_id, reader, before, limit)
+        except MessageRefused as refused:
+            raise _refused(refused) from None
+        return web.json_response(
+            {
+                "messages": [
+                    {**message_json(m), "read": m.sender == reader or m.seq <= read_up_to}
+                    for m in page
+                ],
+                "next_before": page[0].id if len(page) == limit else None,
+            }
+        )
+
+    async def send(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/conversations/{c}/messages`: 201 sent, 202 queued, 200 a repeat."""
+        conversation_id = path_id(request, "conversation_id")
+        body = _object(await read_json(request, self._max_body))
+        sender = _id_field(body, "sender")
+        client_message_id = _id_field(body, "client_message_id")
+        text, text_format = _text(body)
+        try:
+            record, created = await self._messages.send(
+                conversation_id, sender, text, text_format, client_message_id
+            )
+        except MessageRefused as refused:
+            raise _refused(refused) from None
+        status = 200 if not created else 201 if record.status == "sent" else 202
+        return web.json_response(message_json(record), status=status)
+
+    async def read(self, request: web.Request) -> web.Response:
+        """`POST /api/v1/conversations/{c}/read {user, up_to}`: marks read, sends the receipt."""
+        conversation_id = path_id(request, "conversation_id")
+        body = _object(await read_json(request, self._max_body))
+        user = _id_field(body, "user")
+        up_to = _id_field(body, "up_to")
+        try:
+            moved = await self._reading.mark_read(conversation_id, user, up_to)
+        except MessageRefused as refused:
+            raise _refused(refused) from None
+        return web.json_response({"conversation_id": conversation_id, "moved": moved})
+
+    async def edit(self, request: web.Request) -> web.Response:
+        """`PATCH /api/v1/messages/{m} {user, body, format?}`: 200 done, 202 Matrix pending."""
+        message_id = path_id(request, "message_id")
+        body = _object(await read_json(request, self._max_body))
+        user = _id_field(body, "user")
+        text, text_format = _text(body)
+        try:
+            record = await self._messages.edit(message_id, user, text, text_format)
+        except MessageRefused as refused:
+            raise _refused(refused) from None
+        return web.json_response(message_json(record), status=202 if record.pending else 200)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """`DELETE /api/v1/messages/{m}?as={u}`: 200 done, 202 Matrix pending."""
+        message_id = path_id(request, "message_id")
+        user = _query_id(request, "as")
+        assert user is not None
+        try:
+            record = await self._messages.delete(message_id, user)
+        except MessageRefused as refused:
+            raise _refused(refused) from None
+        return web.json_response(message_json(record), status=202 if record.pending else 200)

@@ -32,6 +32,41 @@ def message_content(body: str, html: str | None) -> dict[str, Any]:
     return content
 
 
+def edit_content(original_event_id: str, body: str, html: str | None) -> dict[str, Any]:
+    """An `m.replace` edit of an earlier message: the new text, with a "* " fallback for
+    clients that don't apply edits."""
+    new = message_content(body, html)
+    content = message_content(f"* {body}", f"* {html}" if html is not None else None)
+    content["m.new_content"] = new
+    content["m.relates_to"] = {"rel_type": "m.replace", "event_id": original_event_id}
+    return content
+
+
+def replacement_of(content: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(the edited event id, the new content) when `content` is an `m.replace` edit."""
+    relates = content.get("m.relates_to")
+    new = content.get("m.new_content")
+    if not isinstance(relates, dict) or relates.get("rel_type") != "m.replace":
+        return None
+    target = relates.get("event_id")
+    if not isinstance(target, str) or not isinstance(new, dict):
+        return None
+    return target, new
+
+
+def text_of(content: dict[str, Any]) -> tuple[str, str | None] | None:
+    """(plain body, sanitised HTML or None) of a text message's content; None for other kinds."""
+    body = content.get("body")
+    if content.get("msgtype") not in TEXT_TYPES or not isinstance(body, str):
+        return None
+    formatted = content.get("formatted_body")
+    if content.get("format") == "org.matrix.custom.html" and isinstance(formatted, str):
+        return body, sanitize_html(formatted)
+    return body, None
+
+
+TEXT_TYPES = ("m.text", "m.notice", "m.emote")
+
 # What HTML from Matrix clients may keep (the spec's suggested subset, without images).
 _TAGS = {
     "a",

@@ -13,6 +13,9 @@ from typing import Any
 CONVERSATION_STATE = "org.lmsbridge.conversation"
 # The power needed to act: 100 is the bot's alone (as the room's creator).
 BOT_ONLY = 100
+# Event types the two people may send while a conversation is open (events_default covers
+# every other non-state type).
+_PEOPLE_EVENTS = ("m.reaction", "m.room.redaction")
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,7 @@ def conversation_room(
                 "m.room.history_visibility": BOT_ONLY,
                 "m.room.tombstone": BOT_ONLY,
                 "m.room.server_acl": BOT_ONLY,
-                "m.reaction": 0,
-                "m.room.redaction": 0,
+                **dict.fromkeys(_PEOPLE_EVENTS, 0),
             },
         },
         federate=federate,
@@ -100,3 +102,14 @@ def with_direct_room(direct: dict[str, Any], other: str, room_id: str) -> dict[s
     if room_id in rooms:
         return None
     return {**direct, other: [*rooms, room_id]}
+
+
+def power_levels_for_state(current: dict[str, Any], state: str) -> dict[str, Any] | None:
+    """The room's power levels with the two people allowed to post (`active`) or not
+    (`read_only`: the room is frozen); None when `current` already says so."""
+    level = 0 if state == "active" else BOT_ONLY
+    events = dict(current.get("events") or {})
+    wanted_events = {**events, **dict.fromkeys(_PEOPLE_EVENTS, level)}
+    if current.get("events_default") == level and events == wanted_events:
+        return None
+    return {**current, "events_default": level, "events": wanted_events}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -147,3 +148,27 @@ def change_key(change: RosterChange) -> tuple[str, ...]:
         ):
             return ("assignment", k, b, u)
     raise TypeError(f"not a roster change: {change!r}")
+
+
+def policy_reach(changes: Sequence[RosterChange]) -> tuple[set[str], bool]:
+    """Whose permissions these changes may alter: (people, whether anyone's may).
+
+    A change to a person, a membership or an assignment concerns that person; a change to the
+    shape of courses and batches may concern everyone in them.
+    """
+    people: set[str] = set()
+    everyone = False
+    for change in changes:
+        match change:
+            case UserPut(id=u):
+                people.add(u)
+            case (
+                MembershipPut(user_id=u)
+                | MembershipDelete(user_id=u)
+                | AssignmentPut(user_id=u)
+                | AssignmentDelete(user_id=u)
+            ):
+                people.add(u)
+            case CoursePut() | CourseDelete() | BatchPut() | BatchDelete() | InstitutionDelete():
+                everyone = True
+    return people, everyone

@@ -122,6 +122,65 @@ class Intent:
         )
         return str(response.event_id)
 
+    async def send_event(
+        self, room_id: str, event_type: str, content: dict[str, Any], txn_id: str
+    ) -> str:
+        """Send any room event as this account (same txn_id rule as `send_message`)."""
+        response = await self._owner.call_nio(
+            self._nio.room_send(room_id, event_type, content, tx_id=txn_id)
+        )
+        return str(response.event_id)
+
+    async def redact(self, room_id: str, event_id: str, reason: str | None, txn_id: str) -> str:
+        """Redact an event as this account; returns the redaction's event id."""
+        response = await self._owner.call_nio(
+            self._nio.room_redact(room_id, event_id, reason, tx_id=txn_id)
+        )
+        return str(response.event_id)
+
+    async def send_read_receipt(self, room_id: str, event_id: str) -> None:
+        """Mark the room read up to `event_id` for this account (an unthreaded read receipt)."""
+        await self._owner.request(
+            "POST",
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/receipt/m.read/"
+            f"{quote(event_id, safe='')}",
+            body={},
+            as_user=self.user_id,
+        )
+
+    async def leave(self, room_id: str, reason: str | None = None) -> None:
+        """Leave a room (or decline an invite), telling the others why."""
+        await self._owner.request(
+            "POST",
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/leave",
+            body={"reason": reason} if reason else {},
+            as_user=self.user_id,
+        )
+
+    async def state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any]:
+        """The content of a room state event ({} when there is none)."""
+        try:
+            result: dict[str, Any] = await self._owner.request(
+                "GET",
+                f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/state/"
+                f"{quote(event_type, safe='')}/{quote(state_key, safe='')}",
+                as_user=self.user_id,
+            )
+        except HomeserverError as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        return result
+
+    async def set_state(
+        self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> str:
+        """Set a room state event; returns its event id."""
+        response = await self._owner.call_nio(
+            self._nio.room_put_state(room_id, event_type, content, state_key)
+        )
+        return str(response.event_id)
+
     async def upload(self, data: bytes, content_type: str, filename: str) -> str:
         """Upload media as this account; returns its mxc:// URI."""
         response, _keys = await self._owner.call_nio(
@@ -291,6 +350,15 @@ class HomeserverClient:
             body=content,
             as_user=user_id,
         )
+
+    async def joined_members(self, room_id: str, as_user: str) -> list[str]:
+        """The joined members of a room, as seen by one of them."""
+        result = await self.request(
+            "GET",
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/joined_members",
+            as_user=as_user,
+        )
+        return list(result.get("joined", {}))
 
     async def ping(self, transaction_id: str | None = None) -> dict[str, Any]:
         """Ask the homeserver to ping the bridge (and end any backoff towards it)."""

@@ -112,7 +112,7 @@ class ConversationService:
             updated = with_direct_room(direct, other, room_id)
             if updated is not None:
                 await self._client.set_account_data(user_id, "m.direct", updated)
-        await self._conversations.set_room(record.id, room_id, "active")
+        await self._conversations.activate(record.id, room_id, "active", datetime.now(UTC))
         log.info("conversation %s: room %s", record.id, room_id)
         current = await self._conversations.get(record.id)
         assert current is not None

@@ -1,8 +1,9 @@
-"""Matrix → LMS: messages typed in Matrix clients become messages of their conversation.
+"""Matrix → LMS: messages, edits, deletions and read receipts from Matrix clients.
 
 The bridge's own sends come back through the transaction stream too; they are recognised by
 their event id. A send whose event id isn't recorded yet (the transaction can overtake the
 database write) makes the event wait for a retry instead of being taken for a new message.
+Each effect is keyed on an event id, so an event handled twice (after a crash) counts once.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bridge.domain.formatting import sanitize_html
+from bridge.domain.formatting import replacement_of, text_of
 from bridge.store.accounts import AccountRepository
-from bridge.store.conversations import ConversationRepository
+from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.inbox import StoredEvent
 from bridge.store.messages import MessageRepository
 
 log = logging.getLogger(__name__)
-TEXT_TYPES = ("m.text", "m.notice", "m.emote")
 
 
 class EchoNotYetRecorded(Exception):
@@ -42,40 +42,106 @@ class IncomingMessages:
         self._bot = bot_user_id
         self._on_events = on_events
 
-    async def on_message(self, event: StoredEvent) -> None:
-        """Handle one `m.room.message` event."""
+    async def _participant(
+        self, event: StoredEvent
+    ) -> tuple[ConversationRecord, str, dict[str, object]] | None:
+        """(conversation, the sender's platform id, content) of an event a participant sent in
+        a mirrored conversation room; None for anything else."""
         payload = event.payload
         content = payload.get("content")
         sender = payload.get("sender")
         if event.event_id is None or event.room_id is None or not isinstance(content, dict):
-            return
+            return None
         if sender == self._bot or not isinstance(sender, str):
-            return
-        relates = content.get("m.relates_to")
-        if isinstance(relates, dict) and relates.get("rel_type") == "m.replace":
-            return  # edits are mirrored by a later step
+            return None
         conversation = await self._conversations.by_room(event.room_id)
-        if conversation is None:
-            return
+        if conversation is None or conversation.encrypted:
+            return None
         account = await self._accounts.get_by_user_id(sender)
-        if account is None or account.platform_id not in (conversation.user_a, conversation.user_b):
+        if account is None or not conversation.has(account.platform_id):
+            return None
+        return conversation, account.platform_id, content
+
+    async def on_message(self, event: StoredEvent) -> None:
+        """Handle one `m.room.message` event: a new message or an edit."""
+        found = await self._participant(event)
+        if found is None:
+            return
+        conversation, sender, content = found
+        assert event.event_id is not None
+        edit = replacement_of(content)
+        if edit is not None:
+            await self._on_edit(event.event_id, sender, *edit)
             return
         if await self._messages.by_event_id(event.event_id) is not None:
             return  # the echo of a message the LMS sent through the bridge
-        if await self._messages.sending(conversation.id, account.platform_id):
+        if await self._messages.sending(conversation.id, sender):
             raise EchoNotYetRecorded(event.event_id)
-        body = content.get("body")
-        if content.get("msgtype") not in TEXT_TYPES or not isinstance(body, str):
+        text = text_of(content)
+        if text is None:
             log.info(
-                "event %s: %s messages are not bridged yet", event.event_id, content.get("msgtype")
+                "event %s: %s messages are not bridged", event.event_id, content.get("msgtype")
             )
             return
-        html = None
-        if content.get("format") == "org.matrix.custom.html" and isinstance(
-            content.get("formatted_body"), str
-        ):
-            html = sanitize_html(content["formatted_body"])
         if await self._messages.add_incoming(
-            conversation.id, account.platform_id, event.event_id, body, html, datetime.now(UTC)
+            conversation.id, sender, event.event_id, text[0], text[1], datetime.now(UTC)
         ):
             self._on_events()
+
+    async def _on_edit(
+        self, event_id: str, sender: str, target: str, new_content: dict[str, object]
+    ) -> None:
+        if await self._messages.is_edit_event(event_id):
+            return  # applied before, or the echo of an edit made through the API
+        original = await self._messages.by_event_id(target)
+        if original is None or original.sender != sender:
+            return  # not a bridged message, or not the sender's own (Matrix ignores those)
+        if original.pending == "edit":
+            raise EchoNotYetRecorded(event_id)  # possibly our own edit, still being recorded
+        text = text_of(new_content)
+        if text is None:
+            return
+        if await self._messages.edit_incoming(
+            event_id, original.id, text[0], text[1], datetime.now(UTC)
+        ):
+            self._on_events()
+
+    async def on_redaction(self, event: StoredEvent) -> None:
+        """Handle one `m.room.redaction`: a deleted message is deleted in the LMS too."""
+        found = await self._participant(event)
+        redacts = event.payload.get("redacts")
+        if found is None:
+            return
+        _conversation, _sender, content = found
+        # Room versions 11 and later carry it in the content; older ones at the top level.
+        target = content.get("redacts", redacts)
+        if not isinstance(target, str):
+            return
+        original = await self._messages.by_event_id(target)
+        if original is None:
+            return
+        assert event.event_id is not None
+        if await self._messages.delete_incoming(original.id, event.event_id, datetime.now(UTC)):
+            self._on_events()
+
+    async def on_receipt(self, event: StoredEvent) -> None:
+        """Handle an `m.receipt` (ephemeral): a person read a conversation in a Matrix client."""
+        content = event.payload.get("content")
+        if event.room_id is None or not isinstance(content, dict):
+            return
+        conversation = await self._conversations.by_room(event.room_id)
+        if conversation is None:
+            return
+        for event_id, receipts in content.items():
+            reads = receipts.get("m.read") if isinstance(receipts, dict) else None
+            if not isinstance(reads, dict):
+                continue
+            message = await self._messages.by_event_id(event_id)
+            if message is None or message.conversation_id != conversation.id:
+                continue
+            for user_id in reads:
+                account = await self._accounts.get_by_user_id(user_id)
+                if account is not None and conversation.has(account.platform_id):
+                    await self._conversations.mark_read(
+                        conversation.id, account.platform_id, message.seq, datetime.now(UTC)
+                    )

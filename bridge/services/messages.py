@@ -19,9 +19,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bridge.config import MessagesConfig
-from bridge.domain.formatting import MarkdownRenderer, TextFormat, message_content
+from bridge.domain.formatting import MarkdownRenderer, TextFormat, edit_content, message_content
 from bridge.domain.ids import MatrixIdMapper
-from bridge.matrix.client import HomeserverClient, HomeserverUnreachable, new_txn_id
+from bridge.matrix.client import (
+    HomeserverClient,
+    HomeserverError,
+    HomeserverUnreachable,
+    new_txn_id,
+)
 from bridge.services.policy import PolicyService
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.messages import MessageRecord, MessageRepository
@@ -69,6 +74,7 @@ class MessageService:
         client: HomeserverClient,
         ids: MatrixIdMapper,
         limits: MessagesConfig,
+        bot_user_id: str,
         on_events: Callable[[], None] = lambda: None,
     ) -> None:
         self._messages = messages
@@ -77,6 +83,7 @@ class MessageService:
         self._client = client
         self._ids = ids
         self._limits = limits
+        self._bot = bot_user_id
         self._on_events = on_events
         self._rate = SendRateLimiter(limits.per_user_per_minute)
         self._markdown = MarkdownRenderer()
@@ -96,37 +103,8 @@ class MessageService:
 
         The message's `status` says "sent" (with its event id) or "queued".
         """
-        conversation = await self._conversations.get(conversation_id)
-        if conversation is None:
-            raise MessageRefused(
-                404,
-                "not_found",
-                f"No conversation with id {conversation_id!r}",
-                missing={"conversation_id": conversation_id},
-            )
-        if sender not in (conversation.user_a, conversation.user_b):
-            raise MessageRefused(
-                403, "not_a_participant", "The sender is not part of this conversation"
-            )
-        if conversation.state != "active" or conversation.room_id is None:
-            raise MessageRefused(
-                403, "conversation_not_active", "This conversation is not open for messages"
-            )
-        if len(body) > self._limits.max_body_chars:
-            raise MessageRefused(
-                413,
-                "body_too_long",
-                f"Messages are limited to {self._limits.max_body_chars} characters",
-                limit=self._limits.max_body_chars,
-            )
-        if not body.strip():
-            raise MessageRefused(
-                400, "invalid_field", "body: expected a non-empty text", field="body"
-            )
-        other = conversation.user_b if sender == conversation.user_a else conversation.user_a
-        decision = await self._policy.can_converse(sender, other)
-        if not decision.allowed:
-            raise MessageRefused(403, "not_allowed", decision.reason, reason_code=decision.code)
+        conversation = await self._open_conversation(conversation_id, sender)
+        self._check_text(body)
         wait = self._rate.retry_after(sender, time.monotonic())
         if wait:
             raise MessageRefused(
@@ -151,6 +129,140 @@ class MessageService:
             record = await self._deliver(record, conversation)
         return record, created
 
+    async def _open_conversation(self, conversation_id: str, sender: str) -> ConversationRecord:
+        """The conversation, if `sender` is in it and may write in it now."""
+        conversation = await self._conversations.get(conversation_id)
+        if conversation is None:
+            raise MessageRefused(
+                404,
+                "not_found",
+                f"No conversation with id {conversation_id!r}",
+                missing={"conversation_id": conversation_id},
+            )
+        if not conversation.has(sender):
+            raise MessageRefused(
+                403, "not_a_participant", "The sender is not part of this conversation"
+            )
+        if conversation.encrypted:
+            raise MessageRefused(
+                409,
+                "conversation_encrypted",
+                "This conversation's Matrix room is encrypted, so the bridge can't carry it",
+            )
+        if conversation.room_id is None or conversation.state == "creating":
+            raise MessageRefused(
+                409, "conversation_not_ready", "This conversation's room is still being made"
+            )
+        decision = await self._policy.can_converse(sender, conversation.other(sender))
+        if not decision.allowed:
+            raise MessageRefused(403, "not_allowed", decision.reason, reason_code=decision.code)
+        return conversation
+
+    def _check_text(self, body: str) -> None:
+        if len(body) > self._limits.max_body_chars:
+            raise MessageRefused(
+                413,
+                "body_too_long",
+                f"Messages are limited to {self._limits.max_body_chars} characters",
+                limit=self._limits.max_body_chars,
+            )
+        if not body.strip():
+            raise MessageRefused(
+                400, "invalid_field", "body: expected a non-empty text", field="body"
+            )
+
+    async def _own_message(self, message_id: str, user: str) -> MessageRecord:
+        record = await self._messages.get(message_id)
+        if record is None or record.deleted_at is not None:
+            raise MessageRefused(
+                404,
+                "not_found",
+                f"No message with id {message_id!r}",
+                missing={"message_id": message_id},
+            )
+        if record.sender != user:
+            raise MessageRefused(
+                403, "not_the_sender", "Only the sender can change or delete a message"
+            )
+        return record
+
+    async def edit(
+        self, message_id: str, user: str, body: str, text_format: TextFormat
+    ) -> MessageRecord:
+        """Change the text of one's own message; Matrix gets an `m.replace` edit.
+
+        The result's `pending` is "edit" while the homeserver is unreachable (the outbox
+        sends it later).
+        """
+        record = await self._own_message(message_id, user)
+        await self._open_conversation(record.conversation_id, user)
+        self._check_text(body)
+        html = self._markdown.render(body) if text_format == "markdown" else None
+        edited = await self._messages.edit_outgoing(
+            message_id, body, html, text_format, datetime.now(UTC)
+        )
+        assert edited is not None
+        if edited.revision != record.revision:
+            self._on_events()
+        return await self._sync(edited) if edited.pending else edited
+
+    async def delete(self, message_id: str, user: str) -> MessageRecord:
+        """Delete one's own message (also in a read-only conversation); Matrix gets a redaction."""
+        await self._own_message(message_id, user)
+        deleted = await self._messages.delete_outgoing(message_id, datetime.now(UTC))
+        assert deleted is not None
+        self._on_events()
+        return await self._sync(deleted) if deleted.pending else deleted
+
+    async def _sync(self, record: MessageRecord) -> MessageRecord:
+        """Give Matrix a pending edit or redaction of a sent message."""
+        lock = self._locks.setdefault(record.conversation_id, asyncio.Lock())
+        async with lock:
+            current = await self._messages.get(record.id)
+            conversation = await self._conversations.get(record.conversation_id)
+            if current is None or current.pending is None or current.event_id is None:
+                return current or record
+            assert conversation is not None and conversation.room_id is not None
+            sender = self._ids.user_id(current.sender)
+            edit_event: str | None = None
+            try:
+                if current.pending == "redact":
+                    await self._redact(conversation.room_id, current, sender)
+                else:
+                    edit_event = await self._client.intent(sender).send_event(
+                        conversation.room_id,
+                        "m.room.message",
+                        edit_content(current.event_id, current.body, current.html),
+                        new_txn_id("edit", f"{current.id}.{current.revision}"),
+                    )
+            except HomeserverUnreachable as exc:
+                log.warning("%s of message %s waits: %s", current.pending, current.id, exc)
+                self._wake.set()
+                return current
+            except HomeserverError as exc:
+                # Refused for good (e.g. the room was frozen meanwhile): the LMS keeps the
+                # change; Matrix keeps the earlier text.
+                log.warning("%s of message %s refused: %s", current.pending, current.id, exc)
+            await self._messages.mark_synced(
+                current.id, current.revision, edit_event, datetime.now(UTC)
+            )
+        synced = await self._messages.get(record.id)
+        assert synced is not None
+        return synced
+
+    async def _redact(self, room_id: str, record: MessageRecord, sender: str) -> None:
+        assert record.event_id is not None
+        txn = new_txn_id("redact", record.id)
+        try:
+            await self._client.intent(sender).redact(room_id, record.event_id, None, txn)
+        except HomeserverError as exc:
+            if exc.status != 403:
+                raise
+            # A frozen room: people can't redact there, the bot can.
+            await self._client.intent(self._bot).redact(
+                room_id, record.event_id, "Deleted by its sender", txn
+            )
+
     async def _deliver(
         self, record: MessageRecord, conversation: ConversationRecord
     ) -> MessageRecord:
@@ -160,25 +272,50 @@ class MessageService:
             current = await self._messages.get(record.id)
             assert current is not None
             if current.status != "queued":
-                return current
+                return current  # sent by another call, withdrawn or failed
             if await self._messages.queued_before(record.conversation_id, record.seq):
                 self._wake.set()  # the worker sends them in order
                 return current
             assert conversation.room_id is not None
             try:
-                event_id = await self._client.intent(self._ids.user_id(record.sender)).send_message(
-                    conversation.room_id,
-                    message_content(record.body, record.html),
-                    new_txn_id("msg", record.id),
-                )
+                event_id = await self._send(conversation.room_id, current)
             except HomeserverUnreachable as exc:
                 log.warning("message %s queued: %s", record.id, exc)
                 self._wake.set()
                 return current
-            await self._messages.mark_sent(record.id, event_id, datetime.now(UTC))
+            except HomeserverError as exc:
+                if exc.status >= 500 or exc.status == 429:
+                    log.warning("message %s queued: %s", record.id, exc)
+                    self._wake.set()
+                    return current
+                log.error("message %s refused by the homeserver: %s", record.id, exc)
+                await self._messages.mark_failed(
+                    record.id,
+                    f"The homeserver refused the message ({exc.errcode or exc.status})",
+                    datetime.now(UTC),
+                )
+                self._on_events()
+            else:
+                await self._messages.mark_sent(
+                    record.id, event_id, current.revision, datetime.now(UTC)
+                )
         sent = await self._messages.get(record.id)
         assert sent is not None
         return sent
+
+    async def _send(self, room_id: str, record: MessageRecord) -> str:
+        sender = self._ids.user_id(record.sender)
+        content = message_content(record.body, record.html)
+        txn = new_txn_id("msg", record.id)
+        try:
+            return await self._client.intent(sender).send_message(room_id, content, txn)
+        except HomeserverError as exc:
+            if exc.status != 403:
+                raise
+            # The person may have left the room from a client: the bot brings them back.
+            await self._client.intent(self._bot).invite(room_id, sender)
+            await self._client.intent(sender).join(room_id)
+            return await self._client.intent(sender).send_message(room_id, content, txn)
 
     def stop(self) -> None:
         """Make `run_outbox` return."""
@@ -201,15 +338,23 @@ class MessageService:
                     blocked.add(record.conversation_id)
                     continue
                 sent = await self._deliver(record, conversation)
-                if sent.status == "sent":
+                if sent.status != "queued":
                     progress = True
                 else:
                     blocked.add(record.conversation_id)  # keep its order: retry later
-            if queued and not progress:
+            for change in await self._messages.pending_changes(200):  # edits, deletions
+                if self._stopping or change.conversation_id in blocked:
+                    continue
+                synced = await self._sync(change)
+                if synced.pending is None:
+                    progress = True
+                else:
+                    blocked.add(change.conversation_id)
+            if blocked and not progress:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
             delay = 0.5
-            if not queued or not blocked:
+            if not blocked and len(queued) < 200:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=30)

@@ -21,6 +21,7 @@ from bridge.domain.roster import (
     RosterChange,
     UserPut,
     change_key,
+    policy_reach,
 )
 from bridge.store.roster import ApplyResult, RosterRepository, UserRecord
 
@@ -88,13 +89,18 @@ def _removes(change: RosterChange) -> tuple[str, str] | None:
 
 
 class RosterService:
-    """Applies roster changes all-or-nothing and tells who needs a Matrix profile update."""
+    """Applies roster changes all-or-nothing; tells who needs a Matrix profile update and
+    whose conversations need their state rechecked."""
 
     def __init__(
-        self, roster: RosterRepository, on_profiles_changed: Callable[[], None] | None = None
+        self,
+        roster: RosterRepository,
+        on_profiles_changed: Callable[[], None] | None = None,
+        on_policy_changed: Callable[[set[str], bool], None] | None = None,
     ) -> None:
         self._roster = roster
         self._on_profiles_changed = on_profiles_changed
+        self._on_policy_changed = on_policy_changed
 
     async def exists(self, kind: str, key: str) -> bool:
         """Whether an institution, user, course or batch exists."""
@@ -119,6 +125,10 @@ class RosterService:
             raise RosterConflict(str(exc.orig)) from exc
         if result.profile_changes and self._on_profiles_changed is not None:
             self._on_profiles_changed()
+        if self._on_policy_changed is not None:
+            people, everyone = policy_reach(list(latest.values()))
+            if people or everyone:
+                self._on_policy_changed(people, everyone)
         return result
 
     async def _check_references(

@@ -1,16 +1,19 @@
-"""Repository of conversations (one per pair of people)."""
+"""Repository of conversations (one per pair of people) and of how far each person has read."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.store.database import Database
-from bridge.store.schema import conversations
+from bridge.store.events import append_event
+from bridge.store.schema import conversations, messages, read_markers
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,26 @@ class ConversationRecord:
     started_by: str
     room_id: str | None
     state: str
+    encrypted: bool
+    created_at: datetime
+    last_message_at: datetime | None
+
+    def other(self, user_id: str) -> str:
+        """The participant who isn't `user_id`."""
+        return self.user_b if user_id == self.user_a else self.user_a
+
+    def has(self, user_id: str) -> bool:
+        """Whether `user_id` is one of the two participants."""
+        return user_id in (self.user_a, self.user_b)
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """A conversation as one person's inbox lists it."""
+
+    conversation: ConversationRecord
+    last_message: tuple[str, str, bool, datetime] | None  # (sender, body, deleted, created_at)
+    unread: int
 
 
 def pair(a: str, b: str) -> tuple[str, str]:
@@ -30,8 +53,32 @@ def pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a < b else (b, a)
 
 
+def _utc(value: Any) -> Any:
+    return (
+        value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+    )
+
+
+_c = conversations.c
+_COLUMNS = (
+    _c.id,
+    _c.user_a,
+    _c.user_b,
+    _c.started_by,
+    _c.room_id,
+    _c.state,
+    _c.encrypted,
+    _c.created_at,
+    _c.last_message_at,
+)
+
+
+def _record(row: Any) -> ConversationRecord:
+    return ConversationRecord(*(_utc(v) for v in row))
+
+
 class ConversationRepository:
-    """All SQL about `conversations`."""
+    """All SQL about `conversations` and `read_markers`."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -61,32 +108,208 @@ class ConversationRepository:
     async def by_pair(self, a: str, b: str) -> ConversationRecord | None:
         """The conversation of two people, if any."""
         user_a, user_b = pair(a, b)
-        return await self._one(
-            (conversations.c.user_a == user_a) & (conversations.c.user_b == user_b)
-        )
+        return await self._one((_c.user_a == user_a) & (_c.user_b == user_b))
 
     async def by_room(self, room_id: str) -> ConversationRecord | None:
         """The conversation a Matrix room belongs to, if any."""
-        return await self._one(conversations.c.room_id == room_id)
+        return await self._one(_c.room_id == room_id)
 
     async def get(self, conversation_id: str) -> ConversationRecord | None:
         """A conversation by id."""
-        return await self._one(conversations.c.id == conversation_id)
+        return await self._one(_c.id == conversation_id)
 
     async def _one(self, condition: object) -> ConversationRecord | None:
-        c = conversations.c
-        query = select(c.id, c.user_a, c.user_b, c.started_by, c.room_id, c.state).where(
-            condition  # type: ignore[arg-type]
-        )
+        query = select(*_COLUMNS).where(condition)  # type: ignore[arg-type]
         async with self._db.engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        return ConversationRecord(*row) if row else None
+        return _record(row) if row else None
 
-    async def set_room(self, conversation_id: str, room_id: str, state: str) -> None:
-        """Record the conversation's room and state."""
+    async def activate(self, conversation_id: str, room_id: str, state: str, now: datetime) -> None:
+        """Record the room of a conversation being made; `conversation.created` commits with it."""
         async with self._db.engine.begin() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 update(conversations)
-                .where(conversations.c.id == conversation_id)
+                .where(_c.id == conversation_id, _c.state == "creating")
                 .values(room_id=room_id, state=state)
             )
+            if result.rowcount:
+                row = (await conn.execute(select(*_COLUMNS).where(_c.id == conversation_id))).one()
+                record = _record(row)
+                await append_event(
+                    conn,
+                    "conversation.created",
+                    {
+                        "conversation_id": record.id,
+                        "participants": [record.user_a, record.user_b],
+                        "started_by": record.started_by,
+                        "room_id": room_id,
+                        "state": state,
+                    },
+                    now,
+                )
+
+    async def set_state(
+        self, conversation_id: str, state: str, reason_code: str, reason: str, now: datetime
+    ) -> bool:
+        """Move a made conversation to `state` (active or read_only); `conversation.state_changed`
+        commits with it. False when it already was in that state."""
+        async with self._db.engine.begin() as conn:
+            result = await conn.execute(
+                update(conversations)
+                .where(
+                    _c.id == conversation_id,
+                    _c.state != state,
+                    _c.state.in_(("active", "read_only")),
+                )
+                .values(state=state)
+            )
+            if not result.rowcount:
+                return False
+            await append_event(
+                conn,
+                "conversation.state_changed",
+                {
+                    "conversation_id": conversation_id,
+                    "state": state,
+                    "reason_code": reason_code,
+                    "reason": reason,
+                },
+                now,
+            )
+        return True
+
+    async def mark_encrypted(self, conversation_id: str) -> bool:
+        """Record that the room turned encrypted; False when it was known already."""
+        async with self._db.engine.begin() as conn:
+            result = await conn.execute(
+                update(conversations)
+                .where(_c.id == conversation_id, _c.encrypted.is_(False))
+                .values(encrypted=True)
+            )
+        return bool(result.rowcount)
+
+    async def made(self, after_id: str, limit: int) -> list[ConversationRecord]:
+        """Conversations with a room, in id order after `after_id` (for sweeps)."""
+        query = (
+            select(*_COLUMNS)
+            .where(_c.id > after_id, _c.state.in_(("active", "read_only")))
+            .order_by(_c.id)
+            .limit(limit)
+        )
+        async with self._db.engine.connect() as conn:
+            return [_record(r) for r in await conn.execute(query)]
+
+    async def involving(self, user_ids: Sequence[str]) -> list[ConversationRecord]:
+        """Conversations with a room of which any of `user_ids` is a participant."""
+        found: list[ConversationRecord] = []
+        for start in range(0, len(user_ids), 500):
+            chunk = list(user_ids[start : start + 500])
+            query = select(*_COLUMNS).where(
+                or_(_c.user_a.in_(chunk), _c.user_b.in_(chunk)),
+                _c.state.in_(("active", "read_only")),
+            )
+            async with self._db.engine.connect() as conn:
+                found.extend(_record(r) for r in await conn.execute(query))
+        return list({record.id: record for record in found}.values())
+
+    # --- one person's inbox ---
+
+    async def inbox(self, user_id: str, limit: int) -> list[InboxEntry]:
+        """A person's conversations, the most recently active first, with preview and unread."""
+        activity = func.coalesce(_c.last_message_at, _c.created_at)
+        query = select(*_COLUMNS).where(
+            or_(_c.user_a == user_id, _c.user_b == user_id),
+            _c.state.in_(("active", "read_only")),
+        )
+        query = query.order_by(activity.desc(), _c.id).limit(limit)
+        m = messages.c
+        async with self._db.engine.connect() as conn:
+            records = [_record(r) for r in await conn.execute(query)]
+            ids = [r.id for r in records]
+            if not ids:
+                return []
+            newest = (
+                select(m.conversation_id, func.max(m.seq).label("seq"))
+                .where(m.conversation_id.in_(ids))
+                .group_by(m.conversation_id)
+                .subquery()
+            )
+            last = {
+                row.conversation_id: (
+                    row.sender,
+                    row.body,
+                    row.deleted_at is not None,
+                    _utc(row.created_at),
+                )
+                for row in await conn.execute(
+                    select(m.conversation_id, m.sender, m.body, m.deleted_at, m.created_at).join(
+                        newest, m.seq == newest.c.seq
+                    )
+                )
+            }
+            marker = read_markers.c
+            unread = {
+                row.conversation_id: row.count
+                for row in await conn.execute(
+                    select(m.conversation_id, func.count().label("count"))
+                    .select_from(
+                        messages.outerjoin(
+                            read_markers,
+                            and_(
+                                marker.conversation_id == m.conversation_id,
+                                marker.user_id == user_id,
+                            ),
+                        )
+                    )
+                    .where(
+                        m.conversation_id.in_(ids),
+                        m.sender != user_id,
+                        m.deleted_at.is_(None),
+                        m.seq > func.coalesce(marker.up_to_seq, 0),
+                    )
+                    .group_by(m.conversation_id)
+                )
+            }
+        return [InboxEntry(r, last.get(r.id), unread.get(r.id, 0)) for r in records]
+
+    async def mark_read(
+        self, conversation_id: str, user_id: str, up_to_seq: int, now: datetime
+    ) -> bool:
+        """Move a person's read marker forward to `up_to_seq` (never back); True when it moved."""
+        marker = read_markers.c
+        async with self._db.engine.begin() as conn:
+            moved = await conn.execute(
+                update(read_markers)
+                .where(
+                    marker.conversation_id == conversation_id,
+                    marker.user_id == user_id,
+                    marker.up_to_seq < up_to_seq,
+                )
+                .values(up_to_seq=up_to_seq, updated_at=now)
+            )
+            if moved.rowcount:
+                return True
+            inserted = await conn.execute(
+                self._dialect.insert(read_markers)
+                .values(
+                    conversation_id=conversation_id,
+                    user_id=user_id,
+                    up_to_seq=up_to_seq,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["conversation_id", "user_id"])
+            )
+        return bool(inserted.rowcount)
+
+    async def read_up_to(self, conversation_id: str, user_id: str) -> int:
+        """The seq of the last message a person has read (0 when none)."""
+        marker = read_markers.c
+        async with self._db.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(marker.up_to_seq).where(
+                        marker.conversation_id == conversation_id, marker.user_id == user_id
+                    )
+                )
+            ).first()
+        return int(row.up_to_seq) if row else 0

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.database import Database
 from bridge.store.events import append_event
-from bridge.store.schema import messages
+from bridge.store.schema import conversations, message_edits, messages
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class MessageRecord:
     event_id: str | None
     status: str
     created_at: datetime
+    revision: int
+    edited_at: datetime | None
+    deleted_at: datetime | None
+    pending: str | None
 
 
 _COLUMNS = (
@@ -44,7 +49,28 @@ _COLUMNS = (
     messages.c.event_id,
     messages.c.status,
     messages.c.created_at,
+    messages.c.revision,
+    messages.c.edited_at,
+    messages.c.deleted_at,
+    messages.c.pending,
 )
+
+
+def _record(row: Any) -> MessageRecord:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    values = [
+        v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v for v in row
+    ]
+    return MessageRecord(*values)
+
+
+def _change_data(record: MessageRecord, origin: str) -> dict[str, Any]:
+    return {
+        "message_id": record.id,
+        "conversation_id": record.conversation_id,
+        "sender": record.sender,
+        "origin": origin,
+    }
 
 
 class MessageRepository:
@@ -138,6 +164,11 @@ class MessageRepository:
                 "created_at": now.isoformat(),
             }
             await append_event(conn, "message.created", data, now)
+            await conn.execute(
+                update(conversations)
+                .where(conversations.c.id == values["conversation_id"])
+                .values(last_message_at=now)
+            )
         return True
 
     async def by_event_id(self, event_id: str) -> MessageRecord | None:
@@ -151,7 +182,14 @@ class MessageRepository:
     async def _one(self, condition: object) -> MessageRecord | None:
         async with self._db.engine.connect() as conn:
             row = (await conn.execute(select(*_COLUMNS).where(condition))).first()  # type: ignore[arg-type]
-        return MessageRecord(*row) if row else None
+        return _record(row) if row else None
+
+    async def _locked(self, conn: AsyncConnection, message_id: str) -> MessageRecord | None:
+        query = select(*_COLUMNS).where(messages.c.id == message_id)
+        if self._db.dialect == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        return _record(row) if row else None
 
     async def queued(self, limit: int) -> list[MessageRecord]:
         """Messages waiting to be sent, oldest first."""
@@ -162,7 +200,7 @@ class MessageRepository:
                 .order_by(messages.c.seq)
                 .limit(limit)
             )
-            return [MessageRecord(*r) for r in rows]
+            return [_record(r) for r in rows]
 
     async def sending(self, conversation_id: str, sender: str) -> bool:
         """Whether a message of this sender in this conversation is still being sent."""
@@ -196,11 +234,229 @@ class MessageRepository:
             ).first()
         return row is not None
 
-    async def mark_sent(self, message_id: str, event_id: str, now: datetime) -> None:
-        """Record the Matrix event of a sent message."""
+    async def mark_sent(
+        self, message_id: str, event_id: str, sent_revision: int, now: datetime
+    ) -> None:
+        """Record the Matrix event of a sent message.
+
+        An edit or deletion made while the send was in flight becomes pending, so Matrix gets it.
+        """
+        m = messages.c
         async with self._db.engine.begin() as conn:
             await conn.execute(
                 update(messages)
-                .where(messages.c.id == message_id)
-                .values(status="sent", event_id=event_id, sent_at=now)
+                .where(m.id == message_id)
+                .values(
+                    status="sent",
+                    event_id=event_id,
+                    sent_at=now,
+                    pending=case(
+                        (m.deleted_at.is_not(None), "redact"),
+                        (m.revision != sent_revision, "edit"),
+                        else_=None,
+                    ),
+                )
             )
+
+    async def mark_failed(self, message_id: str, reason: str, now: datetime) -> None:
+        """The homeserver refused a message for good; `message.failed` commits with it."""
+        async with self._db.engine.begin() as conn:
+            record = await self._locked(conn, message_id)
+            if record is None or record.status != "queued":
+                return
+            await conn.execute(
+                update(messages).where(messages.c.id == message_id).values(status="failed")
+            )
+            await append_event(
+                conn, "message.failed", {**_change_data(record, "lms"), "reason": reason}, now
+            )
+
+    # --- edits and deletions ---
+
+    async def edit_outgoing(
+        self, message_id: str, body: str, html: str | None, text_format: str, now: datetime
+    ) -> MessageRecord | None:
+        """Change a message's text from the LMS; `message.edited` commits with it.
+
+        A message not sent yet is simply sent with the new text; a sent one is marked
+        `pending = "edit"` until Matrix has the replacement. None when it doesn't exist.
+        """
+        async with self._db.engine.begin() as conn:
+            record = await self._locked(conn, message_id)
+            if record is None or record.deleted_at is not None:
+                return record
+            if (record.body, record.html) == (body, html):
+                return record  # a repeated request: nothing changes
+            sent = record.status == "sent"
+            await conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id)
+                .values(
+                    body=body,
+                    html=html,
+                    format=text_format,
+                    revision=messages.c.revision + 1,
+                    edited_at=now,
+                    pending="edit" if sent else None,
+                )
+            )
+            await append_event(
+                conn,
+                "message.edited",
+                {
+                    **_change_data(record, "lms"),
+                    "body": body,
+                    "format": text_format,
+                    "html": html,
+                    "edited_at": now.isoformat(),
+                },
+                now,
+            )
+        return await self.get(message_id)
+
+    async def delete_outgoing(self, message_id: str, now: datetime) -> MessageRecord | None:
+        """Delete a message from the LMS; `message.deleted` commits with it.
+
+        A message not sent yet is never sent; a sent one is marked `pending = "redact"` until
+        Matrix has the redaction. None when it doesn't exist.
+        """
+        async with self._db.engine.begin() as conn:
+            record = await self._locked(conn, message_id)
+            if record is None or record.deleted_at is not None:
+                return record
+            sent = record.status == "sent"
+            await conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id)
+                .values(
+                    deleted_at=now,
+                    pending="redact" if sent else None,
+                    # Never sent: it never will be (unless a send is in flight: see mark_sent).
+                    status=record.status if sent else "withdrawn",
+                )
+            )
+            await append_event(
+                conn,
+                "message.deleted",
+                {**_change_data(record, "lms"), "deleted_at": now.isoformat()},
+                now,
+            )
+        return await self.get(message_id)
+
+    async def pending_changes(self, limit: int) -> list[MessageRecord]:
+        """Sent messages with an edit or deletion Matrix hasn't seen, oldest first."""
+        async with self._db.engine.connect() as conn:
+            rows = await conn.execute(
+                select(*_COLUMNS)
+                .where(messages.c.pending.is_not(None))
+                .order_by(messages.c.seq)
+                .limit(limit)
+            )
+            return [_record(r) for r in rows]
+
+    async def mark_synced(
+        self, message_id: str, revision: int, edit_event_id: str | None, now: datetime
+    ) -> None:
+        """Matrix has the change made at `revision` (a later change stays pending)."""
+        async with self._db.engine.begin() as conn:
+            if edit_event_id is not None:
+                await conn.execute(
+                    self._dialect.insert(message_edits)
+                    .values(event_id=edit_event_id, message_id=message_id, created_at=now)
+                    .on_conflict_do_nothing(index_elements=["event_id"])
+                )
+            await conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id, messages.c.revision == revision)
+                .values(pending=None)
+            )
+
+    async def is_edit_event(self, event_id: str) -> bool:
+        """Whether a Matrix edit event was already applied (or was the bridge's own)."""
+        async with self._db.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(message_edits.c.event_id).where(message_edits.c.event_id == event_id)
+                )
+            ).first()
+        return row is not None
+
+    async def edit_incoming(
+        self, edit_event_id: str, message_id: str, body: str, html: str | None, now: datetime
+    ) -> bool:
+        """Apply an edit typed in a Matrix client, once per edit event; True when applied."""
+        async with self._db.engine.begin() as conn:
+            inserted = await conn.execute(
+                self._dialect.insert(message_edits)
+                .values(event_id=edit_event_id, message_id=message_id, created_at=now)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(message_edits.c.event_id)
+            )
+            if inserted.first() is None:
+                return False
+            record = await self._locked(conn, message_id)
+            if record is None or record.deleted_at is not None:
+                return False
+            text_format = "html" if html is not None else "plain"
+            await conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id)
+                .values(
+                    body=body,
+                    html=html,
+                    format=text_format,
+                    revision=messages.c.revision + 1,
+                    edited_at=now,
+                )
+            )
+            await append_event(
+                conn,
+                "message.edited",
+                {
+                    **_change_data(record, "matrix"),
+                    "body": body,
+                    "format": text_format,
+                    "html": html,
+                    "edit_event_id": edit_event_id,
+                    "edited_at": now.isoformat(),
+                },
+                now,
+            )
+        return True
+
+    async def delete_incoming(
+        self, message_id: str, redaction_event_id: str, now: datetime
+    ) -> bool:
+        """Record a redaction made in Matrix; True when the message was not deleted before."""
+        async with self._db.engine.begin() as conn:
+            record = await self._locked(conn, message_id)
+            if record is None or record.deleted_at is not None:
+                return False
+            await conn.execute(
+                update(messages).where(messages.c.id == message_id).values(deleted_at=now)
+            )
+            await append_event(
+                conn,
+                "message.deleted",
+                {
+                    **_change_data(record, "matrix"),
+                    "redaction_event_id": redaction_event_id,
+                    "deleted_at": now.isoformat(),
+                },
+                now,
+            )
+        return True
+
+    # --- reading ---
+
+    async def page(
+        self, conversation_id: str, before_seq: int | None, limit: int
+    ) -> list[MessageRecord]:
+        """Up to `limit` messages before `before_seq` (newest page first), oldest first."""
+        query = select(*_COLUMNS).where(messages.c.conversation_id == conversation_id)
+        if before_seq is not None:
+            query = query.where(messages.c.seq < before_seq)
+        query = query.order_by(messages.c.seq.desc()).limit(limit)
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_record(r) for r in reversed(rows)]

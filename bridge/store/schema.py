@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -203,6 +204,9 @@ conversations = Table(
     Column("room_id", String(255), nullable=True, unique=True),
     Column("state", String(16), nullable=False),  # creating, active, read_only
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_message_at", DateTime(timezone=True), nullable=True),
+    # A room that turned encrypted can't be read by the bridge: it is no longer mirrored.
+    Column("encrypted", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("user_a", "user_b", name="uq_conversations_pair"),
     Index("ix_conversations_user_b", "user_b"),
 )
@@ -228,9 +232,44 @@ messages = Table(
     Column("status", String(16), nullable=False),  # queued, sent
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("revision", Integer, nullable=False, default=0, server_default="0"),
+    Column("edited_at", DateTime(timezone=True), nullable=True),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    # A change made through the API that Matrix hasn't seen yet: edit or redact.
+    Column("pending", String(16), nullable=True, index=True),
     UniqueConstraint("sender", "client_message_id", name="uq_messages_sender_client_message_id"),
     Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
     Index("ix_messages_status_seq", "status", "seq"),
+)
+
+# Matrix events that edited a message (from either side), so each edit is applied once.
+message_edits = Table(
+    "message_edits",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column(
+        "message_id",
+        String(64),
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# How far each person has read each conversation (a message seq).
+read_markers = Table(
+    "read_markers",
+    metadata,
+    Column(
+        "conversation_id",
+        String(64),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("user_id", String(255), primary_key=True),
+    Column("up_to_seq", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 # The ordered, durable log of everything the LMS is told (GET /api/v1/events, webhooks).

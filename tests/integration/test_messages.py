@@ -198,11 +198,13 @@ async def test_a_reply_typed_in_a_matrix_client_reaches_the_lms_once(
             while not [
                 e
                 for e in await feed(instance, conversation["id"])
-                if e["data"]["event_id"] == event_id
+                if e["data"].get("event_id") == event_id
             ]:
                 await asyncio.sleep(0.1)
         events = [
-            e for e in await feed(instance, conversation["id"]) if e["data"]["event_id"] == event_id
+            e
+            for e in await feed(instance, conversation["id"])
+            if e["data"].get("event_id") == event_id
         ]
         assert len(events) == 1
         data = events[0]["data"]

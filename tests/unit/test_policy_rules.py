@@ -42,3 +42,24 @@ def test_flipped_facts_and_conversations() -> None:
     assert flipped.institutions[0].b_learns_from_a == "Algebra"
     assert not may_start(flipped).allowed  # the tutor doesn't teach the student's batch
     assert may_converse(flipped).allowed  # but the student may write, so both may
+
+
+def test_roster_changes_name_whose_conversations_to_recheck() -> None:
+    from bridge.domain.roster import (
+        AssignmentDelete,
+        BatchPut,
+        InstitutionPut,
+        MembershipPut,
+        UserPut,
+        policy_reach,
+    )
+
+    assert policy_reach([InstitutionPut("i", "Uni")]) == (set(), False)
+    assert policy_reach(
+        [
+            UserPut("u1", "A"),
+            MembershipPut("i", "u2", "tutor"),
+            AssignmentDelete("student", "b", "u3"),
+        ]
+    ) == ({"u1", "u2", "u3"}, False)
+    assert policy_reach([BatchPut("b", "c", "B")]) == (set(), True)

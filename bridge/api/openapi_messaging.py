@@ -1,0 +1,390 @@
+"""The conversation, message, reading and event sections of the OpenAPI document, with the
+payload of every event type the LMS receives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.api.openapi_parts import errors, json_body, json_response, path_params
+
+_STRING = {"type": "string"}
+_NULLABLE = {"type": ["string", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+
+CONVERSATION = {
+    "type": "object",
+    "properties": {
+        "id": _STRING,
+        "state": {"type": "string", "enum": ["active", "read_only"]},
+        "room_id": {"type": "string", "example": "!abc:example.org"},
+        "started_by": _STRING,
+        "encrypted": {
+            "type": "boolean",
+            "description": "The room turned encrypted: the bridge no longer mirrors it",
+        },
+        "participants": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"user_id": _STRING, "matrix_id": _STRING},
+            },
+        },
+    },
+}
+MESSAGE = {
+    "type": "object",
+    "properties": {
+        "id": _STRING,
+        "conversation_id": _STRING,
+        "sender": _STRING,
+        "client_message_id": _NULLABLE,
+        "body": {**_NULLABLE, "description": "null once deleted"},
+        "format": {"type": "string", "enum": ["plain", "markdown", "html"]},
+        "html": {**_NULLABLE, "description": "rendered Markdown, or sanitised Matrix HTML"},
+        "status": {"type": "string", "enum": ["sent", "queued", "withdrawn", "failed"]},
+        "event_id": {**_NULLABLE, "description": "the Matrix event"},
+        "created_at": _TIME,
+        "edited_at": {"type": ["string", "null"], "format": "date-time"},
+        "deleted": {"type": "boolean"},
+        "pending": {
+            "type": ["string", "null"],
+            "enum": ["edit", "redact", None],
+            "description": "A change Matrix hasn't received yet (the homeserver is away)",
+        },
+    },
+}
+_INBOX_ITEM = {
+    "allOf": [
+        CONVERSATION,
+        {
+            "type": "object",
+            "properties": {
+                "other": {
+                    "type": "object",
+                    "properties": {
+                        "user_id": _STRING,
+                        "display_name": _STRING,
+                        "avatar_url": _NULLABLE,
+                        "initials": {"type": "string", "example": "AK"},
+                        "role": {"type": ["string", "null"], "example": "tutor"},
+                        "active": {"type": "boolean"},
+                        "matrix_id": _STRING,
+                    },
+                },
+                "last_message": {
+                    "type": ["object", "null"],
+                    "properties": {"preview": _STRING, "sender": _STRING, "created_at": _TIME},
+                },
+                "unread": {"type": "integer"},
+            },
+        },
+    ]
+}
+
+
+def _event(description: str, **properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "required": list(properties),
+        "properties": properties,
+    }
+
+
+_ORIGIN = {"type": "string", "enum": ["lms", "matrix"], "description": "where it was made"}
+_MESSAGE_REF = {"message_id": _STRING, "conversation_id": _STRING, "sender": _STRING}
+
+# The `data` of each event type, by type.
+EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "message.created": _event(
+        "A new message, from the LMS or typed in a Matrix client",
+        **_MESSAGE_REF,
+        body=_STRING,
+        format=_STRING,
+        html=_NULLABLE,
+        event_id=_NULLABLE,
+        origin=_ORIGIN,
+        created_at=_TIME,
+    ),
+    "message.edited": _event(
+        "A message's text changed",
+        **_MESSAGE_REF,
+        body=_STRING,
+        html=_NULLABLE,
+        origin=_ORIGIN,
+        edited_at=_TIME,
+    ),
+    "message.deleted": _event(
+        "A message was deleted (redacted in Matrix)",
+        **_MESSAGE_REF,
+        origin=_ORIGIN,
+        deleted_at=_TIME,
+    ),
+    "message.failed": _event(
+        "The homeserver refused a message for good",
+        **_MESSAGE_REF,
+        origin=_ORIGIN,
+        reason=_STRING,
+    ),
+    "conversation.created": _event(
+        "A conversation's room was made",
+        conversation_id=_STRING,
+        participants={"type": "array", "items": _STRING},
+        started_by=_STRING,
+        room_id=_STRING,
+        state=_STRING,
+    ),
+    "conversation.state_changed": _event(
+        "A conversation turned read-only, or opened again",
+        conversation_id=_STRING,
+        state={"type": "string", "enum": ["active", "read_only"]},
+        reason_code=_STRING,
+        reason=_STRING,
+    ),
+}
+
+_LIMIT = {
+    "name": "limit",
+    "in": "query",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+}
+
+
+def _query(name: str, description: str, required: bool = False) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": _STRING,
+    }
+
+
+def messaging_paths() -> dict[str, dict[str, Any]]:
+    """Paths of conversations, messages, reading and the event feed."""
+    messages_path = "/api/v1/conversations/{conversation_id}/messages"
+    message_path = "/api/v1/messages/{message_id}"
+    text_body = {
+        "body": _STRING,
+        "format": {"type": "string", "enum": ["plain", "markdown"], "default": "plain"},
+    }
+    return {
+        "/api/v1/conversations": {
+            "post": {
+                "tags": ["conversations"],
+                "summary": "Start (or find) the conversation of two people",
+                "description": "Creates the private Matrix room of the pair when the initiator "
+                "may start a conversation with the recipient; either person may call again "
+                "later and gets the same conversation.",
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "required": ["initiator", "recipient"],
+                        "properties": {"initiator": _STRING, "recipient": _STRING},
+                    }
+                ),
+                "responses": {
+                    "201": json_response(CONVERSATION, "Created"),
+                    "200": json_response(CONVERSATION, "The pair's existing conversation"),
+                    **errors(400, 404, 413, 503),
+                },
+            }
+        },
+        "/api/v1/users/{user_id}/conversations": {
+            "get": {
+                "tags": ["conversations"],
+                "summary": "A person's inbox: the most recently active conversation first",
+                "parameters": [*path_params("/api/v1/users/{user_id}/conversations"), _LIMIT],
+                "responses": {
+                    "200": json_response(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "conversations": {"type": "array", "items": _INBOX_ITEM}
+                            },
+                        }
+                    ),
+                    **errors(400, 404),
+                },
+            }
+        },
+        messages_path: {
+            "get": {
+                "tags": ["conversations"],
+                "summary": "A conversation's history, a page at a time (participants only)",
+                "parameters": [
+                    *path_params(messages_path),
+                    _query("as", "The participant reading", required=True),
+                    _query("before", "A message id: the page ends just before it"),
+                    _LIMIT,
+                ],
+                "responses": {
+                    "200": json_response(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "messages": {
+                                    "type": "array",
+                                    "description": "oldest first; `read` is whether the "
+                                    "reader has read it",
+                                    "items": MESSAGE,
+                                },
+                                "next_before": {
+                                    **_NULLABLE,
+                                    "description": "pass as `before` for the older page",
+                                },
+                            },
+                        }
+                    ),
+                    **errors(400, 404),
+                },
+            },
+            "post": {
+                "tags": ["conversations"],
+                "summary": "Send a message as a participant (idempotent on client_message_id)",
+                "parameters": path_params(messages_path),
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "required": ["sender", "body", "client_message_id"],
+                        "properties": {
+                            "sender": _STRING,
+                            **text_body,
+                            "client_message_id": {
+                                "type": "string",
+                                "description": "The LMS's own id: a repeat returns the "
+                                "stored message, never a second one",
+                            },
+                        },
+                    }
+                ),
+                "responses": {
+                    "201": json_response(MESSAGE, "Sent; `event_id` is the Matrix event"),
+                    "202": json_response(
+                        MESSAGE, "Stored and queued: the homeserver is unreachable"
+                    ),
+                    "200": json_response(MESSAGE, "A repeat of an earlier request"),
+                    **errors(400, 404, 409, 413, 429),
+                },
+            },
+        },
+        "/api/v1/conversations/{conversation_id}/read": {
+            "post": {
+                "tags": ["conversations"],
+                "summary": "Mark read up to a message (also the person's Matrix read receipt)",
+                "parameters": path_params("/api/v1/conversations/{conversation_id}/read"),
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "required": ["user", "up_to"],
+                        "properties": {
+                            "user": _STRING,
+                            "up_to": {"type": "string", "description": "a message id"},
+                        },
+                    }
+                ),
+                "responses": {
+                    "200": json_response(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "conversation_id": _STRING,
+                                "moved": {
+                                    "type": "boolean",
+                                    "description": "false when already read that far",
+                                },
+                            },
+                        }
+                    ),
+                    **errors(400, 404),
+                },
+            }
+        },
+        message_path: {
+            "patch": {
+                "tags": ["conversations"],
+                "summary": "Edit one's own message (an m.replace edit in Matrix)",
+                "parameters": path_params(message_path),
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "required": ["user", "body"],
+                        "properties": {"user": _STRING, **text_body},
+                    }
+                ),
+                "responses": {
+                    "200": json_response(MESSAGE, "Edited, in Matrix too"),
+                    "202": json_response(MESSAGE, "Edited; Matrix gets it when it is back"),
+                    **errors(400, 404, 409, 413),
+                },
+            },
+            "delete": {
+                "tags": ["conversations"],
+                "summary": "Delete one's own message (a redaction in Matrix)",
+                "parameters": [
+                    *path_params(message_path),
+                    _query("as", "The message's sender", required=True),
+                ],
+                "responses": {
+                    "200": json_response(MESSAGE, "Deleted, in Matrix too"),
+                    "202": json_response(MESSAGE, "Deleted; Matrix gets it when it is back"),
+                    **errors(400, 404),
+                },
+            },
+        },
+        "/api/v1/events": {
+            "get": {
+                "tags": ["events"],
+                "summary": "Every change, in order: read from any point, resume with next_after",
+                "description": "The same events are POSTed to the configured webhook, signed "
+                'with `X-Bridge-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`. The '
+                "`data` of each type is in components.schemas under the type's name.",
+                "parameters": [
+                    {"name": "after", "in": "query", "schema": {"type": "integer", "default": 0}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 1000,
+                            "default": 100,
+                        },
+                    },
+                ],
+                "responses": {
+                    "200": json_response(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "events": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["id", "seq", "type", "created_at", "data"],
+                                        "properties": {
+                                            "id": _STRING,
+                                            "seq": {"type": "integer"},
+                                            "type": {
+                                                "type": "string",
+                                                "enum": sorted(EVENT_SCHEMAS),
+                                            },
+                                            "created_at": _TIME,
+                                            "data": {
+                                                "oneOf": [
+                                                    {"$ref": f"#/components/schemas/{name}"}
+                                                    for name in sorted(EVENT_SCHEMAS)
+                                                ]
+                                            },
+                                        },
+                                    },
+                                },
+                                "next_after": {"type": "integer"},
+                            },
+                        }
+                    ),
+                    **errors(400),
+                },
+            }
+        },
+    }

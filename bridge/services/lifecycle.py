@@ -1,0 +1,139 @@
+"""Read-only conversations: when neither side may start any more, the room is frozen.
+
+Roster changes name the people they concern; their conversations are rechecked at once.
+Changes to courses and batches, and the passing of time (an enrollment's end date), are caught
+by a sweep of every conversation: at start-up, after such a change, and every hour. Matrix is
+changed first and the database second, so a crash in between is mended by the next sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from bridge.domain.rooms import power_levels_for_state
+from bridge.matrix.client import (
+    HomeserverClient,
+    HomeserverError,
+    HomeserverUnreachable,
+    new_txn_id,
+)
+from bridge.services.policy import PolicyService, UnknownUser
+from bridge.store.conversations import ConversationRecord, ConversationRepository
+
+log = logging.getLogger(__name__)
+SWEEP_EVERY_SECONDS = 3600.0
+_NOTICES = {
+    "read_only": (
+        "This conversation is now read-only: there is no course relationship between you any "
+        "more. Its history stays here."
+    ),
+    "active": "This conversation is open again.",
+}
+
+
+class ConversationLifecycle:
+    """Keeps each conversation's state (active / read_only) in line with the policy."""
+
+    def __init__(
+        self,
+        conversations: ConversationRepository,
+        policy: PolicyService,
+        client: HomeserverClient,
+        bot_user_id: str,
+        on_events: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._conversations = conversations
+        self._policy = policy
+        self._client = client
+        self._bot = bot_user_id
+        self._on_events = on_events
+        self._people: set[str] = set()
+        self._sweep = True  # the first run checks everything
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def roster_changed(self, people: set[str], everyone: bool) -> None:
+        """Recheck the conversations of `people` (or all of them) soon."""
+        self._people |= people
+        self._sweep = self._sweep or everyone
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Make `run` return."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Recheck what roster changes touched; sweep everything every hour."""
+        delay = 1.0
+        while not self._stopping:
+            self._wake.clear()
+            people, self._people = self._people, set()
+            sweep, self._sweep = self._sweep, False
+            try:
+                if sweep:
+                    await self._check_all()
+                else:
+                    for record in await self._conversations.involving(sorted(people)):
+                        await self.recheck(record)
+                delay = 1.0
+            except HomeserverUnreachable as exc:
+                log.warning("conversation states wait for the homeserver: %s", exc)
+                self._people |= people
+                self._sweep = self._sweep or sweep
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            except Exception:
+                log.exception("checking conversation states failed; retrying with a sweep")
+                self._sweep = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=SWEEP_EVERY_SECONDS)
+            if not self._wake.is_set():
+                self._sweep = True
+
+    async def _check_all(self) -> None:
+        after = ""
+        while not self._stopping:
+            batch = await self._conversations.made(after, 500)
+            if not batch:
+                return
+            for record in batch:
+                await self.recheck(record)
+            after = batch[-1].id
+
+    async def recheck(self, record: ConversationRecord) -> str:
+        """Bring one conversation (and its room) in line with the policy; returns its state."""
+        try:
+            decision = await self._policy.can_converse(record.user_a, record.user_b)
+        except UnknownUser:
+            return record.state  # a person was removed; their conversations go with them
+        state = "active" if decision.allowed else "read_only"
+        if state == record.state or record.room_id is None:
+            return record.state
+        bot = self._client.intent(self._bot)
+        levels = await bot.state(record.room_id, "m.room.power_levels")
+        wanted = power_levels_for_state(levels, state)
+        if wanted is not None:
+            await bot.set_state(record.room_id, "m.room.power_levels", wanted)
+        if await self._conversations.set_state(
+            record.id, state, decision.code, decision.reason, datetime.now(UTC)
+        ):
+            log.info("conversation %s is now %s (%s)", record.id, state, decision.code)
+            self._on_events()
+            try:
+                await bot.send_message(
+                    record.room_id,
+                    {"msgtype": "m.notice", "body": _NOTICES[state]},
+                    new_txn_id("state"),
+                )
+            except HomeserverError as exc:
+                log.warning("notice about conversation %s not posted: %s", record.id, exc)
+        return state

@@ -1,0 +1,170 @@
+"""Reading conversations: one person's inbox, a conversation's history, read markers.
+
+Only participants see a conversation. Marking a conversation read also sends the Matrix read
+receipt as that person, so their Matrix clients agree; receipts made in Matrix clients come back
+through `IncomingMessages.on_receipt`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bridge.domain.avatar import initials_of
+from bridge.domain.ids import MatrixIdMapper
+from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
+from bridge.services.messages import MessageRefused
+from bridge.services.policy import UnknownUser
+from bridge.store.conversations import ConversationRecord, ConversationRepository, InboxEntry
+from bridge.store.messages import MessageRecord, MessageRepository
+from bridge.store.roster import RosterRepository, UserRecord
+
+log = logging.getLogger(__name__)
+PREVIEW_CHARS = 140
+
+
+@dataclass(frozen=True)
+class Person:
+    """The other side of a conversation, as an inbox shows them."""
+
+    user_id: str
+    display_name: str
+    avatar_url: str | None
+    initials: str
+    role: str | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One row of a person's inbox."""
+
+    conversation: ConversationRecord
+    other: Person
+    preview: str | None
+    last_sender: str | None
+    last_message_at: datetime | None
+    unread: int
+
+
+def preview_of(body: str, deleted: bool) -> str:
+    """The one-line preview of a message."""
+    if deleted:
+        return "Message deleted"
+    line = " ".join(body.split())
+    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
+
+
+def shared_role(me: UserRecord, other: UserRecord) -> str | None:
+    """The other person's role in an institution both belong to (first one found)."""
+    mine = {institution for institution, _role in me.memberships}
+    for institution, role in other.memberships:
+        if institution in mine:
+            return role
+    return other.memberships[0][1] if other.memberships else None
+
+
+class ReadingService:
+    """Answers the reading routes of the API."""
+
+    def __init__(
+        self,
+        conversations: ConversationRepository,
+        messages: MessageRepository,
+        roster: RosterRepository,
+        client: HomeserverClient,
+        ids: MatrixIdMapper,
+    ) -> None:
+        self._conversations = conversations
+        self._messages = messages
+        self._roster = roster
+        self._client = client
+        self._ids = ids
+
+    async def inbox(self, user_id: str, limit: int) -> list[InboxItem]:
+        """A person's conversations, most recently active first. Raises UnknownUser."""
+        me = await self._roster.get_user(user_id)
+        if me is None:
+            raise UnknownUser(user_id)
+        items = []
+        for entry in await self._conversations.inbox(user_id, limit):
+            items.append(await self._item(me, entry))
+        return items
+
+    async def _item(self, me: UserRecord, entry: InboxEntry) -> InboxItem:
+        other_id = entry.conversation.other(me.id)
+        other = await self._roster.get_user(other_id)
+        if other is None:  # removed from the roster; the conversation stays readable
+            person = Person(other_id, other_id, None, "?", None, False)
+        else:
+            person = Person(
+                other.id,
+                other.display_name,
+                other.avatar_url,
+                initials_of(other.display_name),
+                shared_role(me, other),
+                other.active,
+            )
+        last = entry.last_message
+        return InboxItem(
+            entry.conversation,
+            person,
+            preview_of(last[1], last[2]) if last else None,
+            last[0] if last else None,
+            last[3] if last else None,
+            entry.unread,
+        )
+
+    async def _as_participant(self, conversation_id: str, user_id: str) -> ConversationRecord:
+        conversation = await self._conversations.get(conversation_id)
+        if conversation is None or conversation.state == "creating":
+            raise MessageRefused(
+                404,
+                "not_found",
+                f"No conversation with id {conversation_id!r}",
+                missing={"conversation_id": conversation_id},
+            )
+        if not conversation.has(user_id):
+            raise MessageRefused(
+                403, "not_a_participant", "Only its two participants can read a conversation"
+            )
+        return conversation
+
+    async def _message_in(self, conversation_id: str, message_id: str) -> MessageRecord:
+        message = await self._messages.get(message_id)
+        if message is None or message.conversation_id != conversation_id:
+            raise MessageRefused(
+                404,
+                "not_found",
+                f"No message with id {message_id!r} in this conversation",
+                missing={"message_id": message_id},
+            )
+        return message
+
+    async def history(
+        self, conversation_id: str, user_id: str, before: str | None, limit: int
+    ) -> tuple[list[MessageRecord], int]:
+        """A page of messages (oldest first) before the message `before`, and the seq up to
+        which `user_id` has read."""
+        await self._as_participant(conversation_id, user_id)
+        before_seq = (await self._message_in(conversation_id, before)).seq if before else None
+        page = await self._messages.page(conversation_id, before_seq, limit)
+        return page, await self._conversations.read_up_to(conversation_id, user_id)
+
+    async def mark_read(self, conversation_id: str, user_id: str, up_to: str) -> bool:
+        """Mark a conversation read up to a message (never backwards); True when it moved."""
+        conversation = await self._as_participant(conversation_id, user_id)
+        message = await self._message_in(conversation_id, up_to)
+        moved = await self._conversations.mark_read(
+            conversation_id, user_id, message.seq, datetime.now(UTC)
+        )
+        if moved and message.event_id is not None and conversation.room_id is not None:
+            try:
+                await self._client.intent(self._ids.user_id(user_id)).send_read_receipt(
+                    conversation.room_id, message.event_id
+                )
+            except (HomeserverError, HomeserverUnreachable) as exc:
+                # The LMS's marker is what counts; Matrix clients catch up on the next read.
+                log.warning("read receipt for %s not sent: %s", conversation_id, exc)
+        return moved

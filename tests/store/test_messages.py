@@ -1,0 +1,128 @@
+"""The messages and conversations repositories on SQLite and PostgreSQL: edits and deletions
+racing a send, read markers, the inbox query, and the events each change commits with."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bridge.domain.roster import UserPut
+from bridge.store import migrate
+from bridge.store.conversations import ConversationRepository
+from bridge.store.database import Database
+from bridge.store.events import EventLogRepository
+from bridge.store.messages import MessageRepository
+from bridge.store.roster import RosterRepository
+
+
+async def _setup(db: Database) -> tuple[ConversationRepository, MessageRepository, str]:
+    await migrate.upgrade(db)
+    now = datetime.now(UTC)
+    await RosterRepository(db).apply([UserPut("a", "Ann"), UserPut("b", "Bo")], now)
+    conversations = ConversationRepository(db)
+    record = await conversations.claim("a", "b", now)
+    await conversations.activate(record.id, "!room:hs", "active", now)
+    return conversations, MessageRepository(db), record.id
+
+
+async def _types(db: Database) -> list[str]:
+    return [e.type for e in await EventLogRepository(db).after(0, 100)]
+
+
+async def test_an_edit_while_a_send_is_in_flight_is_sent_after_it(db: Database) -> None:
+    _, messages, conversation = await _setup(db)
+    now = datetime.now(UTC)
+    queued, created = await messages.add_outgoing(conversation, "a", "m1", "hi", "plain", None, now)
+    assert created and queued.status == "queued"
+    edited = await messages.edit_outgoing(queued.id, "hello", None, "plain", now)
+    assert edited is not None and (edited.pending, edited.revision) == (None, 1)
+    # The send carried revision 0: Matrix still needs the edit.
+    await messages.mark_sent(queued.id, "$e1", 0, now)
+    sent = await messages.get(queued.id)
+    assert sent is not None and (sent.status, sent.pending) == ("sent", "edit")
+    assert [m.id for m in await messages.pending_changes(10)] == [queued.id]
+    await messages.mark_synced(queued.id, 1, "$edit1", now)
+    assert await messages.pending_changes(10) == []
+    assert await messages.is_edit_event("$edit1")
+    assert await _types(db) == ["conversation.created", "message.created", "message.edited"]
+
+
+async def test_a_repeated_edit_changes_nothing(db: Database) -> None:
+    _, messages, conversation = await _setup(db)
+    now = datetime.now(UTC)
+    record, _ = await messages.add_outgoing(conversation, "a", "m1", "hi", "plain", None, now)
+    await messages.mark_sent(record.id, "$e1", 0, now)
+    first = await messages.edit_outgoing(record.id, "ho", None, "plain", now)
+    again = await messages.edit_outgoing(record.id, "ho", None, "plain", now)
+    assert first is not None and again is not None
+    assert (first.revision, again.revision, again.pending) == (1, 1, "edit")
+    assert (await _types(db)).count("message.edited") == 1
+
+
+async def test_deleting_an_unsent_message_withdraws_it_and_a_late_send_is_redacted(
+    db: Database,
+) -> None:
+    _, messages, conversation = await _setup(db)
+    now = datetime.now(UTC)
+    first, _ = await messages.add_outgoing(conversation, "a", "m1", "one", "plain", None, now)
+    second, _ = await messages.add_outgoing(conversation, "a", "m2", "two", "plain", None, now)
+    # `first` is in flight (its send started before the delete).
+    deleted = await messages.delete_outgoing(first.id, now)
+    assert deleted is not None and (deleted.status, deleted.pending) == ("withdrawn", None)
+    assert [m.id for m in await messages.queued(10)] == [second.id]
+    assert not await messages.queued_before(conversation, second.seq)
+    await messages.mark_sent(first.id, "$late", 0, now)
+    late = await messages.get(first.id)
+    assert late is not None and late.pending == "redact"
+    assert await messages.delete_outgoing(first.id, now) == late  # once only
+    assert (await _types(db)).count("message.deleted") == 1
+
+
+async def test_matrix_edits_and_redactions_apply_once(db: Database) -> None:
+    _, messages, conversation = await _setup(db)
+    now = datetime.now(UTC)
+    assert await messages.add_incoming(conversation, "b", "$m", "3pm", None, now)
+    record = await messages.by_event_id("$m")
+    assert record is not None
+    assert await messages.edit_incoming("$edit", record.id, "4pm", "<em>4pm</em>", now)
+    assert not await messages.edit_incoming("$edit", record.id, "4pm", "<em>4pm</em>", now)
+    assert await messages.delete_incoming(record.id, "$redaction", now)
+    assert not await messages.delete_incoming(record.id, "$redaction", now)
+    # An edit arriving after the deletion doesn't bring the text back.
+    assert not await messages.edit_incoming("$edit2", record.id, "5pm", None, now)
+    final = await messages.get(record.id)
+    assert final is not None and (final.body, final.deleted_at is not None) == ("4pm", True)
+    assert await _types(db) == [
+        "conversation.created",
+        "message.created",
+        "message.edited",
+        "message.deleted",
+    ]
+
+
+async def test_read_markers_only_move_forward_and_drive_unread_counts(db: Database) -> None:
+    conversations, messages, conversation = await _setup(db)
+    now = datetime.now(UTC)
+    for n in range(4):
+        await messages.add_incoming(conversation, "b", f"$m{n}", f"m{n}", None, now)
+    await messages.add_incoming(conversation, "a", "$mine", "mine", None, now)
+    page = await messages.page(conversation, None, 10)
+    [entry] = await conversations.inbox("a", 10)
+    assert entry.unread == 4 and entry.last_message is not None
+    assert entry.last_message[:3] == ("a", "mine", False)
+    assert await conversations.mark_read(conversation, "a", page[1].seq, now)
+    assert not await conversations.mark_read(conversation, "a", page[0].seq, now)  # backwards
+    assert await conversations.read_up_to(conversation, "a") == page[1].seq
+    [entry] = await conversations.inbox("a", 10)
+    assert entry.unread == 2
+    assert await conversations.inbox("nobody", 10) == []
+
+
+async def test_state_changes_are_published_once(db: Database) -> None:
+    conversations, _, conversation = await _setup(db)
+    now = datetime.now(UTC)
+    assert await conversations.set_state(conversation, "read_only", "no_relationship", "x", now)
+    assert not await conversations.set_state(conversation, "read_only", "no_relationship", "x", now)
+    assert await conversations.set_state(conversation, "active", "your_tutor", "y", now)
+    assert [r.id for r in await conversations.involving(["a"])] == [conversation]
+    assert [r.id for r in await conversations.made("", 10)] == [conversation]
+    assert (await _types(db)).count("conversation.state_changed") == 2
