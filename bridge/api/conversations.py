@@ -13,9 +13,10 @@ from bridge.domain.formatting import TextFormat
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverUnreachable
 from bridge.services.conversations import ConversationRefused, ConversationService
-from bridge.services.messages import MessageRefused, MessageService
+from bridge.services.messages import MessageService
 from bridge.services.policy import UnknownUser
 from bridge.services.reading import InboxItem, ReadingService
+from bridge.services.refusals import Refused
 from bridge.store.conversations import ConversationRecord
 from bridge.store.messages import MessageRecord
 
@@ -113,7 +114,7 @@ def _text(body: dict[str, Any]) -> tuple[str, TextFormat]:
     return text, text_format
 
 
-def _refused(refused: MessageRefused) -> ApiFailure:
+def _refused(refused: Refused) -> ApiFailure:
     return ApiFailure(refused.status, refused.code, refused.message, **refused.details)
 
 
@@ -197,7 +198,7 @@ class ConversationRoutes:
         assert reader is not None
         try:
             page, read_up_to = await self._reading.history(conversation_id, reader, before, limit)
-        except MessageRefused as refused:
+        except Refused as refused:
             raise _refused(refused) from None
         return web.json_response(
             {
@@ -220,7 +221,7 @@ class ConversationRoutes:
             record, created = await self._messages.send(
                 conversation_id, sender, text, text_format, client_message_id
             )
-        except MessageRefused as refused:
+        except Refused as refused:
             raise _refused(refused) from None
         status = 200 if not created else 201 if record.status == "sent" else 202
         return web.json_response(message_json(record), status=status)
@@ -233,7 +234,7 @@ class ConversationRoutes:
         up_to = _id_field(body, "up_to")
         try:
             moved = await self._reading.mark_read(conversation_id, user, up_to)
-        except MessageRefused as refused:
+        except Refused as refused:
             raise _refused(refused) from None
         return web.json_response({"conversation_id": conversation_id, "moved": moved})
 
@@ -245,7 +246,7 @@ class ConversationRoutes:
         text, text_format = _text(body)
         try:
             record = await self._messages.edit(message_id, user, text, text_format)
-        except MessageRefused as refused:
+        except Refused as refused:
             raise _refused(refused) from None
         return web.json_response(message_json(record), status=202 if record.pending else 200)
 
@@ -256,6 +257,6 @@ class ConversationRoutes:
         assert user is not None
         try:
             record = await self._messages.delete(message_id, user)
-        except MessageRefused as refused:
+        except Refused as refused:
             raise _refused(refused) from None
         return web.json_response(message_json(record), status=202 if record.pending else 200)

@@ -28,21 +28,11 @@ from bridge.matrix.client import (
     new_txn_id,
 )
 from bridge.services.policy import PolicyService
+from bridge.services.refusals import Refused
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.messages import MessageRecord, MessageRepository
 
 log = logging.getLogger(__name__)
-
-
-class MessageRefused(Exception):
-    """A message the bridge won't take; `status` and `code` are the API's answer."""
-
-    def __init__(self, status: int, code: str, message: str, **details: object) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
 
 
 class SendRateLimiter:
@@ -107,7 +97,7 @@ class MessageService:
         self._check_text(body)
         wait = self._rate.retry_after(sender, time.monotonic())
         if wait:
-            raise MessageRefused(
+            raise Refused(
                 429,
                 "rate_limited",
                 f"Too many messages; try again in {wait:.0f} s",
@@ -133,57 +123,51 @@ class MessageService:
         """The conversation, if `sender` is in it and may write in it now."""
         conversation = await self._conversations.get(conversation_id)
         if conversation is None:
-            raise MessageRefused(
+            raise Refused(
                 404,
                 "not_found",
                 f"No conversation with id {conversation_id!r}",
                 missing={"conversation_id": conversation_id},
             )
         if not conversation.has(sender):
-            raise MessageRefused(
-                403, "not_a_participant", "The sender is not part of this conversation"
-            )
+            raise Refused(403, "not_a_participant", "The sender is not part of this conversation")
         if conversation.encrypted:
-            raise MessageRefused(
+            raise Refused(
                 409,
                 "conversation_encrypted",
                 "This conversation's Matrix room is encrypted, so the bridge can't carry it",
             )
         if conversation.room_id is None or conversation.state == "creating":
-            raise MessageRefused(
+            raise Refused(
                 409, "conversation_not_ready", "This conversation's room is still being made"
             )
         decision = await self._policy.can_converse(sender, conversation.other(sender))
         if not decision.allowed:
-            raise MessageRefused(403, "not_allowed", decision.reason, reason_code=decision.code)
+            raise Refused(403, "not_allowed", decision.reason, reason_code=decision.code)
         return conversation
 
     def _check_text(self, body: str) -> None:
         if len(body) > self._limits.max_body_chars:
-            raise MessageRefused(
+            raise Refused(
                 413,
                 "body_too_long",
                 f"Messages are limited to {self._limits.max_body_chars} characters",
                 limit=self._limits.max_body_chars,
             )
         if not body.strip():
-            raise MessageRefused(
-                400, "invalid_field", "body: expected a non-empty text", field="body"
-            )
+            raise Refused(400, "invalid_field", "body: expected a non-empty text", field="body")
 
     async def _own_message(self, message_id: str, user: str) -> MessageRecord:
         record = await self._messages.get(message_id)
         if record is None or record.deleted_at is not None:
-            raise MessageRefused(
+            raise Refused(
                 404,
                 "not_found",
                 f"No message with id {message_id!r}",
                 missing={"message_id": message_id},
             )
         if record.sender != user:
-            raise MessageRefused(
-                403, "not_the_sender", "Only the sender can change or delete a message"
-            )
+            raise Refused(403, "not_the_sender", "Only the sender can change or delete a message")
         return record
 
     async def edit(

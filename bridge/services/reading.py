@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from bridge.domain.avatar import initials_of
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
-from bridge.services.messages import MessageRefused
 from bridge.services.policy import UnknownUser
+from bridge.services.refusals import Refused
 from bridge.store.conversations import ConversationRecord, ConversationRepository, InboxEntry
 from bridge.store.messages import MessageRecord, MessageRepository
 from bridge.store.roster import RosterRepository, UserRecord
@@ -119,14 +119,14 @@ class ReadingService:
     async def _as_participant(self, conversation_id: str, user_id: str) -> ConversationRecord:
         conversation = await self._conversations.get(conversation_id)
         if conversation is None or conversation.state == "creating":
-            raise MessageRefused(
+            raise Refused(
                 404,
                 "not_found",
                 f"No conversation with id {conversation_id!r}",
                 missing={"conversation_id": conversation_id},
             )
         if not conversation.has(user_id):
-            raise MessageRefused(
+            raise Refused(
                 403, "not_a_participant", "Only its two participants can read a conversation"
             )
         return conversation
@@ -134,7 +134,7 @@ class ReadingService:
     async def _message_in(self, conversation_id: str, message_id: str) -> MessageRecord:
         message = await self._messages.get(message_id)
         if message is None or message.conversation_id != conversation_id:
-            raise MessageRefused(
+            raise Refused(
                 404,
                 "not_found",
                 f"No message with id {message_id!r} in this conversation",
