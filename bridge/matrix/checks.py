@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 
@@ -74,7 +75,7 @@ async def check_ping(client: HomeserverClient, config: Config) -> CheckResult:
     name = "homeserver reaches the bridge"
     public_url = config.appservice.public_url
     try:
-        result = await client.ping(f"lmsb.ping.{secrets.token_hex(8)}")
+        result = await _ping(client)
     except HomeserverUnreachable as exc:
         return CheckResult(name, False, f"the homeserver stopped answering ({exc})")
     except HomeserverError as exc:
@@ -105,6 +106,23 @@ async def check_ping(client: HomeserverClient, config: Config) -> CheckResult:
             message = f"the appservice ping failed: {exc}"
         return CheckResult(name, False, message)
     return CheckResult(name, True, f"round trip in {result.get('duration_ms', '?')} ms")
+
+
+async def _ping(client: HomeserverClient, attempts: int = 3) -> dict[str, object]:
+    """Ping, trying again after a transient failure.
+
+    Synapse 1.163 answers 502 M_CONNECTION_FAILED ("AlreadyCalled: Tried to cancel an
+    already-called event") to a ping the bridge did answer, when it lands while Synapse's own
+    retry of a transaction towards the bridge is running (typically just after a restart).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return await client.ping(f"lmsb.ping.{secrets.token_hex(8)}")
+        except HomeserverError as exc:
+            if exc.errcode != "M_CONNECTION_FAILED" or attempt == attempts:
+                raise
+        await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 CHECKS = (check_reachable, check_as_token, check_ping)

@@ -33,6 +33,9 @@ from bridge.store.conversations import ConversationRecord, ConversationRepositor
 from bridge.store.messages import MessageRecord, MessageRepository
 
 log = logging.getLogger(__name__)
+# How long a send waits for older messages of its conversation before answering "queued".
+WAIT_FOR_OLDER_SECONDS = 3.0
+MAX_OUTBOX_DELAY_SECONDS = 5.0
 
 
 class SendRateLimiter:
@@ -80,6 +83,9 @@ class MessageService:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._wake = asyncio.Event()
         self._stopping = False
+        # Whether the last send reached the homeserver: while it doesn't, a send behind older
+        # queued messages answers "queued" at once instead of waiting for them.
+        self._reachable = True
 
     async def send(
         self,
@@ -116,8 +122,23 @@ class MessageService:
         if created:
             self._on_events()
         if record.status == "queued":
-            record = await self._deliver(record, conversation)
+            record = await self._deliver_soon(record, conversation)
         return record, created
+
+    async def _deliver_soon(
+        self, record: MessageRecord, conversation: ConversationRecord
+    ) -> MessageRecord:
+        """Send now, or after the older messages the outbox is sending (for a short while:
+        then the answer is "queued" and the outbox sends it in turn)."""
+        deadline = time.monotonic() + WAIT_FOR_OLDER_SECONDS
+        while True:
+            current, behind_older = await self._deliver(record, conversation)
+            if current.status != "queued":
+                return current
+            self._wake.set()  # the outbox takes it from here, or sends the older ones
+            if not behind_older or not self._reachable or time.monotonic() > deadline:
+                return current
+            await asyncio.sleep(0.05)
 
     async def _open_conversation(self, conversation_id: str, sender: str) -> ConversationRecord:
         """The conversation, if `sender` is in it and may write in it now."""
@@ -188,7 +209,7 @@ class MessageService:
         assert edited is not None
         if edited.revision != record.revision:
             self._on_events()
-        return await self._sync(edited) if edited.pending else edited
+        return await self._sync_now(edited) if edited.pending else edited
 
     async def delete(self, message_id: str, user: str) -> MessageRecord:
         """Delete one's own message (also in a read-only conversation); Matrix gets a redaction."""
@@ -196,7 +217,13 @@ class MessageService:
         deleted = await self._messages.delete_outgoing(message_id, datetime.now(UTC))
         assert deleted is not None
         self._on_events()
-        return await self._sync(deleted) if deleted.pending else deleted
+        return await self._sync_now(deleted) if deleted.pending else deleted
+
+    async def _sync_now(self, record: MessageRecord) -> MessageRecord:
+        synced = await self._sync(record)
+        if synced.pending is not None:
+            self._wake.set()  # the outbox retries it
+        return synced
 
     async def _sync(self, record: MessageRecord) -> MessageRecord:
         """Give Matrix a pending edit or redaction of a sent message."""
@@ -221,7 +248,6 @@ class MessageService:
                     )
             except HomeserverUnreachable as exc:
                 log.warning("%s of message %s waits: %s", current.pending, current.id, exc)
-                self._wake.set()
                 return current
             except HomeserverError as exc:
                 # Refused for good (e.g. the room was frozen meanwhile): the LMS keeps the
@@ -249,29 +275,31 @@ class MessageService:
 
     async def _deliver(
         self, record: MessageRecord, conversation: ConversationRecord
-    ) -> MessageRecord:
-        """Send one queued message unless an older one of its conversation still waits."""
+    ) -> tuple[MessageRecord, bool]:
+        """Send one queued message unless an older one of its conversation still waits.
+
+        Returns the message as it now is, and whether it waits behind an older one.
+        """
         lock = self._locks.setdefault(record.conversation_id, asyncio.Lock())
         async with lock:
             current = await self._messages.get(record.id)
             assert current is not None
             if current.status != "queued":
-                return current  # sent by another call, withdrawn or failed
+                return current, False  # sent by another call, withdrawn or failed
             if await self._messages.queued_before(record.conversation_id, record.seq):
-                self._wake.set()  # the worker sends them in order
-                return current
+                return current, True  # the outbox sends the older ones first
             assert conversation.room_id is not None
             try:
                 event_id = await self._send(conversation.room_id, current)
             except HomeserverUnreachable as exc:
                 log.warning("message %s queued: %s", record.id, exc)
-                self._wake.set()
-                return current
+                self._reachable = False
+                return current, False
             except HomeserverError as exc:
                 if exc.status >= 500 or exc.status == 429:
                     log.warning("message %s queued: %s", record.id, exc)
-                    self._wake.set()
-                    return current
+                    self._reachable = False
+                    return current, False
                 log.error("message %s refused by the homeserver: %s", record.id, exc)
                 await self._messages.mark_failed(
                     record.id,
@@ -280,12 +308,13 @@ class MessageService:
                 )
                 self._on_events()
             else:
+                self._reachable = True
                 await self._messages.mark_sent(
                     record.id, event_id, current.revision, datetime.now(UTC)
                 )
         sent = await self._messages.get(record.id)
         assert sent is not None
-        return sent
+        return sent, False
 
     async def _send(self, room_id: str, record: MessageRecord) -> str:
         sender = self._ids.user_id(record.sender)
@@ -321,7 +350,7 @@ class MessageService:
                 if conversation is None or conversation.room_id is None:
                     blocked.add(record.conversation_id)
                     continue
-                sent = await self._deliver(record, conversation)
+                sent, _ = await self._deliver(record, conversation)
                 if sent.status != "queued":
                     progress = True
                 else:
@@ -335,8 +364,10 @@ class MessageService:
                 else:
                     blocked.add(change.conversation_id)
             if blocked and not progress:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                # Back off while the homeserver is away; a new request cuts the wait short.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                delay = min(delay * 2, MAX_OUTBOX_DELAY_SECONDS)
                 continue
             delay = 0.5
             if not blocked and len(queued) < 200:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.database import Database
@@ -26,10 +26,23 @@ class LoggedEvent:
     created_at: datetime
 
 
+_EVENT_LOG_LOCK = 0x6C6D7362  # "lmsb": the advisory lock that orders event-log commits
+
+
 async def append_event(
     conn: AsyncConnection, event_type: str, data: dict[str, Any], now: datetime
 ) -> None:
-    """Add an event in the caller's transaction, so the change and its event commit together."""
+    """Add an event in the caller's transaction, so the change and its event commit together.
+
+    Call it last in the transaction: on PostgreSQL it takes the lock that orders event commits,
+    and taking row locks after it could deadlock with a transaction waiting for it.
+    """
+    if conn.dialect.name == "postgresql":
+        # `seq` is drawn from a sequence at insert time but the row appears at commit: without
+        # this lock (held until commit) a later seq can commit first, readers of `after=` and the
+        # webhook cursor move past the earlier one, and it is never delivered. SQLite already
+        # has a single writer.
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EVENT_LOG_LOCK})
     await conn.execute(
         events.insert().values(
             id=uuid.uuid4().hex,

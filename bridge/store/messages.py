@@ -163,12 +163,12 @@ class MessageRepository:
                 "origin": origin,
                 "created_at": now.isoformat(),
             }
-            await append_event(conn, "message.created", data, now)
             await conn.execute(
                 update(conversations)
                 .where(conversations.c.id == values["conversation_id"])
                 .values(last_message_at=now)
             )
+            await append_event(conn, "message.created", data, now)
         return True
 
     async def by_event_id(self, event_id: str) -> MessageRecord | None:

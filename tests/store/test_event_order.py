@@ -1,0 +1,53 @@
+"""On PostgreSQL, events become visible in `seq` order even when transactions overlap.
+
+A sequence hands out `seq` at insert time, but a row is visible only from its commit: without
+ordering the commits, a reader (and the webhook cursor) could see seq 2 before seq 1 and never
+look back. SQLite has a single writer, so only PostgreSQL needs this proof.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from bridge.config import async_database_url
+from bridge.store import migrate
+from bridge.store.database import Database
+from bridge.store.events import EventLogRepository, append_event
+from tests.conftest import PG_ADMIN_URL, PgDatabases, _pg_available, require_service
+
+
+@pytest.fixture
+async def pg() -> AsyncIterator[Database]:
+    require_service(await _pg_available(), f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+    databases = PgDatabases([])
+    database = Database(async_database_url(await databases.create(), None))
+    try:
+        await migrate.upgrade(database)
+        yield database
+    finally:
+        await database.close()
+        await databases.drop_all()
+
+
+async def test_a_later_event_waits_for_an_earlier_uncommitted_one(pg: Database) -> None:
+    log = EventLogRepository(pg)
+    now = datetime.now(UTC)
+
+    async def second() -> None:
+        async with pg.engine.begin() as conn:
+            await append_event(conn, "message.created", {"n": 2}, now)
+
+    async with pg.engine.connect() as first:
+        await first.begin()
+        await append_event(first, "message.created", {"n": 1}, now)
+        later = asyncio.create_task(second())
+        await asyncio.sleep(0.5)
+        assert not later.done()  # it waits for the first to commit
+        assert await log.after(0, 10) == []
+        await first.commit()
+    await later
+    assert [e.data["n"] for e in await log.after(0, 10)] == [1, 2]
