@@ -105,6 +105,7 @@ class Bridge:
             account_prefix=config.appservice.account_prefix,
             server_name=config.homeserver.server_name,
             federate=config.appservice.federate_rooms,
+            on_made=self.lifecycle.check_soon,
         )
         self.messages = MessageService(
             messages,

@@ -8,6 +8,8 @@ import nh3
 from markdown_it import MarkdownIt
 
 TextFormat = Literal["plain", "markdown"]
+# The message types bridged as text.
+TEXT_TYPES = ("m.text", "m.notice", "m.emote")
 
 
 class MarkdownRenderer:
@@ -64,8 +66,6 @@ def text_of(content: dict[str, Any]) -> tuple[str, str | None] | None:
         return body, sanitize_html(formatted)
     return body, None
 
-
-TEXT_TYPES = ("m.text", "m.notice", "m.emote")
 
 # What HTML from Matrix clients may keep (the spec's suggested subset, without images).
 _TAGS = {

@@ -133,11 +133,18 @@ class MatrixSideAttempts:
         if await self._repository.by_room(room_id) is not None:
             return True
         # A room being made has no record yet: its state says whose it is.
+        return await self._conversation_named_in(room_id) is not None
+
+    async def _conversation_named_in(self, room_id: str) -> str | None:
+        """The conversation id a room's state names, if the bot made it."""
         try:
             state = await self._client.intent(self._bot).state(room_id, CONVERSATION_STATE)
-        except HomeserverError:
-            return False  # the bot isn't in it: not one of ours
-        return bool(state.get("conversation_id"))
+        except HomeserverError as exc:
+            if exc.status in (403, 404):
+                return None  # the bot isn't in it: not one of ours
+            raise  # a passing failure: the event is retried, nobody is sent away
+        conversation_id = state.get("conversation_id")
+        return conversation_id if isinstance(conversation_id, str) else None
 
     async def _leave(self, room_id: str, user_id: str, reason: str) -> None:
         try:
@@ -152,6 +159,10 @@ class MatrixSideAttempts:
         if event.room_id is None:
             return
         record = await self._repository.by_room(event.room_id)
+        if record is None:
+            # A homeserver that forces encryption does so while the room is being made.
+            conversation_id = await self._conversation_named_in(event.room_id)
+            record = await self._repository.get(conversation_id) if conversation_id else None
         if record is None or not await self._repository.mark_encrypted(record.id):
             return
         log.warning("conversation %s: its room turned encrypted; no longer mirrored", record.id)

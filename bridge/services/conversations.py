@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bridge.domain.policy import Decision
@@ -41,6 +42,7 @@ class ConversationService:
         account_prefix: str,
         server_name: str,
         federate: bool,
+        on_made: Callable[[ConversationRecord], None] = lambda _record: None,
     ) -> None:
         self._conversations = conversations
         self._policy = policy
@@ -51,6 +53,7 @@ class ConversationService:
         self._prefix = account_prefix
         self._server_name = server_name
         self._federate = federate
+        self._on_made = on_made
         # One room-making at a time per conversation in this process; the room alias keeps
         # several processes (or a retry after a crash) from making a second room.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -116,4 +119,5 @@ class ConversationService:
         log.info("conversation %s: room %s", record.id, room_id)
         current = await self._conversations.get(record.id)
         assert current is not None
+        self._on_made(current)
         return current

@@ -71,36 +71,45 @@ class IncomingMessages:
         assert event.event_id is not None
         edit = replacement_of(content)
         if edit is not None:
-            await self._on_edit(event.event_id, sender, *edit)
+            await self._on_edit(event.event_id, conversation.id, sender, *edit)
             return
         if await self._messages.by_event_id(event.event_id) is not None:
             return  # the echo of a message the LMS sent through the bridge
-        if await self._messages.sending(conversation.id, sender):
-            raise EchoNotYetRecorded(event.event_id)
         text = text_of(content)
         if text is None:
             log.info(
                 "event %s: %s messages are not bridged", event.event_id, content.get("msgtype")
             )
             return
+        if await self._messages.sending(conversation.id, sender, text[0]):
+            raise EchoNotYetRecorded(event.event_id)
         if await self._messages.add_incoming(
             conversation.id, sender, event.event_id, text[0], text[1], datetime.now(UTC)
         ):
             self._on_events()
 
     async def _on_edit(
-        self, event_id: str, sender: str, target: str, new_content: dict[str, object]
+        self,
+        event_id: str,
+        conversation_id: str,
+        sender: str,
+        target: str,
+        new_content: dict[str, object],
     ) -> None:
         if await self._messages.is_edit_event(event_id):
             return  # applied before, or the echo of an edit made through the API
         original = await self._messages.by_event_id(target)
-        if original is None or original.sender != sender:
-            return  # not a bridged message, or not the sender's own (Matrix ignores those)
-        if original.pending == "edit":
-            raise EchoNotYetRecorded(event_id)  # possibly our own edit, still being recorded
+        if (
+            original is None
+            or original.sender != sender  # Matrix ignores edits of someone else's message
+            or original.conversation_id != conversation_id  # or of another room's
+        ):
+            return
         text = text_of(new_content)
         if text is None:
             return
+        if original.pending == "edit" and original.body == text[0]:
+            raise EchoNotYetRecorded(event_id)  # our own edit, still being recorded
         if await self._messages.edit_incoming(
             event_id, original.id, text[0], text[1], datetime.now(UTC)
         ):
@@ -109,16 +118,15 @@ class IncomingMessages:
     async def on_redaction(self, event: StoredEvent) -> None:
         """Handle one `m.room.redaction`: a deleted message is deleted in the LMS too."""
         found = await self._participant(event)
-        redacts = event.payload.get("redacts")
         if found is None:
             return
-        _conversation, _sender, content = found
+        conversation, _sender, content = found
         # Room versions 11 and later carry it in the content; older ones at the top level.
-        target = content.get("redacts", redacts)
+        target = content.get("redacts", event.payload.get("redacts"))
         if not isinstance(target, str):
             return
         original = await self._messages.by_event_id(target)
-        if original is None:
+        if original is None or original.conversation_id != conversation.id:
             return
         assert event.event_id is not None
         if await self._messages.delete_incoming(original.id, event.event_id, datetime.now(UTC)):

@@ -79,7 +79,7 @@ class ConversationLifecycle:
                     await self._check_all()
                 else:
                     for record in await self._conversations.involving(sorted(people)):
-                        await self.recheck(record)
+                        await self._recheck_one(record)
                 delay = 1.0
             except HomeserverUnreachable as exc:
                 log.warning("conversation states wait for the homeserver: %s", exc)
@@ -90,6 +90,7 @@ class ConversationLifecycle:
                 continue
             except Exception:
                 log.exception("checking conversation states failed; retrying with a sweep")
+                self._people |= people
                 self._sweep = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
@@ -106,18 +107,30 @@ class ConversationLifecycle:
             if not batch:
                 return
             for record in batch:
-                await self.recheck(record)
+                await self._recheck_one(record)
             after = batch[-1].id
 
-    async def recheck(self, record: ConversationRecord) -> str:
-        """Bring one conversation (and its room) in line with the policy; returns its state."""
+    async def _recheck_one(self, record: ConversationRecord) -> None:
+        # One room the homeserver refuses to change (e.g. shut down by an admin) must not hold
+        # back the others; an unreachable homeserver stops the pass (and it is retried).
+        try:
+            await self.recheck(record)
+        except HomeserverError as exc:
+            log.warning("conversation %s: state not brought in line: %s", record.id, exc)
+
+    def check_soon(self, record: ConversationRecord) -> None:
+        """Recheck a conversation that was just made (the roster may have changed meanwhile)."""
+        self.roster_changed({record.user_a, record.user_b}, everyone=False)
+
+    async def recheck(self, record: ConversationRecord) -> None:
+        """Bring one conversation (and its room) in line with the policy."""
         try:
             decision = await self._policy.can_converse(record.user_a, record.user_b)
         except UnknownUser:
-            return record.state  # a person was removed; their conversations go with them
+            return  # a person was removed; their conversations go with them
         state = "active" if decision.allowed else "read_only"
         if state == record.state or record.room_id is None:
-            return record.state
+            return
         bot = self._client.intent(self._bot)
         levels = await bot.state(record.room_id, "m.room.power_levels")
         wanted = power_levels_for_state(levels, state)
@@ -136,4 +149,3 @@ class ConversationLifecycle:
                 )
             except HomeserverError as exc:
                 log.warning("notice about conversation %s not posted: %s", record.id, exc)
-        return state

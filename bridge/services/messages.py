@@ -86,6 +86,7 @@ class MessageService:
         # Whether the last send reached the homeserver: while it doesn't, a send behind older
         # queued messages answers "queued" at once instead of waiting for them.
         self._reachable = True
+        self._sent = asyncio.Event()  # set (and replaced) each time a message is sent
 
     async def send(
         self,
@@ -97,8 +98,20 @@ class MessageService:
     ) -> tuple[MessageRecord, bool]:
         """Store and send a message; returns (message, whether this call stored it).
 
-        The message's `status` says "sent" (with its event id) or "queued".
+        The message's `status` says "sent" (with its event id) or "queued". A repeat of a stored
+        message returns it whatever happened since (a freeze, the rate limit).
         """
+        existing = await self._messages.by_client_message_id(sender, client_message_id)
+        if existing is not None:
+            changed = existing.revision == 0 and existing.body != body  # (edits change it)
+            if existing.conversation_id != conversation_id or changed:
+                raise Refused(
+                    409,
+                    "client_message_id_reused",
+                    "This client_message_id was used for another message",
+                    message_id=existing.id,
+                )
+            return existing, False
         conversation = await self._open_conversation(conversation_id, sender)
         self._check_text(body)
         wait = self._rate.retry_after(sender, time.monotonic())
@@ -138,7 +151,8 @@ class MessageService:
             self._wake.set()  # the outbox takes it from here, or sends the older ones
             if not behind_older or not self._reachable or time.monotonic() > deadline:
                 return current
-            await asyncio.sleep(0.05)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sent.wait(), timeout=0.5)
 
     async def _open_conversation(self, conversation_id: str, sender: str) -> ConversationRecord:
         """The conversation, if `sender` is in it and may write in it now."""
@@ -178,9 +192,11 @@ class MessageService:
         if not body.strip():
             raise Refused(400, "invalid_field", "body: expected a non-empty text", field="body")
 
-    async def _own_message(self, message_id: str, user: str) -> MessageRecord:
+    async def _own_message(
+        self, message_id: str, user: str, *, deleted_ok: bool = False
+    ) -> MessageRecord:
         record = await self._messages.get(message_id)
-        if record is None or record.deleted_at is not None:
+        if record is None or (record.deleted_at is not None and not deleted_ok):
             raise Refused(
                 404,
                 "not_found",
@@ -203,21 +219,33 @@ class MessageService:
         await self._open_conversation(record.conversation_id, user)
         self._check_text(body)
         html = self._markdown.render(body) if text_format == "markdown" else None
-        edited = await self._messages.edit_outgoing(
-            message_id, body, html, text_format, datetime.now(UTC)
-        )
+        # Under the conversation's lock: a send or sync in flight finishes first.
+        async with self._lock(record.conversation_id):
+            edited = await self._messages.edit_outgoing(
+                message_id, body, html, text_format, datetime.now(UTC)
+            )
         assert edited is not None
         if edited.revision != record.revision:
             self._on_events()
         return await self._sync_now(edited) if edited.pending else edited
 
     async def delete(self, message_id: str, user: str) -> MessageRecord:
-        """Delete one's own message (also in a read-only conversation); Matrix gets a redaction."""
-        await self._own_message(message_id, user)
-        deleted = await self._messages.delete_outgoing(message_id, datetime.now(UTC))
+        """Delete one's own message (also in a read-only conversation); Matrix gets a redaction.
+
+        Deleting a deleted message again answers with it (a retried request).
+        """
+        record = await self._own_message(message_id, user, deleted_ok=True)
+        if record.deleted_at is not None:
+            return record
+        async with self._lock(record.conversation_id):
+            deleted = await self._messages.delete_outgoing(message_id, datetime.now(UTC))
         assert deleted is not None
         self._on_events()
         return await self._sync_now(deleted) if deleted.pending else deleted
+
+    def _lock(self, conversation_id: str) -> asyncio.Lock:
+        """The lock that orders this process's sends, edits and deletions in a conversation."""
+        return self._locks.setdefault(conversation_id, asyncio.Lock())
 
     async def _sync_now(self, record: MessageRecord) -> MessageRecord:
         synced = await self._sync(record)
@@ -227,8 +255,7 @@ class MessageService:
 
     async def _sync(self, record: MessageRecord) -> MessageRecord:
         """Give Matrix a pending edit or redaction of a sent message."""
-        lock = self._locks.setdefault(record.conversation_id, asyncio.Lock())
-        async with lock:
+        async with self._lock(record.conversation_id):
             current = await self._messages.get(record.id)
             conversation = await self._conversations.get(record.conversation_id)
             if current is None or current.pending is None or current.event_id is None:
@@ -254,7 +281,7 @@ class MessageService:
                 # change; Matrix keeps the earlier text.
                 log.warning("%s of message %s refused: %s", current.pending, current.id, exc)
             await self._messages.mark_synced(
-                current.id, current.revision, edit_event, datetime.now(UTC)
+                current.id, current.revision, current.pending, edit_event, datetime.now(UTC)
             )
         synced = await self._messages.get(record.id)
         assert synced is not None
@@ -280,8 +307,7 @@ class MessageService:
 
         Returns the message as it now is, and whether it waits behind an older one.
         """
-        lock = self._locks.setdefault(record.conversation_id, asyncio.Lock())
-        async with lock:
+        async with self._lock(record.conversation_id):
             current = await self._messages.get(record.id)
             assert current is not None
             if current.status != "queued":
@@ -296,7 +322,8 @@ class MessageService:
                 self._reachable = False
                 return current, False
             except HomeserverError as exc:
-                if exc.status >= 500 or exc.status == 429:
+                # Overload, or a registration the homeserver hasn't loaded: try again later.
+                if exc.status >= 500 or exc.status in (401, 429):
                     log.warning("message %s queued: %s", record.id, exc)
                     self._reachable = False
                     return current, False
@@ -312,6 +339,9 @@ class MessageService:
                 await self._messages.mark_sent(
                     record.id, event_id, current.revision, datetime.now(UTC)
                 )
+                # Wake the sends waiting behind this one.
+                self._sent.set()
+                self._sent = asyncio.Event()
         sent = await self._messages.get(record.id)
         assert sent is not None
         return sent, False
@@ -339,37 +369,45 @@ class MessageService:
         """Send queued messages, oldest first, backing off while the homeserver is away."""
         delay = 0.5
         while not self._stopping:
-            self._wake.clear()
-            queued = await self._messages.queued(200)
-            blocked: set[str] = set()
-            progress = False
-            for record in queued:
-                if self._stopping or record.conversation_id in blocked:
-                    continue
-                conversation = await self._conversations.get(record.conversation_id)
-                if conversation is None or conversation.room_id is None:
-                    blocked.add(record.conversation_id)
-                    continue
-                sent, _ = await self._deliver(record, conversation)
-                if sent.status != "queued":
-                    progress = True
-                else:
-                    blocked.add(record.conversation_id)  # keep its order: retry later
-            for change in await self._messages.pending_changes(200):  # edits, deletions
-                if self._stopping or change.conversation_id in blocked:
-                    continue
-                synced = await self._sync(change)
-                if synced.pending is None:
-                    progress = True
-                else:
-                    blocked.add(change.conversation_id)
-            if blocked and not progress:
-                # Back off while the homeserver is away; a new request cuts the wait short.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            try:
+                delay = await self._outbox_pass(delay)
+            except Exception:
+                log.exception("the outbox failed; retrying in %.0f s", delay)
+                await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_OUTBOX_DELAY_SECONDS)
+
+    async def _outbox_pass(self, delay: float) -> float:
+        """One pass over the queue, then a wait; returns the backoff for the next pass."""
+        self._wake.clear()
+        queued = await self._messages.queued(200)
+        blocked: set[str] = set()
+        progress = False
+        for record in queued:
+            if self._stopping or record.conversation_id in blocked:
                 continue
-            delay = 0.5
-            if not blocked and len(queued) < 200:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=30)
+            conversation = await self._conversations.get(record.conversation_id)
+            if conversation is None or conversation.room_id is None:
+                blocked.add(record.conversation_id)
+                continue
+            sent, _ = await self._deliver(record, conversation)
+            if sent.status != "queued":
+                progress = True
+            else:
+                blocked.add(record.conversation_id)  # keep its order: retry later
+        for change in await self._messages.pending_changes(200):  # edits, deletions
+            if self._stopping or change.conversation_id in blocked:
+                continue
+            synced = await self._sync(change)
+            if synced.pending is None:
+                progress = True
+            else:
+                blocked.add(change.conversation_id)
+        if blocked and not progress:
+            # Back off while the homeserver is away; a new request cuts the wait short.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            return min(delay * 2, MAX_OUTBOX_DELAY_SECONDS)
+        if not blocked and len(queued) < 200:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=30)
+        return 0.5

@@ -276,30 +276,18 @@ class ConversationRepository:
         self, conversation_id: str, user_id: str, up_to_seq: int, now: datetime
     ) -> bool:
         """Move a person's read marker forward to `up_to_seq` (never back); True when it moved."""
-        marker = read_markers.c
+        insert = self._dialect.insert(read_markers).values(
+            conversation_id=conversation_id, user_id=user_id, up_to_seq=up_to_seq, updated_at=now
+        )
         async with self._db.engine.begin() as conn:
-            moved = await conn.execute(
-                update(read_markers)
-                .where(
-                    marker.conversation_id == conversation_id,
-                    marker.user_id == user_id,
-                    marker.up_to_seq < up_to_seq,
+            result = await conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["conversation_id", "user_id"],
+                    set_={"up_to_seq": insert.excluded.up_to_seq, "updated_at": now},
+                    where=read_markers.c.up_to_seq < insert.excluded.up_to_seq,
                 )
-                .values(up_to_seq=up_to_seq, updated_at=now)
             )
-            if moved.rowcount:
-                return True
-            inserted = await conn.execute(
-                self._dialect.insert(read_markers)
-                .values(
-                    conversation_id=conversation_id,
-                    user_id=user_id,
-                    up_to_seq=up_to_seq,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["conversation_id", "user_id"])
-            )
-        return bool(inserted.rowcount)
+        return bool(result.rowcount)
 
     async def read_up_to(self, conversation_id: str, user_id: str) -> int:
         """The seq of the last message a person has read (0 when none)."""

@@ -171,6 +171,14 @@ class MessageRepository:
             await append_event(conn, "message.created", data, now)
         return True
 
+    async def by_client_message_id(
+        self, sender: str, client_message_id: str
+    ) -> MessageRecord | None:
+        """The message an LMS request stored under its own id, if any."""
+        return await self._one(
+            and_(messages.c.sender == sender, messages.c.client_message_id == client_message_id)
+        )
+
     async def by_event_id(self, event_id: str) -> MessageRecord | None:
         """The message a Matrix event is, if it is one of ours."""
         return await self._one(messages.c.event_id == event_id)
@@ -202,8 +210,9 @@ class MessageRepository:
             )
             return [_record(r) for r in rows]
 
-    async def sending(self, conversation_id: str, sender: str) -> bool:
-        """Whether a message of this sender in this conversation is still being sent."""
+    async def sending(self, conversation_id: str, sender: str, body: str) -> bool:
+        """Whether a message of this sender with this text is still being sent here (so an
+        event carrying it may be its echo)."""
         async with self._db.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -212,6 +221,7 @@ class MessageRepository:
                         messages.c.conversation_id == conversation_id,
                         messages.c.sender == sender,
                         messages.c.status == "queued",
+                        messages.c.body == body,
                     )
                     .limit(1)
                 )
@@ -355,9 +365,14 @@ class MessageRepository:
             return [_record(r) for r in rows]
 
     async def mark_synced(
-        self, message_id: str, revision: int, edit_event_id: str | None, now: datetime
+        self,
+        message_id: str,
+        revision: int,
+        kind: str,
+        edit_event_id: str | None,
+        now: datetime,
     ) -> None:
-        """Matrix has the change made at `revision` (a later change stays pending)."""
+        """Matrix has the `kind` change made at `revision` (a later change stays pending)."""
         async with self._db.engine.begin() as conn:
             if edit_event_id is not None:
                 await conn.execute(
@@ -367,7 +382,11 @@ class MessageRepository:
                 )
             await conn.execute(
                 update(messages)
-                .where(messages.c.id == message_id, messages.c.revision == revision)
+                .where(
+                    messages.c.id == message_id,
+                    messages.c.revision == revision,
+                    messages.c.pending == kind,
+                )
                 .values(pending=None)
             )
 
@@ -386,6 +405,9 @@ class MessageRepository:
     ) -> bool:
         """Apply an edit typed in a Matrix client, once per edit event; True when applied."""
         async with self._db.engine.begin() as conn:
+            record = await self._locked(conn, message_id)  # first: the lock order of edits
+            if record is None or record.deleted_at is not None:
+                return False
             inserted = await conn.execute(
                 self._dialect.insert(message_edits)
                 .values(event_id=edit_event_id, message_id=message_id, created_at=now)
@@ -393,9 +415,6 @@ class MessageRepository:
                 .returning(message_edits.c.event_id)
             )
             if inserted.first() is None:
-                return False
-            record = await self._locked(conn, message_id)
-            if record is None or record.deleted_at is not None:
                 return False
             text_format = "html" if html is not None else "plain"
             await conn.execute(
@@ -433,7 +452,9 @@ class MessageRepository:
             if record is None or record.deleted_at is not None:
                 return False
             await conn.execute(
-                update(messages).where(messages.c.id == message_id).values(deleted_at=now)
+                update(messages)
+                .where(messages.c.id == message_id)
+                .values(deleted_at=now, pending=None)  # an edit Matrix lacks no longer matters
             )
             await append_event(
                 conn,

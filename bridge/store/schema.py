@@ -229,7 +229,7 @@ messages = Table(
     Column("format", String(16), nullable=False),
     Column("html", Text, nullable=True),
     Column("event_id", String(255), nullable=True, unique=True),
-    Column("status", String(16), nullable=False),  # queued, sent
+    Column("status", String(16), nullable=False),  # queued, sent, withdrawn, failed
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=True),
     Column("revision", Integer, nullable=False, default=0, server_default="0"),

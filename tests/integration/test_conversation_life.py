@@ -13,6 +13,7 @@ from nio import AsyncClient, RoomCreateResponse, RoomSendResponse
 
 from bridge.app import Bridge
 from bridge.services.attempts import GROUP_ROOMS_REFUSED
+from bridge.store.inbox import StoredEvent
 from tests.conftest import Recorder, SynapseEnv
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import send, start_conversation
@@ -442,3 +443,75 @@ async def test_a_person_who_left_the_room_in_a_client_is_brought_back_by_the_nex
 
 async def _joined(env: SynapseEnv, client: AsyncClient, room_id: str) -> bool:
     return not await _left(env, client, room_id)
+
+
+async def test_retries_are_answered_with_the_stored_message_and_reuse_is_refused(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    instance, _ = bridge
+    ids, conversation = await start_conversation(instance)
+    status, first = await send(
+        instance, conversation, sender=ids["student"], body="once", client_message_id="k1"
+    )
+    assert status == 201
+    batch = "b-" + ids["student"].split("-", 1)[1]
+    status, _ = await call(instance, "DELETE", f"/api/v1/batches/{batch}/students/{ids['student']}")
+    # A retry after the conversation froze still gets the message it stored.
+    status, again = await send(
+        instance, conversation, sender=ids["student"], body="once", client_message_id="k1"
+    )
+    assert (status, again["id"]) == (200, first["id"])
+    status, error = await send(
+        instance, conversation, sender=ids["student"], body="other", client_message_id="k1"
+    )
+    assert (status, error["error"]["code"]) == (409, "client_message_id_reused")
+    # Deleting twice answers the deleted message both times.
+    for _ in range(2):
+        status, deleted = await call(
+            instance, "DELETE", f"/api/v1/messages/{first['id']}?as={ids['student']}"
+        )
+        assert (status, deleted["deleted"]) == (200, True)
+    assert len(await events_of(instance, "message.deleted", conversation["id"])) == 1
+
+
+async def test_an_edit_aimed_at_another_rooms_message_is_ignored(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
+) -> None:
+    instance, _ = bridge
+    ids, first = await start_conversation(instance)
+    status, second = await call(
+        instance,
+        "POST",
+        "/api/v1/conversations",
+        {"initiator": ids["other"], "recipient": ids["tutor"]},
+    )
+    assert status == 201, second
+    tutor = await matrix_client(synapse_env, instance, ids["tutor"])
+    try:
+        sent = await tutor.room_send(
+            first["room_id"], "m.room.message", {"msgtype": "m.text", "body": "for Sam"}
+        )
+        assert isinstance(sent, RoomSendResponse)
+        await eventually(lambda: events_of(instance, "message.created", first["id"]))
+        # Synapse refuses such an edit itself; a homeserver that let it through must not
+        # change the LMS's copy either, so the event is handed to the bridge directly.
+        stray = {
+            "type": "m.room.message",
+            "event_id": "$stray-edit",
+            "room_id": second["room_id"],
+            "sender": tutor.user_id,
+            "content": {
+                "msgtype": "m.text",
+                "body": "* changed",
+                "m.new_content": {"msgtype": "m.text", "body": "changed"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": sent.event_id},
+            },
+        }
+        await instance.incoming.on_message(
+            StoredEvent(0, "$stray-edit", second["room_id"], "timeline", "m.room.message", stray, 0)
+        )
+        assert await events_of(instance, "message.edited", first["id"]) == []
+        page = await history(instance, first["id"], ids["student"])
+        assert [m["body"] for m in page["messages"]] == ["for Sam"]
+    finally:
+        await tutor.close()

@@ -40,7 +40,7 @@ async def test_an_edit_while_a_send_is_in_flight_is_sent_after_it(db: Database) 
     sent = await messages.get(queued.id)
     assert sent is not None and (sent.status, sent.pending) == ("sent", "edit")
     assert [m.id for m in await messages.pending_changes(10)] == [queued.id]
-    await messages.mark_synced(queued.id, 1, "$edit1", now)
+    await messages.mark_synced(queued.id, 1, "edit", "$edit1", now)
     assert await messages.pending_changes(10) == []
     assert await messages.is_edit_event("$edit1")
     assert await _types(db) == ["conversation.created", "message.created", "message.edited"]
@@ -126,3 +126,27 @@ async def test_state_changes_are_published_once(db: Database) -> None:
     assert [r.id for r in await conversations.involving(["a"])] == [conversation]
     assert [r.id for r in await conversations.made("", 10)] == [conversation]
     assert (await _types(db)).count("conversation.state_changed") == 2
+
+
+async def test_a_deletion_during_an_edit_sync_stays_pending(db: Database) -> None:
+    _, messages, conversation = await _setup(db)
+    now = datetime.now(UTC)
+    record, _ = await messages.add_outgoing(conversation, "a", "m1", "hi", "plain", None, now)
+    await messages.mark_sent(record.id, "$e1", 0, now)
+    edited = await messages.edit_outgoing(record.id, "ho", None, "plain", now)
+    assert edited is not None and edited.pending == "edit"
+    await messages.delete_outgoing(record.id, now)  # while the edit is on its way to Matrix
+    await messages.mark_synced(record.id, edited.revision, "edit", "$edit", now)
+    after = await messages.get(record.id)
+    assert after is not None and after.pending == "redact"
+
+
+async def test_only_a_queued_message_with_the_same_text_can_be_an_echo(db: Database) -> None:
+    _, messages, conversation = await _setup(db)
+    now = datetime.now(UTC)
+    await messages.add_outgoing(conversation, "a", "m1", "hi", "plain", None, now)
+    assert await messages.sending(conversation, "a", "hi")
+    assert not await messages.sending(conversation, "a", "something else")
+    assert not await messages.sending(conversation, "b", "hi")
+    found = await messages.by_client_message_id("a", "m1")
+    assert found is not None and found.body == "hi"
