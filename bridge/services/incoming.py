@@ -8,8 +8,10 @@ Each effect is keyed on an event id, so an event handled twice (after a crash) c
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from bridge.domain.formatting import replacement_of, text_of
@@ -19,6 +21,10 @@ from bridge.store.inbox import StoredEvent
 from bridge.store.messages import MessageRepository
 
 log = logging.getLogger(__name__)
+# How long an event that may be our own send's echo waits for the send to be recorded before it
+# goes back to the processor for a later retry (which holds back its room for longer).
+ECHO_WAIT_SECONDS = 2.0
+ECHO_RETRIES = 4
 
 
 class EchoNotYetRecorded(Exception):
@@ -81,12 +87,45 @@ class IncomingMessages:
                 "event %s: %s messages are not bridged", event.event_id, content.get("msgtype")
             )
             return
-        if await self._messages.sending(conversation.id, sender, text[0]):
-            raise EchoNotYetRecorded(event.event_id)
+        # After a few retries a send of ours would have been recorded long since: the event is
+        # a person typing the same text as a message of theirs that is stuck in the queue.
+        if event.attempts < ECHO_RETRIES and await self._own_send(
+            conversation.id, sender, event.event_id, text[0]
+        ):
+            return
         if await self._messages.add_incoming(
             conversation.id, sender, event.event_id, text[0], text[1], datetime.now(UTC)
         ):
             self._on_events()
+
+    async def _own_send(self, conversation_id: str, sender: str, event_id: str, body: str) -> bool:
+        """Whether the event is the echo of a send of ours whose event id is still being
+        recorded (the transaction often overtakes the answer to the send)."""
+
+        async def recorded() -> bool:
+            return await self._messages.by_event_id(event_id) is not None
+
+        async def possible() -> bool:
+            return await self._messages.sending(conversation_id, sender, body)
+
+        return await self._wait_for_echo(event_id, recorded, possible)
+
+    async def _wait_for_echo(
+        self,
+        event_id: str,
+        recorded: Callable[[], Awaitable[bool]],
+        possible: Callable[[], Awaitable[bool]],
+    ) -> bool:
+        """Poll for a little while: True once the event is recorded as ours, False once it can't
+        be ours; past the wait, EchoNotYetRecorded hands it to the processor's retries."""
+        deadline = time.monotonic() + ECHO_WAIT_SECONDS
+        while await possible():
+            if await recorded():
+                return True
+            if time.monotonic() > deadline:
+                raise EchoNotYetRecorded(event_id)
+            await asyncio.sleep(0.05)
+        return await recorded()
 
     async def _on_edit(
         self,
@@ -108,12 +147,24 @@ class IncomingMessages:
         text = text_of(new_content)
         if text is None:
             return
-        if original.pending == "edit" and original.body == text[0]:
-            raise EchoNotYetRecorded(event_id)  # our own edit, still being recorded
+        if await self._own_edit(event_id, original.id, text[0]):
+            return
         if await self._messages.edit_incoming(
             event_id, original.id, text[0], text[1], datetime.now(UTC)
         ):
             self._on_events()
+
+    async def _own_edit(self, event_id: str, message_id: str, body: str) -> bool:
+        """Whether the event is the echo of an edit of ours still being recorded."""
+
+        async def recorded() -> bool:
+            return await self._messages.is_edit_event(event_id)
+
+        async def possible() -> bool:
+            message = await self._messages.get(message_id)
+            return message is not None and message.pending == "edit" and message.body == body
+
+        return await self._wait_for_echo(event_id, recorded, possible)
 
     async def on_redaction(self, event: StoredEvent) -> None:
         """Handle one `m.room.redaction`: a deleted message is deleted in the LMS too."""

@@ -351,7 +351,7 @@ async def test_lms_messages_survive_a_sigkill_of_the_bridge(
         # The echoes of all 500 sends come back through the transaction stream after the
         # restart too; once they are processed the feed must still hold each message once,
         # all from the LMS: a resent message's echo is never taken for one typed in Matrix.
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(120):
             while True:
                 rows = bridge_process.query(
                     "SELECT event_id, processed_at IS NOT NULL, failed FROM inbound_events "
