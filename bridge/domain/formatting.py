@@ -8,6 +8,9 @@ import nh3
 from markdown_it import MarkdownIt
 
 TextFormat = Literal["plain", "markdown"]
+# In the content of every message and edit the bridge sends: the stored message's id, so the
+# echo is recognised from the event alone, even before its event id is recorded.
+BRIDGE_MESSAGE_KEY = "org.lmsbridge.message_id"
 # The message types bridged as text.
 TEXT_TYPES = ("m.text", "m.notice", "m.emote")
 
@@ -32,6 +35,17 @@ def message_content(body: str, html: str | None) -> dict[str, Any]:
         content["format"] = "org.matrix.custom.html"
         content["formatted_body"] = html
     return content
+
+
+def bridged(content: dict[str, Any], message_id: str) -> dict[str, Any]:
+    """`content` marked as sent by the bridge for the stored message `message_id`."""
+    return {**content, BRIDGE_MESSAGE_KEY: message_id}
+
+
+def bridged_message_id(content: dict[str, Any]) -> str | None:
+    """The stored message an event's content says the bridge sent it for, if any."""
+    value = content.get(BRIDGE_MESSAGE_KEY)
+    return value if isinstance(value, str) else None
 
 
 def edit_content(original_event_id: str, body: str, html: str | None) -> dict[str, Any]:

@@ -1,34 +1,25 @@
 """Matrix → LMS: messages, edits, deletions and read receipts from Matrix clients.
 
-The bridge's own sends come back through the transaction stream too; they are recognised by
-their event id. A send whose event id isn't recorded yet (the transaction can overtake the
-database write) makes the event wait for a retry instead of being taken for a new message.
-Each effect is keyed on an event id, so an event handled twice (after a crash) counts once.
+The bridge's own sends and edits come back through the transaction stream too, often before the
+send has been answered; they carry the stored message's id in their content, which is how they
+are recognised (checked against the sender and room, so a client copying the key can only hide
+its own messages). Each effect is keyed on an event id, so an event handled twice (after a crash)
+counts once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bridge.domain.formatting import replacement_of, text_of
+from bridge.domain.formatting import bridged_message_id, replacement_of, text_of
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.inbox import StoredEvent
 from bridge.store.messages import MessageRepository
 
 log = logging.getLogger(__name__)
-# How long an event that may be our own send's echo waits for the send to be recorded before it
-# goes back to the processor for a later retry (which holds back its room for longer).
-ECHO_WAIT_SECONDS = 2.0
-ECHO_RETRIES = 4
-
-
-class EchoNotYetRecorded(Exception):
-    """The event may be one of the bridge's own sends still being recorded: try again soon."""
 
 
 class IncomingMessages:
@@ -75,57 +66,35 @@ class IncomingMessages:
             return
         conversation, sender, content = found
         assert event.event_id is not None
+        if await self._is_echo(content, conversation.id, sender):
+            return
         edit = replacement_of(content)
         if edit is not None:
             await self._on_edit(event.event_id, conversation.id, sender, *edit)
             return
         if await self._messages.by_event_id(event.event_id) is not None:
-            return  # the echo of a message the LMS sent through the bridge
+            return  # the echo of a message sent before messages carried their id
         text = text_of(content)
         if text is None:
             log.info(
                 "event %s: %s messages are not bridged", event.event_id, content.get("msgtype")
             )
             return
-        # After a few retries a send of ours would have been recorded long since: the event is
-        # a person typing the same text as a message of theirs that is stuck in the queue.
-        if event.attempts < ECHO_RETRIES and await self._own_send(
-            conversation.id, sender, event.event_id, text[0]
-        ):
-            return
         if await self._messages.add_incoming(
             conversation.id, sender, event.event_id, text[0], text[1], datetime.now(UTC)
         ):
             self._on_events()
 
-    async def _own_send(self, conversation_id: str, sender: str, event_id: str, body: str) -> bool:
-        """Whether the event is the echo of a send of ours whose event id is still being
-        recorded (the transaction often overtakes the answer to the send)."""
-
-        async def recorded() -> bool:
-            return await self._messages.by_event_id(event_id) is not None
-
-        async def possible() -> bool:
-            return await self._messages.sending(conversation_id, sender, body)
-
-        return await self._wait_for_echo(event_id, recorded, possible)
-
-    async def _wait_for_echo(
-        self,
-        event_id: str,
-        recorded: Callable[[], Awaitable[bool]],
-        possible: Callable[[], Awaitable[bool]],
-    ) -> bool:
-        """Poll for a little while: True once the event is recorded as ours, False once it can't
-        be ours; past the wait, EchoNotYetRecorded hands it to the processor's retries."""
-        deadline = time.monotonic() + ECHO_WAIT_SECONDS
-        while await possible():
-            if await recorded():
-                return True
-            if time.monotonic() > deadline:
-                raise EchoNotYetRecorded(event_id)
-            await asyncio.sleep(0.05)
-        return await recorded()
+    async def _is_echo(self, content: dict[str, object], conversation_id: str, sender: str) -> bool:
+        """Whether the event is one the bridge sent, for this sender in this conversation."""
+        message_id = bridged_message_id(content)
+        if message_id is None:
+            return False
+        message = await self._messages.get(message_id)
+        return message is not None and (message.sender, message.conversation_id) == (
+            sender,
+            conversation_id,
+        )
 
     async def _on_edit(
         self,
@@ -136,7 +105,7 @@ class IncomingMessages:
         new_content: dict[str, object],
     ) -> None:
         if await self._messages.is_edit_event(event_id):
-            return  # applied before, or the echo of an edit made through the API
+            return  # applied before
         original = await self._messages.by_event_id(target)
         if (
             original is None
@@ -147,24 +116,10 @@ class IncomingMessages:
         text = text_of(new_content)
         if text is None:
             return
-        if await self._own_edit(event_id, original.id, text[0]):
-            return
         if await self._messages.edit_incoming(
             event_id, original.id, text[0], text[1], datetime.now(UTC)
         ):
             self._on_events()
-
-    async def _own_edit(self, event_id: str, message_id: str, body: str) -> bool:
-        """Whether the event is the echo of an edit of ours still being recorded."""
-
-        async def recorded() -> bool:
-            return await self._messages.is_edit_event(event_id)
-
-        async def possible() -> bool:
-            message = await self._messages.get(message_id)
-            return message is not None and message.pending == "edit" and message.body == body
-
-        return await self._wait_for_echo(event_id, recorded, possible)
 
     async def on_redaction(self, event: StoredEvent) -> None:
         """Handle one `m.room.redaction`: a deleted message is deleted in the LMS too."""

@@ -19,7 +19,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bridge.config import MessagesConfig
-from bridge.domain.formatting import MarkdownRenderer, TextFormat, edit_content, message_content
+from bridge.domain.formatting import (
+    MarkdownRenderer,
+    TextFormat,
+    bridged,
+    edit_content,
+    message_content,
+)
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import (
     HomeserverClient,
@@ -28,7 +34,7 @@ from bridge.matrix.client import (
     new_txn_id,
 )
 from bridge.services.policy import PolicyService
-from bridge.services.refusals import Refused
+from bridge.services.refusals import Refused, no_such_conversation
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.messages import MessageRecord, MessageRepository
 
@@ -158,12 +164,7 @@ class MessageService:
         """The conversation, if `sender` is in it and may write in it now."""
         conversation = await self._conversations.get(conversation_id)
         if conversation is None:
-            raise Refused(
-                404,
-                "not_found",
-                f"No conversation with id {conversation_id!r}",
-                missing={"conversation_id": conversation_id},
-            )
+            raise no_such_conversation(conversation_id)
         if not conversation.has(sender):
             raise Refused(403, "not_a_participant", "The sender is not part of this conversation")
         if conversation.encrypted:
@@ -270,7 +271,9 @@ class MessageService:
                     edit_event = await self._client.intent(sender).send_event(
                         conversation.room_id,
                         "m.room.message",
-                        edit_content(current.event_id, current.body, current.html),
+                        bridged(
+                            edit_content(current.event_id, current.body, current.html), current.id
+                        ),
                         new_txn_id("edit", f"{current.id}.{current.revision}"),
                     )
             except HomeserverUnreachable as exc:
@@ -348,7 +351,7 @@ class MessageService:
 
     async def _send(self, room_id: str, record: MessageRecord) -> str:
         sender = self._ids.user_id(record.sender)
-        content = message_content(record.body, record.html)
+        content = bridged(message_content(record.body, record.html), record.id)
         txn = new_txn_id("msg", record.id)
         try:
             return await self._client.intent(sender).send_message(room_id, content, txn)

@@ -15,7 +15,7 @@ from bridge.domain.avatar import initials_of
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
 from bridge.services.policy import UnknownUser
-from bridge.services.refusals import Refused
+from bridge.services.refusals import Refused, no_such_conversation
 from bridge.store.conversations import ConversationRecord, ConversationRepository, InboxEntry
 from bridge.store.messages import MessageRecord, MessageRepository
 from bridge.store.roster import RosterRepository, UserRecord
@@ -119,12 +119,7 @@ class ReadingService:
     async def _as_participant(self, conversation_id: str, user_id: str) -> ConversationRecord:
         conversation = await self._conversations.get(conversation_id)
         if conversation is None or conversation.state == "creating":
-            raise Refused(
-                404,
-                "not_found",
-                f"No conversation with id {conversation_id!r}",
-                missing={"conversation_id": conversation_id},
-            )
+            raise no_such_conversation(conversation_id)
         if not conversation.has(user_id):
             raise Refused(
                 403, "not_a_participant", "Only its two participants can read a conversation"

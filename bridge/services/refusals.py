@@ -12,3 +12,13 @@ class Refused(Exception):
         self.code = code
         self.message = message
         self.details = details
+
+
+def no_such_conversation(conversation_id: str) -> Refused:
+    """The refusal for a conversation id that doesn't exist (or isn't made yet)."""
+    return Refused(
+        404,
+        "not_found",
+        f"No conversation with id {conversation_id!r}",
+        missing={"conversation_id": conversation_id},
+    )

@@ -73,6 +73,30 @@ def _change_data(record: MessageRecord, origin: str) -> dict[str, Any]:
     }
 
 
+async def _set_text(
+    conn: AsyncConnection,
+    message_id: str,
+    body: str,
+    html: str | None,
+    text_format: str,
+    now: datetime,
+    **extra: Any,
+) -> None:
+    """Give a message new text, as its next revision."""
+    await conn.execute(
+        update(messages)
+        .where(messages.c.id == message_id)
+        .values(
+            body=body,
+            html=html,
+            format=text_format,
+            revision=messages.c.revision + 1,
+            edited_at=now,
+            **extra,
+        )
+    )
+
+
 class MessageRepository:
     """All SQL about `messages`."""
 
@@ -210,24 +234,6 @@ class MessageRepository:
             )
             return [_record(r) for r in rows]
 
-    async def sending(self, conversation_id: str, sender: str, body: str) -> bool:
-        """Whether a message of this sender with this text is still being sent here (so an
-        event carrying it may be its echo)."""
-        async with self._db.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(messages.c.seq)
-                    .where(
-                        messages.c.conversation_id == conversation_id,
-                        messages.c.sender == sender,
-                        messages.c.status == "queued",
-                        messages.c.body == body,
-                    )
-                    .limit(1)
-                )
-            ).first()
-        return row is not None
-
     async def queued_before(self, conversation_id: str, seq: int) -> bool:
         """Whether an older message of the conversation still waits (order must be kept)."""
         async with self._db.engine.connect() as conn:
@@ -297,19 +303,9 @@ class MessageRepository:
                 return record
             if (record.body, record.html) == (body, html):
                 return record  # a repeated request: nothing changes
-            sent = record.status == "sent"
-            await conn.execute(
-                update(messages)
-                .where(messages.c.id == message_id)
-                .values(
-                    body=body,
-                    html=html,
-                    format=text_format,
-                    revision=messages.c.revision + 1,
-                    edited_at=now,
-                    pending="edit" if sent else None,
-                )
-            )
+            # A sent message waits for Matrix to get the edit; an unsent one goes out edited.
+            pending = "edit" if record.status == "sent" else None
+            await _set_text(conn, message_id, body, html, text_format, now, pending=pending)
             await append_event(
                 conn,
                 "message.edited",
@@ -417,17 +413,7 @@ class MessageRepository:
             if inserted.first() is None:
                 return False
             text_format = "html" if html is not None else "plain"
-            await conn.execute(
-                update(messages)
-                .where(messages.c.id == message_id)
-                .values(
-                    body=body,
-                    html=html,
-                    format=text_format,
-                    revision=messages.c.revision + 1,
-                    edited_at=now,
-                )
-            )
+            await _set_text(conn, message_id, body, html, text_format, now)
             await append_event(
                 conn,
                 "message.edited",

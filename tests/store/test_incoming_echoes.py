@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
-import pytest
-
+from bridge.domain.formatting import bridged, message_content
 from bridge.domain.roster import UserPut
-from bridge.services import incoming
-from bridge.services.incoming import ECHO_RETRIES, EchoNotYetRecorded, IncomingMessages
+from bridge.services.incoming import IncomingMessages
 from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRepository
@@ -36,15 +33,15 @@ async def _setup(db: Database) -> tuple[IncomingMessages, MessageRepository, str
     return handler, messages, record.id
 
 
-def _typed(event_id: str, body: str, attempts: int = 0) -> StoredEvent:
+def _typed(event_id: str, content: dict[str, object], sender: str = "@_lms_a:hs") -> StoredEvent:
     payload = {
         "type": "m.room.message",
         "event_id": event_id,
         "room_id": ROOM,
-        "sender": "@_lms_a:hs",
-        "content": {"msgtype": "m.text", "body": body},
+        "sender": sender,
+        "content": content,
     }
-    return StoredEvent(1, event_id, ROOM, "timeline", "m.room.message", payload, attempts)
+    return StoredEvent(1, event_id, ROOM, "timeline", "m.room.message", payload, 0)
 
 
 async def _created(db: Database) -> list[str]:
@@ -55,32 +52,26 @@ async def _created(db: Database) -> list[str]:
     ]
 
 
-async def test_an_echo_recorded_while_it_waits_is_not_published_again(db: Database) -> None:
+async def test_an_echo_is_recognised_before_its_send_is_answered(db: Database) -> None:
     handler, messages, conversation = await _setup(db)
     now = datetime.now(UTC)
     queued, _ = await messages.add_outgoing(conversation, "a", "c1", "hi", "plain", None, now)
-
-    async def record_soon() -> None:  # the answer to the send arrives after its echo
-        await asyncio.sleep(0.2)
-        await messages.mark_sent(queued.id, "$echo", 0, now)
-
-    recording = asyncio.create_task(record_soon())
-    await handler.on_message(_typed("$echo", "hi"))
-    await recording
+    # The transaction carrying the echo overtakes the answer to the send (still "queued").
+    await handler.on_message(_typed("$echo", bridged(message_content("hi", None), queued.id)))
     assert await _created(db) == ["hi"]  # the LMS's own message.created only
 
 
-async def test_an_unrecorded_echo_goes_back_for_a_retry_then_counts_as_typed(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_typing_the_same_words_as_a_queued_message_is_a_new_message(db: Database) -> None:
     handler, messages, conversation = await _setup(db)
-    monkeypatch.setattr(incoming, "ECHO_WAIT_SECONDS", 0.1)
     now = datetime.now(UTC)
-    await messages.add_outgoing(conversation, "a", "c1", "same text", "plain", None, now)
-    with pytest.raises(EchoNotYetRecorded):
-        await handler.on_message(_typed("$typed", "same text"))
-    # A different text is never mistaken for the queued one.
-    await handler.on_message(_typed("$other", "something else"))
-    # Still unrecorded after several retries: a person typed the same words.
-    await handler.on_message(_typed("$typed", "same text", attempts=ECHO_RETRIES))
-    assert await _created(db) == ["same text", "something else", "same text"]
+    await messages.add_outgoing(conversation, "a", "c1", "ok", "plain", None, now)
+    await handler.on_message(_typed("$typed", message_content("ok", None)))
+    assert await _created(db) == ["ok", "ok"]
+
+
+async def test_a_copied_key_hides_nothing_but_the_senders_own_message(db: Database) -> None:
+    handler, messages, conversation = await _setup(db)
+    now = datetime.now(UTC)
+    theirs, _ = await messages.add_outgoing(conversation, "b", "c1", "from Bo", "plain", None, now)
+    await handler.on_message(_typed("$sneaky", bridged(message_content("hi", None), theirs.id)))
+    assert await _created(db) == ["from Bo", "hi"]
