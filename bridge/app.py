@@ -131,6 +131,7 @@ class Bridge:
             conversations,
             messages,
             accounts,
+            self.ids,
             config.bot_user_id,
             on_events=self.webhooks.wake,
         )

@@ -14,12 +14,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bridge.domain.formatting import bridged_message_id, replacement_of, text_of
+from bridge.domain.ids import MatrixIdMapper
+from bridge.services.cache import BoundedCache
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.inbox import StoredEvent
 from bridge.store.messages import MessageRepository
 
 log = logging.getLogger(__name__)
+CACHE_SIZE = 10_000
 
 
 class IncomingMessages:
@@ -30,14 +33,38 @@ class IncomingMessages:
         conversations: ConversationRepository,
         messages: MessageRepository,
         accounts: AccountRepository,
+        ids: MatrixIdMapper,
         bot_user_id: str,
         on_events: Callable[[], None] = lambda: None,
     ) -> None:
         self._conversations = conversations
         self._messages = messages
         self._accounts = accounts
+        self._ids = ids
         self._bot = bot_user_id
         self._on_events = on_events
+        # Facts that never change once known, looked up for nearly every event: which person an
+        # account is, and which room a conversation has.
+        self._people: BoundedCache[str, str] = BoundedCache(CACHE_SIZE)
+        self._rooms: BoundedCache[str, str] = BoundedCache(CACHE_SIZE)
+
+    async def _platform_id(self, user_id: str) -> str | None:
+        known = self._people.get(user_id)
+        if known is None:
+            account = await self._accounts.get_by_user_id(user_id)
+            if account is None:
+                return None
+            known = self._people.put(user_id, account.platform_id)
+        return known
+
+    async def _room_of(self, conversation_id: str) -> str | None:
+        known = self._rooms.get(conversation_id)
+        if known is None:
+            record = await self._conversations.get(conversation_id)
+            if record is None or record.room_id is None:
+                return None
+            known = self._rooms.put(conversation_id, record.room_id)
+        return known
 
     async def _participant(
         self, event: StoredEvent
@@ -54,20 +81,20 @@ class IncomingMessages:
         conversation = await self._conversations.by_room(event.room_id)
         if conversation is None or conversation.encrypted:
             return None
-        account = await self._accounts.get_by_user_id(sender)
-        if account is None or not conversation.has(account.platform_id):
+        platform_id = await self._platform_id(sender)
+        if platform_id is None or not conversation.has(platform_id):
             return None
-        return conversation, account.platform_id, content
+        return conversation, platform_id, content
 
     async def on_message(self, event: StoredEvent) -> None:
         """Handle one `m.room.message` event: a new message or an edit."""
+        if await self._is_echo(event):
+            return
         found = await self._participant(event)
         if found is None:
             return
         conversation, sender, content = found
         assert event.event_id is not None
-        if await self._is_echo(content, conversation.id, sender):
-            return
         edit = replacement_of(content)
         if edit is not None:
             await self._on_edit(event.event_id, conversation.id, sender, *edit)
@@ -85,15 +112,18 @@ class IncomingMessages:
         ):
             self._on_events()
 
-    async def _is_echo(self, content: dict[str, object], conversation_id: str, sender: str) -> bool:
-        """Whether the event is one the bridge sent, for this sender in this conversation."""
-        message_id = bridged_message_id(content)
+    async def _is_echo(self, event: StoredEvent) -> bool:
+        """Whether the event is one the bridge sent: for the message its content names, as that
+        message's sender, in that message's room."""
+        content = event.payload.get("content")
+        message_id = bridged_message_id(content) if isinstance(content, dict) else None
         if message_id is None:
             return False
         message = await self._messages.get(message_id)
-        return message is not None and (message.sender, message.conversation_id) == (
-            sender,
-            conversation_id,
+        return (
+            message is not None
+            and self._ids.user_id(message.sender) == event.payload.get("sender")
+            and await self._room_of(message.conversation_id) == event.room_id
         )
 
     async def _on_edit(

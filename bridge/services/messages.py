@@ -311,12 +311,14 @@ class MessageService:
         Returns the message as it now is, and whether it waits behind an older one.
         """
         async with self._lock(record.conversation_id):
-            current = await self._messages.get(record.id)
-            assert current is not None
-            if current.status != "queued":
-                return current, False  # sent by another call, withdrawn or failed
-            if await self._messages.queued_before(record.conversation_id, record.seq):
-                return current, True  # the outbox sends the older ones first
+            first = await self._messages.first_queued(record.conversation_id)
+            if first is None or first.seq > record.seq:
+                current = await self._messages.get(record.id)  # sent, withdrawn or failed
+                assert current is not None
+                return current, False
+            if first.id != record.id:
+                return record, True  # the outbox sends the older ones first
+            current = first
             assert conversation.room_id is not None
             try:
                 event_id = await self._send(conversation.room_id, current)
@@ -337,16 +339,16 @@ class MessageService:
                     datetime.now(UTC),
                 )
                 self._on_events()
-            else:
-                self._reachable = True
-                await self._messages.mark_sent(
-                    record.id, event_id, current.revision, datetime.now(UTC)
-                )
-                # Wake the sends waiting behind this one.
-                self._sent.set()
-                self._sent = asyncio.Event()
-        sent = await self._messages.get(record.id)
-        assert sent is not None
+                failed = await self._messages.get(record.id)
+                assert failed is not None
+                return failed, False
+            self._reachable = True
+            sent = await self._messages.mark_sent(
+                record.id, event_id, current.revision, datetime.now(UTC)
+            )
+            # Wake the sends waiting behind this one.
+            self._sent.set()
+            self._sent = asyncio.Event()
         return sent, False
 
     async def _send(self, room_id: str, record: MessageRecord) -> str:

@@ -115,7 +115,7 @@ class MessageRepository:
         now: datetime,
     ) -> tuple[MessageRecord, bool]:
         """Store a message from the LMS, once per (sender, client message id); (record, new)."""
-        created = await self._add(
+        inserted = await self._add(
             {
                 "conversation_id": conversation_id,
                 "sender": sender,
@@ -129,11 +129,11 @@ class MessageRepository:
             ["sender", "client_message_id"],
             "lms",
         )
-        record = await self._one(
-            and_(messages.c.sender == sender, messages.c.client_message_id == client_message_id)
-        )
+        if inserted is not None:
+            return inserted, True
+        record = await self.by_client_message_id(sender, client_message_id)  # a racing request's
         assert record is not None
-        return record, created
+        return record, False
 
     async def add_incoming(
         self,
@@ -145,7 +145,7 @@ class MessageRepository:
         now: datetime,
     ) -> bool:
         """Record a message typed in a Matrix client, once per event; True when new."""
-        return await self._add(
+        inserted = await self._add(
             {
                 "conversation_id": conversation_id,
                 "sender": sender,
@@ -161,10 +161,13 @@ class MessageRepository:
             ["event_id"],
             "matrix",
         )
+        return inserted is not None
 
-    async def _add(self, values: dict[str, Any], unique: list[str], origin: str) -> bool:
+    async def _add(
+        self, values: dict[str, Any], unique: list[str], origin: str
+    ) -> MessageRecord | None:
         """Insert a message unless its unique key exists; its `message.created` event commits
-        with it. True when inserted."""
+        with it. The stored message, or None when it existed."""
         values = {"id": uuid.uuid4().hex, **values}
         now: datetime = values["created_at"]
         async with self._db.engine.begin() as conn:
@@ -172,10 +175,11 @@ class MessageRepository:
                 self._dialect.insert(messages)
                 .values(**values)
                 .on_conflict_do_nothing(index_elements=unique)
-                .returning(messages.c.seq)
+                .returning(*_COLUMNS)
             )
-            if inserted.first() is None:
-                return False
+            row = inserted.first()
+            if row is None:
+                return None
             data = {
                 "message_id": values["id"],
                 "conversation_id": values["conversation_id"],
@@ -193,7 +197,7 @@ class MessageRepository:
                 .values(last_message_at=now)
             )
             await append_event(conn, "message.created", data, now)
-        return True
+        return _record(row)
 
     async def by_client_message_id(
         self, sender: str, client_message_id: str
@@ -234,45 +238,48 @@ class MessageRepository:
             )
             return [_record(r) for r in rows]
 
-    async def queued_before(self, conversation_id: str, seq: int) -> bool:
-        """Whether an older message of the conversation still waits (order must be kept)."""
+    async def first_queued(self, conversation_id: str) -> MessageRecord | None:
+        """The oldest message of a conversation still waiting to be sent."""
         async with self._db.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(messages.c.seq)
+                    select(*_COLUMNS)
                     .where(
-                        messages.c.conversation_id == conversation_id,
-                        messages.c.status == "queued",
-                        messages.c.seq < seq,
+                        messages.c.conversation_id == conversation_id, messages.c.status == "queued"
                     )
+                    .order_by(messages.c.seq)
                     .limit(1)
                 )
             ).first()
-        return row is not None
+        return _record(row) if row else None
 
     async def mark_sent(
         self, message_id: str, event_id: str, sent_revision: int, now: datetime
-    ) -> None:
+    ) -> MessageRecord:
         """Record the Matrix event of a sent message.
 
         An edit or deletion made while the send was in flight becomes pending, so Matrix gets it.
         """
         m = messages.c
         async with self._db.engine.begin() as conn:
-            await conn.execute(
-                update(messages)
-                .where(m.id == message_id)
-                .values(
-                    status="sent",
-                    event_id=event_id,
-                    sent_at=now,
-                    pending=case(
-                        (m.deleted_at.is_not(None), "redact"),
-                        (m.revision != sent_revision, "edit"),
-                        else_=None,
-                    ),
+            row = (
+                await conn.execute(
+                    update(messages)
+                    .where(m.id == message_id)
+                    .values(
+                        status="sent",
+                        event_id=event_id,
+                        sent_at=now,
+                        pending=case(
+                            (m.deleted_at.is_not(None), "redact"),
+                            (m.revision != sent_revision, "edit"),
+                            else_=None,
+                        ),
+                    )
+                    .returning(*_COLUMNS)
                 )
-            )
+            ).one()
+        return _record(row)
 
     async def mark_failed(self, message_id: str, reason: str, now: datetime) -> None:
         """The homeserver refused a message for good; `message.failed` commits with it."""

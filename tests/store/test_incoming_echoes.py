@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bridge.domain.formatting import bridged, message_content
+from bridge.domain.ids import MatrixIdMapper
 from bridge.domain.roster import UserPut
 from bridge.services.incoming import IncomingMessages
 from bridge.store import migrate
@@ -29,7 +30,9 @@ async def _setup(db: Database) -> tuple[IncomingMessages, MessageRepository, str
     record = await conversations.claim("a", "b", now)
     await conversations.activate(record.id, ROOM, "active", now)
     messages = MessageRepository(db)
-    handler = IncomingMessages(conversations, messages, accounts, "@bot:hs")
+    handler = IncomingMessages(
+        conversations, messages, accounts, MatrixIdMapper("_lms_", "hs"), "@bot:hs"
+    )
     return handler, messages, record.id
 
 

@@ -69,7 +69,8 @@ async def test_deleting_an_unsent_message_withdraws_it_and_a_late_send_is_redact
     deleted = await messages.delete_outgoing(first.id, now)
     assert deleted is not None and (deleted.status, deleted.pending) == ("withdrawn", None)
     assert [m.id for m in await messages.queued(10)] == [second.id]
-    assert not await messages.queued_before(conversation, second.seq)
+    first_in_line = await messages.first_queued(conversation)
+    assert first_in_line is not None and first_in_line.id == second.id
     await messages.mark_sent(first.id, "$late", 0, now)
     late = await messages.get(first.id)
     assert late is not None and late.pending == "redact"
