@@ -32,6 +32,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.transactions $(ARGS)
 	$(BIN)/python -m bench.startup $(ARGS)
+	$(BIN)/python -m bench.roster $(ARGS)
+	$(BIN)/python -m bench.conversations $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
