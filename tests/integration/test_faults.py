@@ -38,6 +38,7 @@ from tests.conftest import SynapseEnv
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import start_conversation
 from tests.integration.test_webhooks import Receiver
+from tests.support.http import serve
 
 pytestmark = pytest.mark.synapse
 
@@ -566,11 +567,7 @@ async def test_webhook_refusing_for_10s_gets_every_event_once_in_order_signed(
     receiver = Receiver("hook-secret")
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve(app)
     config = synapse_env.bridge_config(sqlite_url)
     config = dataclasses.replace(
         config,

@@ -107,11 +107,7 @@ async def test_a_photo_url_becomes_the_avatar_and_a_broken_one_falls_back(
 
     app = web.Application()
     app.router.add_get("/{name}", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve(app)
     try:
         user_id = await instance.accounts.sync_profile(
             "p-photo", "Pat Photo", f"http://127.0.0.1:{port}/photo.png"

@@ -14,6 +14,7 @@ from bridge.app import Bridge
 from bridge.domain.signing import sign, verify
 from tests.conftest import SynapseEnv
 from tests.integration.test_messages import send, start_conversation
+from tests.support.http import serve
 
 pytestmark = pytest.mark.synapse
 
@@ -57,11 +58,7 @@ async def test_every_event_arrives_signed_and_in_order_despite_failures(
     receiver = Receiver("hook-secret")
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve(app)
     config = synapse_env.bridge_config(sqlite_url)
     config = dataclasses.replace(
         config,

@@ -16,6 +16,7 @@ from aiohttp import web
 from bridge.config import load_config, render_example
 from bridge.matrix.checks import check_ping
 from bridge.matrix.client import HomeserverClient
+from tests.support.http import serve
 
 SPURIOUS = {"errcode": "M_CONNECTION_FAILED", "error": "AlreadyCalled: Tried to cancel"}
 
@@ -34,11 +35,7 @@ async def homeserver() -> AsyncIterator[tuple[HomeserverClient, list[int]]]:
 
     app = web.Application()
     app.router.add_post("/_matrix/client/v1/appservice/{id}/ping", ping)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve(app)
     client = HomeserverClient(f"http://127.0.0.1:{port}", "token", "lms-bridge")
     await client.start()
     try:
