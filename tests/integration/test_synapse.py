@@ -18,6 +18,7 @@ from bridge.app import Bridge, StartupError
 from bridge.config import AppserviceConfig
 from bridge.matrix.checks import run_checks
 from tests.conftest import Recorder, SynapseEnv
+from tests.support.http import serve
 
 pytestmark = pytest.mark.synapse
 
@@ -100,13 +101,13 @@ async def test_a_photo_url_becomes_the_avatar_and_a_broken_one_falls_back(
     photo = io.BytesIO()
     Image.new("RGB", (8, 8), "#00ff00").save(photo, format="PNG")
 
-    async def serve(request: web.Request) -> web.Response:
+    async def photo_host(request: web.Request) -> web.Response:
         if request.path == "/photo.png":
             return web.Response(body=photo.getvalue(), content_type="image/png")
         return web.Response(text="<html>not an image</html>", content_type="text/html")
 
     app = web.Application()
-    app.router.add_get("/{name}", serve)
+    app.router.add_get("/{name}", photo_host)
     runner, port = await serve(app)
     try:
         user_id = await instance.accounts.sync_profile(
