@@ -28,7 +28,6 @@ from typing import Any, cast
 
 import aiohttp
 import pytest
-from aiohttp import web
 from nio import AsyncClient, RoomSendResponse
 
 from bridge.app import Bridge
@@ -37,8 +36,7 @@ from bridge.domain.ids import MatrixIdMapper
 from tests.conftest import SynapseEnv
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import start_conversation
-from tests.integration.test_webhooks import Receiver
-from tests.support.http import serve
+from tests.integration.test_webhooks import hooked
 
 pytestmark = pytest.mark.synapse
 
@@ -564,17 +562,9 @@ async def test_webhook_refusing_for_10s_gets_every_event_once_in_order_signed(
 ) -> None:
     """The LMS's webhook answers 500 for the first 10 s while messages flow both ways; afterwards
     it has received every event of the feed exactly once, in order, each validly signed."""
-    receiver = Receiver("hook-secret")
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner, port = await serve(app)
-    config = synapse_env.bridge_config(sqlite_url)
+    receiver, runner, config = await hooked(synapse_env.bridge_config(sqlite_url))
     config = dataclasses.replace(
-        config,
-        lms=dataclasses.replace(
-            config.lms, webhook_url=f"http://127.0.0.1:{port}/hook", webhook_secret="hook-secret"
-        ),
-        messages=dataclasses.replace(config.messages, per_user_per_minute=100_000),
+        config, messages=dataclasses.replace(config.messages, per_user_per_minute=100_000)
     )
     # Failing from the first event on: the conversation's creation waits too.
     receiver.failing_until = time.monotonic() + WEBHOOK_FAILING_SECONDS

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from bridge.app import Bridge
+from bridge.config import Config
 from bridge.domain.signing import sign, verify
 from tests.conftest import SynapseEnv
 from tests.integration.test_messages import send, start_conversation
@@ -52,20 +53,22 @@ def test_signature_round_trip() -> None:
     assert not verify("s3cret", header, b'{"a":1}', 1_700_001_000)  # too old
 
 
-async def test_every_event_arrives_signed_and_in_order_despite_failures(
-    synapse_env: SynapseEnv, sqlite_url: str
-) -> None:
+async def hooked(config: Config) -> tuple[Receiver, web.AppRunner, Config]:
+    """A webhook receiver on loopback, and `config` pointing the bridge's webhook at it."""
     receiver = Receiver("hook-secret")
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
     runner, port = await serve(app)
-    config = synapse_env.bridge_config(sqlite_url)
-    config = dataclasses.replace(
-        config,
-        lms=dataclasses.replace(
-            config.lms, webhook_url=f"http://127.0.0.1:{port}/hook", webhook_secret="hook-secret"
-        ),
+    lms = dataclasses.replace(
+        config.lms, webhook_url=f"http://127.0.0.1:{port}/hook", webhook_secret="hook-secret"
     )
+    return receiver, runner, dataclasses.replace(config, lms=lms)
+
+
+async def test_every_event_arrives_signed_and_in_order_despite_failures(
+    synapse_env: SynapseEnv, sqlite_url: str
+) -> None:
+    receiver, runner, config = await hooked(synapse_env.bridge_config(sqlite_url))
     instance = Bridge(config)
     await instance.start()
     try:
