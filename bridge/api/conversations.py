@@ -16,7 +16,6 @@ from bridge.services.conversations import ConversationRefused, ConversationServi
 from bridge.services.messages import MessageService
 from bridge.services.policy import UnknownUser
 from bridge.services.reading import InboxItem, ReadingService
-from bridge.services.refusals import Refused
 from bridge.store.conversations import ConversationRecord
 from bridge.store.messages import MessageRecord
 
@@ -71,11 +70,11 @@ def inbox_item_json(item: InboxItem, ids: MatrixIdMapper) -> dict[str, Any]:
             "matrix_id": ids.user_id(other.user_id),
         },
         "last_message": None
-        if item.preview is None
+        if item.last_message is None
         else {
             "preview": item.preview,
-            "sender": item.last_sender,
-            "created_at": item.last_message_at.isoformat() if item.last_message_at else None,
+            "sender": item.last_message.sender,
+            "created_at": item.last_message.created_at.isoformat(),
         },
         "unread": item.unread,
     }
@@ -87,21 +86,19 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
-def _id_field(body: dict[str, Any], name: str) -> str:
-    try:
-        return check_id(name, body.get(name))
-    except FieldError as exc:
-        raise ApiFailure(400, "invalid_field", str(exc), field=exc.field) from None
-
-
-def _query_id(request: web.Request, name: str, required: bool = True) -> str | None:
-    value = request.query.get(name)
-    if value is None and not required:
-        return None
+def _id(name: str, value: object) -> str:
     try:
         return check_id(name, value)
     except FieldError as exc:
         raise ApiFailure(400, "invalid_field", str(exc), field=exc.field) from None
+
+
+def _id_field(body: dict[str, Any], name: str) -> str:
+    return _id(name, body.get(name))
+
+
+def _query_id(request: web.Request, name: str) -> str:
+    return _id(name, request.query.get(name))
 
 
 def _text(body: dict[str, Any]) -> tuple[str, TextFormat]:
@@ -112,10 +109,6 @@ def _text(body: dict[str, Any]) -> tuple[str, TextFormat]:
     if text_format not in ("plain", "markdown"):
         raise ApiFailure(400, "invalid_field", "format: expected plain or markdown", field="format")
     return text, text_format
-
-
-def _refused(refused: Refused) -> ApiFailure:
-    return ApiFailure(refused.status, refused.code, refused.message, **refused.details)
 
 
 class ConversationRoutes:
@@ -193,20 +186,13 @@ class ConversationRoutes:
         """`GET /api/v1/conversations/{c}/messages?as=&before=&limit=`: a page, oldest first."""
         conversation_id = path_id(request, "conversation_id")
         reader = _query_id(request, "as")
-        before = _query_id(request, "before", required=False)
+        before = _query_id(request, "before") if "before" in request.query else None
         limit = query_int(request, "limit", 50, 1, 200)
-        assert reader is not None
-        try:
-            page, read_up_to = await self._reading.history(conversation_id, reader, before, limit)
-        except Refused as refused:
-            raise _refused(refused) from None
+        page = await self._reading.history(conversation_id, reader, before, limit)
         return web.json_response(
             {
-                "messages": [
-                    {**message_json(m), "read": m.sender == reader or m.seq <= read_up_to}
-                    for m in page
-                ],
-                "next_before": page[0].id if len(page) == limit else None,
+                "messages": [{**message_json(m), "read": read} for m, read in page],
+                "next_before": page[0][0].id if len(page) == limit else None,
             }
         )
 
@@ -217,12 +203,9 @@ class ConversationRoutes:
         sender = _id_field(body, "sender")
         client_message_id = _id_field(body, "client_message_id")
         text, text_format = _text(body)
-        try:
-            record, created = await self._messages.send(
-                conversation_id, sender, text, text_format, client_message_id
-            )
-        except Refused as refused:
-            raise _refused(refused) from None
+        record, created = await self._messages.send(
+            conversation_id, sender, text, text_format, client_message_id
+        )
         status = 200 if not created else 201 if record.status == "sent" else 202
         return web.json_response(message_json(record), status=status)
 
@@ -232,10 +215,7 @@ class ConversationRoutes:
         body = _object(await read_json(request, self._max_body))
         user = _id_field(body, "user")
         up_to = _id_field(body, "up_to")
-        try:
-            moved = await self._reading.mark_read(conversation_id, user, up_to)
-        except Refused as refused:
-            raise _refused(refused) from None
+        moved = await self._reading.mark_read(conversation_id, user, up_to)
         return web.json_response({"conversation_id": conversation_id, "moved": moved})
 
     async def edit(self, request: web.Request) -> web.Response:
@@ -244,19 +224,12 @@ class ConversationRoutes:
         body = _object(await read_json(request, self._max_body))
         user = _id_field(body, "user")
         text, text_format = _text(body)
-        try:
-            record = await self._messages.edit(message_id, user, text, text_format)
-        except Refused as refused:
-            raise _refused(refused) from None
+        record = await self._messages.edit(message_id, user, text, text_format)
         return web.json_response(message_json(record), status=202 if record.pending else 200)
 
     async def delete(self, request: web.Request) -> web.Response:
         """`DELETE /api/v1/messages/{m}?as={u}`: 200 done, 202 Matrix pending."""
         message_id = path_id(request, "message_id")
         user = _query_id(request, "as")
-        assert user is not None
-        try:
-            record = await self._messages.delete(message_id, user)
-        except Refused as refused:
-            raise _refused(refused) from None
+        record = await self._messages.delete(message_id, user)
         return web.json_response(message_json(record), status=202 if record.pending else 200)

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.api.errors import api_error
+from bridge.services.refusals import Refused
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -23,10 +24,6 @@ class ApiFailure(Exception):
         self.code = code
         self.message = message
         self.details = details
-
-    def response(self) -> web.Response:
-        """The error response."""
-        return api_error(self.status, self.code, self.message, **self.details)
 
 
 def lms_auth_middleware(api_token: str, prefix: str = "/api/") -> Any:
@@ -43,8 +40,9 @@ def lms_auth_middleware(api_token: str, prefix: str = "/api/") -> Any:
                 return api_error(403, "forbidden", "This API token is not valid")
         try:
             return await handler(request)
-        except ApiFailure as failure:
-            return failure.response()
+        except (ApiFailure, Refused) as failure:
+            # A service's refusal carries the same status, code and details as the API's own.
+            return api_error(failure.status, failure.code, failure.message, **failure.details)
 
     return middleware
 

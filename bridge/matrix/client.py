@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -19,6 +18,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import aiohttp
 from nio import AsyncClient, AsyncClientConfig, RoomPreset
 from nio.responses import ErrorResponse
+
+from bridge.cache import BoundedCache
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ class HomeserverClient:
         self._timeout = request_timeout
         self._session: aiohttp.ClientSession | None = None
         # Most recently used intents; the bridge may act for many thousands of accounts.
-        self._intents: OrderedDict[str, Intent] = OrderedDict()
+        self._intents: BoundedCache[str, Intent] = BoundedCache(MAX_CACHED_INTENTS)
 
     async def start(self) -> None:
         """Open the shared connection pool."""
@@ -376,9 +377,7 @@ class HomeserverClient:
     def intent(self, user_id: str) -> Intent:
         """Act as `user_id` (which must be in the bridge's namespace, or the bot)."""
         intent = self._intents.get(user_id)
-        if intent is not None:
-            self._intents.move_to_end(user_id)
-        else:
+        if intent is None:
             nio_client = _ActingClient(
                 self.base_url,
                 user=user_id,
@@ -392,10 +391,7 @@ class HomeserverClient:
             )
             nio_client.restore_login(user_id, "LMSBRIDGE", self._as_token)
             nio_client.client_session = self.session
-            intent = Intent(self, nio_client)
-            self._intents[user_id] = intent
-            if len(self._intents) > MAX_CACHED_INTENTS:
-                self._intents.popitem(last=False)
+            intent = self._intents.put(user_id, Intent(self, nio_client))
         return intent
 
     async def call_nio(self, call: Any) -> Any:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -13,6 +11,7 @@ from bridge.domain.rooms import conversation_room, with_direct_room
 from bridge.matrix.client import HomeserverClient, HomeserverError
 from bridge.services.accounts import AccountService
 from bridge.services.policy import PolicyService, UnknownUser
+from bridge.services.workers import KeyedLocks
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.roster import RosterRepository
 
@@ -56,7 +55,7 @@ class ConversationService:
         self._on_made = on_made
         # One room-making at a time per conversation in this process; the room alias keeps
         # several processes (or a retry after a crash) from making a second room.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._lock = KeyedLocks()
 
     async def start(self, initiator: str, recipient: str) -> tuple[ConversationRecord, bool]:
         """The pair's conversation and whether this call created it.
@@ -64,15 +63,14 @@ class ConversationService:
         Raises UnknownUser, ConversationRefused, or HomeserverUnreachable (then nothing is lost:
         the next call picks up where this one stopped).
         """
-        decision = await self._policy.can_start(initiator, recipient)
         existing = await self._conversations.by_pair(initiator, recipient)
         if existing is not None and existing.state != "creating":
-            return existing, False
+            return existing, False  # either side may ask for it, whatever the policy says now
+        decision = await self._policy.can_start(initiator, recipient)
         if not decision.allowed:
             raise ConversationRefused(decision)
         record = await self._conversations.claim(initiator, recipient, datetime.now(UTC))
-        lock = self._locks.setdefault(record.id, asyncio.Lock())
-        async with lock:
+        async with self._lock(record.id):
             current = await self._conversations.get(record.id)
             assert current is not None
             if current.state != "creating":
@@ -115,7 +113,7 @@ class ConversationService:
             updated = with_direct_room(direct, other, room_id)
             if updated is not None:
                 await self._client.set_account_data(user_id, "m.direct", updated)
-        await self._conversations.activate(record.id, room_id, "active", datetime.now(UTC))
+        await self._conversations.activate(record.id, room_id, datetime.now(UTC))
         log.info("conversation %s: room %s", record.id, room_id)
         current = await self._conversations.get(record.id)
         assert current is not None

@@ -11,12 +11,12 @@ which they achieve by keying their effects on the event id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from bridge.services.workers import Wakeup
 from bridge.store.inbox import InboxRepository, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -63,27 +63,25 @@ class InboundProcessor:
         self._max_attempts = max_attempts
         self._base_delay = base_delay
         self._max_delay = max_delay
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self._wakeup = Wakeup()
 
     def wake(self) -> None:
         """Signal that new events were stored."""
-        self._wake.set()
+        self._wakeup.set()
 
     async def run(self) -> None:
         """Process until `stop()`; picks up whatever a previous run left unprocessed."""
-        while not self._stopping:
-            self._wake.clear()
+        while not self._wakeup.stopping:
+            self._wakeup.clear()
             try:
                 handled = await self.process_pending()
             except Exception:
                 log.exception("inbound processing failed; retrying shortly")
                 handled = 0
                 await asyncio.sleep(1)
-            if handled or self._stopping:
+            if handled or self._wakeup.stopping:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_timeout())
+            await self._wakeup.wait(await self._idle_timeout())
 
     async def _idle_timeout(self) -> float:
         due = await self._inbox.earliest_retry()
@@ -93,8 +91,7 @@ class InboundProcessor:
 
     def stop(self) -> None:
         """Finish the event in hand, then return from `run()`."""
-        self._stopping = True
-        self._wake.set()
+        self._wakeup.stop()
 
     async def process_pending(self) -> int:
         """Process one batch of due events; returns how many were attempted."""
@@ -118,7 +115,7 @@ class InboundProcessor:
     async def _run_lane(self, events: list[StoredEvent], done: list[int]) -> int:
         attempted = 0
         for event in events:
-            if self._stopping:
+            if self._wakeup.stopping:
                 break
             attempted += 1
             try:

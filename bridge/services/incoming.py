@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from bridge.cache import BoundedCache
 from bridge.domain.formatting import bridged_message_id, replacement_of, text_of
 from bridge.domain.ids import MatrixIdMapper
-from bridge.services.cache import BoundedCache
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.inbox import StoredEvent

@@ -9,7 +9,6 @@ changed first and the database second, so a crash in between is mended by the ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from bridge.matrix.client import (
     new_txn_id,
 )
 from bridge.services.policy import PolicyService, UnknownUser
+from bridge.services.workers import Wakeup
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 
 log = logging.getLogger(__name__)
@@ -53,25 +53,23 @@ class ConversationLifecycle:
         self._on_events = on_events
         self._people: set[str] = set()
         self._sweep = True  # the first run checks everything
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self._wakeup = Wakeup()
 
     def roster_changed(self, people: set[str], everyone: bool) -> None:
         """Recheck the conversations of `people` (or all of them) soon."""
         self._people |= people
         self._sweep = self._sweep or everyone
-        self._wake.set()
+        self._wakeup.set()
 
     def stop(self) -> None:
         """Make `run` return."""
-        self._stopping = True
-        self._wake.set()
+        self._wakeup.stop()
 
     async def run(self) -> None:
         """Recheck what roster changes touched; sweep everything every hour."""
         delay = 1.0
-        while not self._stopping:
-            self._wake.clear()
+        while not self._wakeup.stopping:
+            self._wakeup.clear()
             people, self._people = self._people, set()
             sweep, self._sweep = self._sweep, False
             try:
@@ -81,28 +79,24 @@ class ConversationLifecycle:
                     for record in await self._conversations.involving(sorted(people)):
                         await self._recheck_one(record)
                 delay = 1.0
-            except HomeserverUnreachable as exc:
-                log.warning("conversation states wait for the homeserver: %s", exc)
+            except Exception as exc:
+                if isinstance(exc, HomeserverUnreachable):
+                    log.warning("conversation states wait for the homeserver: %s", exc)
+                else:
+                    log.exception("checking conversation states failed; retrying with a sweep")
+                    sweep = True
+                # Nothing is forgotten: the same work is tried again after a pause.
                 self._people |= people
                 self._sweep = self._sweep or sweep
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
                 continue
-            except Exception:
-                log.exception("checking conversation states failed; retrying with a sweep")
-                self._people |= people
-                self._sweep = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=SWEEP_EVERY_SECONDS)
-            if not self._wake.is_set():
-                self._sweep = True
+            if not await self._wakeup.wait(SWEEP_EVERY_SECONDS):
+                self._sweep = True  # an hour without work: time to catch end dates
 
     async def _check_all(self) -> None:
         after = ""
-        while not self._stopping:
+        while not self._wakeup.stopping:
             batch = await self._conversations.made(after, 500)
             if not batch:
                 return

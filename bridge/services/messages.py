@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,7 +33,8 @@ from bridge.matrix.client import (
     new_txn_id,
 )
 from bridge.services.policy import PolicyService
-from bridge.services.refusals import Refused, no_such_conversation
+from bridge.services.refusals import Refused, no_such_conversation, no_such_message
+from bridge.services.workers import KeyedLocks, Wakeup
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.messages import MessageRecord, MessageRepository
 
@@ -86,9 +86,8 @@ class MessageService:
         self._on_events = on_events
         self._rate = SendRateLimiter(limits.per_user_per_minute)
         self._markdown = MarkdownRenderer()
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self._lock = KeyedLocks()  # orders this process's sends, edits, deletions per conversation
+        self._wakeup = Wakeup()
         # Whether the last send reached the homeserver: while it doesn't, a send behind older
         # queued messages answers "queued" at once instead of waiting for them.
         self._reachable = True
@@ -154,7 +153,7 @@ class MessageService:
             current, behind_older = await self._deliver(record, conversation)
             if current.status != "queued":
                 return current
-            self._wake.set()  # the outbox takes it from here, or sends the older ones
+            self._wakeup.set()  # the outbox takes it from here, or sends the older ones
             if not behind_older or not self._reachable or time.monotonic() > deadline:
                 return current
             with contextlib.suppress(TimeoutError):
@@ -198,12 +197,7 @@ class MessageService:
     ) -> MessageRecord:
         record = await self._messages.get(message_id)
         if record is None or (record.deleted_at is not None and not deleted_ok):
-            raise Refused(
-                404,
-                "not_found",
-                f"No message with id {message_id!r}",
-                missing={"message_id": message_id},
-            )
+            raise no_such_message(message_id)
         if record.sender != user:
             raise Refused(403, "not_the_sender", "Only the sender can change or delete a message")
         return record
@@ -244,14 +238,10 @@ class MessageService:
         self._on_events()
         return await self._sync_now(deleted) if deleted.pending else deleted
 
-    def _lock(self, conversation_id: str) -> asyncio.Lock:
-        """The lock that orders this process's sends, edits and deletions in a conversation."""
-        return self._locks.setdefault(conversation_id, asyncio.Lock())
-
     async def _sync_now(self, record: MessageRecord) -> MessageRecord:
         synced = await self._sync(record)
         if synced.pending is not None:
-            self._wake.set()  # the outbox retries it
+            self._wakeup.set()  # the outbox retries it
         return synced
 
     async def _sync(self, record: MessageRecord) -> MessageRecord:
@@ -367,13 +357,12 @@ class MessageService:
 
     def stop(self) -> None:
         """Make `run_outbox` return."""
-        self._stopping = True
-        self._wake.set()
+        self._wakeup.stop()
 
     async def run_outbox(self) -> None:
         """Send queued messages, oldest first, backing off while the homeserver is away."""
         delay = 0.5
-        while not self._stopping:
+        while not self._wakeup.stopping:
             try:
                 delay = await self._outbox_pass(delay)
             except Exception:
@@ -383,12 +372,12 @@ class MessageService:
 
     async def _outbox_pass(self, delay: float) -> float:
         """One pass over the queue, then a wait; returns the backoff for the next pass."""
-        self._wake.clear()
+        self._wakeup.clear()
         queued = await self._messages.queued(200)
         blocked: set[str] = set()
         progress = False
         for record in queued:
-            if self._stopping or record.conversation_id in blocked:
+            if self._wakeup.stopping or record.conversation_id in blocked:
                 continue
             conversation = await self._conversations.get(record.conversation_id)
             if conversation is None or conversation.room_id is None:
@@ -400,7 +389,7 @@ class MessageService:
             else:
                 blocked.add(record.conversation_id)  # keep its order: retry later
         for change in await self._messages.pending_changes(200):  # edits, deletions
-            if self._stopping or change.conversation_id in blocked:
+            if self._wakeup.stopping or change.conversation_id in blocked:
                 continue
             synced = await self._sync(change)
             if synced.pending is None:
@@ -409,10 +398,8 @@ class MessageService:
                 blocked.add(change.conversation_id)
         if blocked and not progress:
             # Back off while the homeserver is away; a new request cuts the wait short.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            await self._wakeup.wait(delay)
             return min(delay * 2, MAX_OUTBOX_DELAY_SECONDS)
         if not blocked and len(queued) < 200:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=30)
+            await self._wakeup.wait(30)
         return 0.5

@@ -8,11 +8,11 @@ person changed again while being synced stays queued.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from bridge.matrix.client import HomeserverError, HomeserverUnreachable
 from bridge.services.accounts import AccountService
+from bridge.services.workers import Wakeup
 from bridge.store.roster import RosterRepository
 
 log = logging.getLogger(__name__)
@@ -24,23 +24,21 @@ class ProfileSyncWorker:
     def __init__(self, roster: RosterRepository, accounts: AccountService) -> None:
         self._roster = roster
         self._accounts = accounts
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self._wakeup = Wakeup()
 
     def wake(self) -> None:
         """Signal that people were queued."""
-        self._wake.set()
+        self._wakeup.set()
 
     def stop(self) -> None:
         """Return from `run()` after the person in hand."""
-        self._stopping = True
-        self._wake.set()
+        self._wakeup.stop()
 
     async def run(self) -> None:
         """Sync queued profiles until stopped."""
         delay = 1.0
-        while not self._stopping:
-            self._wake.clear()
+        while not self._wakeup.stopping:
+            self._wakeup.clear()
             try:
                 synced = await self.sync_queued()
                 delay = 1.0
@@ -53,16 +51,15 @@ class ProfileSyncWorker:
                 log.exception("profile sync failed; retrying shortly")
                 await asyncio.sleep(5)
                 continue
-            if not synced and not self._stopping:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=30)
+            if not synced and not self._wakeup.stopping:
+                await self._wakeup.wait(30)
 
     async def sync_queued(self, limit: int = 50) -> int:
         """Sync up to `limit` queued people; returns how many."""
         queued = await self._roster.next_profile_syncs(limit)
         people = await self._roster.people(user_id for user_id, _ in queued)
         for user_id, queued_at in queued:
-            if self._stopping:
+            if self._wakeup.stopping:
                 break
             person = people.get(user_id)
             if person is not None:

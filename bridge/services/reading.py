@@ -15,8 +15,13 @@ from bridge.domain.avatar import initials_of
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
 from bridge.services.policy import UnknownUser
-from bridge.services.refusals import Refused, no_such_conversation
-from bridge.store.conversations import ConversationRecord, ConversationRepository, InboxEntry
+from bridge.services.refusals import Refused, no_such_conversation, no_such_message
+from bridge.store.conversations import (
+    ConversationRecord,
+    ConversationRepository,
+    InboxEntry,
+    LastMessage,
+)
 from bridge.store.messages import MessageRecord, MessageRepository
 from bridge.store.roster import RosterRepository, UserRecord
 
@@ -42,9 +47,8 @@ class InboxItem:
 
     conversation: ConversationRecord
     other: Person
+    last_message: LastMessage | None
     preview: str | None
-    last_sender: str | None
-    last_message_at: datetime | None
     unread: int
 
 
@@ -107,14 +111,8 @@ class ReadingService:
                 other.active,
             )
         last = entry.last_message
-        return InboxItem(
-            entry.conversation,
-            person,
-            preview_of(last[1], last[2]) if last else None,
-            last[0] if last else None,
-            last[3] if last else None,
-            entry.unread,
-        )
+        preview = preview_of(last.body, last.deleted) if last else None
+        return InboxItem(entry.conversation, person, last, preview, entry.unread)
 
     async def _as_participant(self, conversation_id: str, user_id: str) -> ConversationRecord:
         conversation = await self._conversations.get(conversation_id)
@@ -129,23 +127,19 @@ class ReadingService:
     async def _message_in(self, conversation_id: str, message_id: str) -> MessageRecord:
         message = await self._messages.get(message_id)
         if message is None or message.conversation_id != conversation_id:
-            raise Refused(
-                404,
-                "not_found",
-                f"No message with id {message_id!r} in this conversation",
-                missing={"message_id": message_id},
-            )
+            raise no_such_message(message_id)
         return message
 
     async def history(
         self, conversation_id: str, user_id: str, before: str | None, limit: int
-    ) -> tuple[list[MessageRecord], int]:
-        """A page of messages (oldest first) before the message `before`, and the seq up to
-        which `user_id` has read."""
+    ) -> list[tuple[MessageRecord, bool]]:
+        """A page of messages (oldest first) before the message `before`, each with whether
+        `user_id` has read it (their own always count as read)."""
         await self._as_participant(conversation_id, user_id)
         before_seq = (await self._message_in(conversation_id, before)).seq if before else None
         page = await self._messages.page(conversation_id, before_seq, limit)
-        return page, await self._conversations.read_up_to(conversation_id, user_id)
+        read_up_to = await self._conversations.read_up_to(conversation_id, user_id)
+        return [(m, m.sender == user_id or m.seq <= read_up_to) for m in page]
 
     async def mark_read(self, conversation_id: str, user_id: str, up_to: str) -> bool:
         """Mark a conversation read up to a message (never backwards); True when it moved."""

@@ -22,3 +22,10 @@ def no_such_conversation(conversation_id: str) -> Refused:
         f"No conversation with id {conversation_id!r}",
         missing={"conversation_id": conversation_id},
     )
+
+
+def no_such_message(message_id: str) -> Refused:
+    """The refusal for a message id that doesn't exist (here)."""
+    return Refused(
+        404, "not_found", f"No message with id {message_id!r}", missing={"message_id": message_id}
+    )

@@ -8,7 +8,6 @@ event's `id`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from bridge.domain.signing import sign
+from bridge.services.workers import Wakeup
 from bridge.store.events import EventLogRepository, LoggedEvent
 
 log = logging.getLogger(__name__)
@@ -37,17 +37,15 @@ class WebhookDelivery:
         self._url = url
         self._secret = secret
         self._max_delay = max_delay
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self._wakeup = Wakeup()
 
     def wake(self) -> None:
         """Signal that events were appended."""
-        self._wake.set()
+        self._wakeup.set()
 
     def stop(self) -> None:
         """Return from `run()` after the request in hand."""
-        self._stopping = True
-        self._wake.set()
+        self._wakeup.stop()
 
     async def run(self) -> None:
         """Deliver until stopped."""
@@ -55,12 +53,12 @@ class WebhookDelivery:
             return
         delay = 0.5
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            while not self._stopping:
-                self._wake.clear()
+            while not self._wakeup.stopping:
+                self._wakeup.clear()
                 after = await self._events.delivered_up_to()
                 pending = await self._events.after(after, 100)
                 for event in pending:
-                    if self._stopping:
+                    if self._wakeup.stopping:
                         return
                     if not await self._post(session, event):
                         break
@@ -68,8 +66,7 @@ class WebhookDelivery:
                     delay = 0.5
                 else:
                     if not pending:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), timeout=2)
+                        await self._wakeup.wait(2)
                     continue
                 await asyncio.sleep(delay)  # the receiver refused or was away: back off
                 delay = min(delay * 2, self._max_delay)

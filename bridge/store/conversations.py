@@ -40,11 +40,21 @@ class ConversationRecord:
 
 
 @dataclass(frozen=True)
+class LastMessage:
+    """The newest message of a conversation, as an inbox previews it."""
+
+    sender: str
+    body: str
+    deleted: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class InboxEntry:
     """A conversation as one person's inbox lists it."""
 
     conversation: ConversationRecord
-    last_message: tuple[str, str, bool, datetime] | None  # (sender, body, deleted, created_at)
+    last_message: LastMessage | None
     unread: int
 
 
@@ -124,13 +134,13 @@ class ConversationRepository:
             row = (await conn.execute(query)).first()
         return _record(row) if row else None
 
-    async def activate(self, conversation_id: str, room_id: str, state: str, now: datetime) -> None:
+    async def activate(self, conversation_id: str, room_id: str, now: datetime) -> None:
         """Record the room of a conversation being made; `conversation.created` commits with it."""
         async with self._db.engine.begin() as conn:
             result = await conn.execute(
                 update(conversations)
                 .where(_c.id == conversation_id, _c.state == "creating")
-                .values(room_id=room_id, state=state)
+                .values(room_id=room_id, state="active")
             )
             if result.rowcount:
                 row = (await conn.execute(select(*_COLUMNS).where(_c.id == conversation_id))).one()
@@ -143,7 +153,7 @@ class ConversationRepository:
                         "participants": [record.user_a, record.user_b],
                         "started_by": record.started_by,
                         "room_id": room_id,
-                        "state": state,
+                        "state": "active",
                     },
                     now,
                 )
@@ -235,11 +245,8 @@ class ConversationRepository:
                 .subquery()
             )
             last = {
-                row.conversation_id: (
-                    row.sender,
-                    row.body,
-                    row.deleted_at is not None,
-                    _utc(row.created_at),
+                row.conversation_id: LastMessage(
+                    row.sender, row.body, row.deleted_at is not None, _utc(row.created_at)
                 )
                 for row in await conn.execute(
                     select(m.conversation_id, m.sender, m.body, m.deleted_at, m.created_at).join(

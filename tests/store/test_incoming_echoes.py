@@ -28,7 +28,7 @@ async def _setup(db: Database) -> tuple[IncomingMessages, MessageRepository, str
     await accounts.add("@_lms_a:hs", "a", now)
     conversations = ConversationRepository(db)
     record = await conversations.claim("a", "b", now)
-    await conversations.activate(record.id, ROOM, "active", now)
+    await conversations.activate(record.id, ROOM, now)
     messages = MessageRepository(db)
     handler = IncomingMessages(
         conversations, messages, accounts, MatrixIdMapper("_lms_", "hs"), "@bot:hs"

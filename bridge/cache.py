@@ -23,6 +23,13 @@ class BoundedCache(Generic[K, V]):
             self._entries.move_to_end(key)
         return value
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._entries.clear()
+
     def put(self, key: K, value: V) -> V:
         """Remember a value; returns it."""
         self._entries[key] = value
