@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from bridge.app import Bridge
+from bridge.matrix.appservice import skipped_transaction
 from bridge.services.inbound import EventDispatcher
 from tests.conftest import Recorder, SynapseEnv
 
@@ -286,3 +287,30 @@ def test_dispatcher_calls_specific_then_general_handlers() -> None:
     event = StoredEvent(1, "$e", "!r", "timeline", "m.room.message", {}, 0)
     asyncio.run(dispatcher.dispatch(event))
     assert calls == ["specific", "general"]
+
+
+async def test_a_skipped_transaction_is_asked_for_before_later_ones(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    """Synapse numbers transactions; one it left unsent (a race in its recovery) is asked for by
+    refusing the next, which makes Synapse resend from the oldest it holds."""
+    instance, recorder = bridge
+    assert await _put(instance, "41", {"events": [_message("$n41")]}) == (200, {})
+    status, error = await _put(instance, "43", {"events": [_message("$n43")]})
+    assert (status, error["errcode"]) == (503, "M_UNKNOWN")
+    assert "42" in error["error"]
+    # The homeserver's recovery: the oldest unsent first, then the refused one.
+    assert await _put(instance, "42", {"events": [_message("$n42")]}) == (200, {})
+    assert await _put(instance, "43", {"events": [_message("$n43")]}) == (200, {})
+    await recorder.wait_for(lambda r: {"$n41", "$n42", "$n43"} <= set(r.ids()))
+    # A lower number means the homeserver started counting again: no gap.
+    assert await _put(instance, "1", {"events": [_message("$n1")]}) == (200, {})
+
+
+def test_only_a_jump_forward_is_a_skipped_transaction() -> None:
+    assert skipped_transaction(None, "9") is None
+    assert skipped_transaction(5, "6") is None
+    assert skipped_transaction(5, "5") is None  # a resend
+    assert skipped_transaction(5, "2") is None  # the homeserver restarted its count
+    assert skipped_transaction(5, "txn-a") is None
+    assert skipped_transaction(5, "8") == 6
