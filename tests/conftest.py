@@ -10,8 +10,10 @@ import asyncio
 import dataclasses
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -119,6 +121,8 @@ class SynapseEnv:
     config_path: Path
     config: Config
     admin_token: str
+    other_appservice: OtherAppservice
+    database: str  # the homeserver's own database: "sqlite" or "postgresql"
 
     def bridge_config(self, database_url: str) -> Config:
         """The bridge's config with its own database."""
@@ -130,37 +134,188 @@ class SynapseEnv:
         return self.synapse.register_user(localpart, password), password
 
 
-@pytest.fixture(scope="session")
-def synapse_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseEnv]:
-    """One real Synapse for the whole test session, with the bridge's registration loaded."""
-    require_service(synapse_installed(), "matrix-synapse is not installed (pip install -e .[dev])")
-    folder = tmp_path_factory.mktemp("synapse-env")
-    bridge_port = free_port()
-    config_path = folder / "config.yaml"
-    config_path.write_text(render_example())
-    synapse = LocalSynapse(folder / "synapse", server_name="test.local")
-    write_back(
-        config_path,
-        {
-            "homeserver.url": synapse.url,
-            "homeserver.server_name": "test.local",
-            "homeserver.startup_wait_seconds": 5,
-            "appservice.listen_port": bridge_port,
-            "appservice.public_url": f"http://127.0.0.1:{bridge_port}",
-            "logging.level": "DEBUG",
-        },
-    )
-    config, _ = ensure_secrets(config_path)
-    registration = folder / "registration.yaml"
-    write_registration(config, registration)
-    synapse.registration_files = [registration]
-    synapse.start()
+class OtherAppservice:
+    """A second appservice on the homeserver, as a real deployment has (another bridge, a
+    moderation bot): interested in every room, so Synapse draws its transaction ids from the same
+    sequence as the bridge's and the ids the bridge sees jump. It answers every call with `{}`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.transactions = 0
+        handler = self._handler()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.registration = folder / "other-appservice.yaml"
+        self.registration.write_text(
+            yaml.safe_dump(
+                {
+                    "id": "other-appservice",
+                    "url": f"http://127.0.0.1:{self._server.server_address[1]}",
+                    "as_token": secrets.token_urlsafe(24),
+                    "hs_token": secrets.token_urlsafe(24),
+                    "sender_localpart": "other_bot",
+                    "namespaces": {
+                        "users": [{"regex": "@_other_.*", "exclusive": True}],
+                        "rooms": [{"regex": ".*", "exclusive": False}],
+                        "aliases": [],
+                    },
+                    "rate_limited": False,
+                    "receive_ephemeral": True,
+                    "de.sorunome.msc2409.push_ephemeral": True,
+                }
+            )
+        )
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                if self.path.startswith("/_matrix/app/v1/transactions/"):
+                    owner.transactions += 1
+                body = b"{}"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_PUT = do_POST = do_GET = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _pg_reachable() -> bool:
+    import psycopg2
+
     try:
+        psycopg2.connect(PG_ADMIN_URL, connect_timeout=3).close()
+    except psycopg2.Error:
+        return False
+    return True
+
+
+def _synapse_database(kind: str) -> dict[str, object] | None:
+    """Synapse's `database` section for `kind`, creating a PostgreSQL database for it."""
+    if kind == "sqlite":
+        return None
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    url = make_url(PG_ADMIN_URL)
+    name = f"lmsb_synapse_{secrets.token_hex(6)}"
+    conn = psycopg2.connect(PG_ADMIN_URL)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        # Synapse wants a C-collated UTF-8 database.
+        cursor.execute(
+            f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' "
+            "TEMPLATE template0"
+        )
+    conn.close()
+    args = {"database": name, "user": url.username, "host": url.host, "port": url.port or 5432}
+    if url.password:
+        args["password"] = url.password
+    return {"name": "psycopg2", "txn_limit": 10000, "args": {**args, "cp_min": 1, "cp_max": 10}}
+
+
+def _drop_synapse_database(database: dict[str, object] | None) -> None:
+    if database is None:
+        return
+    import psycopg2
+
+    conn = psycopg2.connect(PG_ADMIN_URL)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        name = database["args"]["database"]  # type: ignore[index]
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+class SynapseEnvs:
+    """The test session's homeservers, started on first use: one on SQLite and one on
+    PostgreSQL, each with the bridge's registration and a second appservice."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self._envs: dict[str, SynapseEnv] = {}
+        self._cleanups: list[Callable[[], None]] = []
+
+    def get(self, kind: str) -> SynapseEnv:
+        """The running homeserver on `kind` ("sqlite" or "postgresql")."""
+        if kind not in self._envs:
+            self._envs[kind] = self._start(kind)
+        return self._envs[kind]
+
+    def _start(self, kind: str) -> SynapseEnv:
+        folder = self._tmp.mktemp(f"synapse-{kind}")
+        bridge_port = free_port()
+        config_path = folder / "config.yaml"
+        config_path.write_text(render_example())
+        database = _synapse_database(kind)
+        self._cleanups.append(lambda: _drop_synapse_database(database))
+        synapse = LocalSynapse(folder / "synapse", server_name="test.local", database=database)
+        write_back(
+            config_path,
+            {
+                "homeserver.url": synapse.url,
+                "homeserver.server_name": "test.local",
+                "homeserver.startup_wait_seconds": 5,
+                "appservice.listen_port": bridge_port,
+                "appservice.public_url": f"http://127.0.0.1:{bridge_port}",
+                "logging.level": "DEBUG",
+            },
+        )
+        config, _ = ensure_secrets(config_path)
+        registration = folder / "registration.yaml"
+        write_registration(config, registration)
+        other = OtherAppservice(folder)
+        other.start()
+        self._cleanups.append(other.stop)
+        synapse.registration_files = [registration, other.registration]
+        synapse.start()
+        self._cleanups.append(synapse.stop)
         synapse.register_user("admin", "admin-pw", admin=True)
         admin_token = synapse.login("admin", "admin-pw")
-        yield SynapseEnv(synapse, config_path, load_config(config_path), admin_token)
+        return SynapseEnv(synapse, config_path, load_config(config_path), admin_token, other, kind)
+
+    def close(self) -> None:
+        for cleanup in reversed(self._cleanups):
+            cleanup()
+
+
+@pytest.fixture(scope="session")
+def synapse_envs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseEnvs]:
+    """The session's homeservers (started when a test first needs one)."""
+    require_service(synapse_installed(), "matrix-synapse is not installed (pip install -e .[dev])")
+    envs = SynapseEnvs(tmp_path_factory)
+    try:
+        yield envs
     finally:
-        synapse.stop()
+        envs.close()
+
+
+@pytest.fixture
+def synapse_env(request: pytest.FixtureRequest, synapse_envs: SynapseEnvs) -> SynapseEnv:
+    """A real Synapse with the bridge's registration loaded: on PostgreSQL for a test whose
+    bridge database is PostgreSQL, otherwise on SQLite."""
+    callspec = getattr(request.node, "callspec", None)
+    kind = "sqlite"
+    if callspec is not None and callspec.params.get("database_url") == "postgresql":
+        require_service(_pg_reachable(), f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+        kind = "postgresql"
+    return synapse_envs.get(kind)
 
 
 class Recorder:

@@ -76,8 +76,11 @@ class LocalSynapse:
         server_name: str = "localhost",
         port: int | None = None,
         registration_files: list[Path] | None = None,
+        database: dict[str, Any] | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
+        # Synapse's `database` section; None: SQLite in the data folder.
+        self.database = database
         self.server_name = server_name
         self.port = port or free_port()
         self.registration_files = [p.resolve() for p in registration_files or []]
@@ -142,10 +145,8 @@ class LocalSynapse:
                     "resources": [{"names": ["client"], "compress": False}],
                 }
             ],
-            "database": {
-                "name": "sqlite3",
-                "args": {"database": str(self.data_dir / "homeserver.db")},
-            },
+            "database": self.database
+            or {"name": "sqlite3", "args": {"database": str(self.data_dir / "homeserver.db")}},
             "media_store_path": str(self.data_dir / "media"),
             "signing_key_path": str(self.data_dir / "signing.key"),
             "log_config": str(log_config),

@@ -113,16 +113,6 @@ def parse_transaction(body: Any) -> ParsedTransaction:
     return ParsedTransaction(events, digest.hexdigest(), skipped)
 
 
-def skipped_transaction(last: int | None, txn_id: str) -> int | None:
-    """The number of a transaction that should have come before `txn_id`, if one was skipped.
-
-    Only a jump forward counts: a lower number means the homeserver restarted its count.
-    """
-    if last is None or not txn_id.isdigit() or int(txn_id) <= last + 1:
-        return None
-    return last + 1
-
-
 class AppserviceEndpoint:
     """Owns `/_matrix/app/v1/*`: authentication, parsing, durable storage, acknowledgement."""
 
@@ -140,8 +130,6 @@ class AppserviceEndpoint:
         self._on_stored = on_stored
         self._user_query = user_query
         self.last_ping: tuple[str | None, datetime] | None = None
-        # The last transaction number stored by this process (Synapse numbers them 1, 2, 3 …).
-        self._last_txn: int | None = None
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the bridge's web application."""
@@ -156,19 +144,16 @@ class AppserviceEndpoint:
         return refuse_unless_homeserver(request, self._hs_token)
 
     async def transaction(self, request: web.Request) -> web.Response:
-        """`PUT /transactions/{txnId}`: store durably, then acknowledge with `{}`."""
+        """`PUT /transactions/{txnId}`: store durably, then acknowledge with `{}`.
+
+        A transaction is never refused for its id: Synapse draws the ids of every appservice on
+        the homeserver from one sequence, so gaps are normal, and a refusal sends the bridge into
+        Synapse's backoff (during which typing and receipts are dropped). What Synapse stored but
+        never sent is found by the catch-up from room history instead.
+        """
         if (refusal := self._authorized(request)) is not None:
             return refusal
         txn_id = request.match_info["txn_id"]
-        if (missing := skipped_transaction(self._last_txn, txn_id)) is not None:
-            # Synapse 1.163 can leave a transaction made while it was recovering from an outage
-            # unsent until its next outage. Refusing the next one starts a recovery, which sends
-            # the oldest unsent first: the skipped one arrives within seconds.
-            log.warning("transaction %s arrived before %s: asking for a resend", txn_id, missing)
-            self._last_txn = None
-            return matrix_error(
-                503, "M_UNKNOWN", f"Transaction {missing} has not arrived: send it first"
-            )
         try:
             body = await request.json(loads=json.loads)
         except (ValueError, RecursionError):
@@ -182,8 +167,6 @@ class AppserviceEndpoint:
         outcome = await self._inbox.store_transaction(
             txn_id, parsed.fingerprint, parsed.events, datetime.now(UTC), self._window
         )
-        if txn_id.isdigit():
-            self._last_txn = int(txn_id)
         if outcome.replay:
             log.info("transaction %s: resend acknowledged without reprocessing", txn_id)
         elif outcome.new_events:

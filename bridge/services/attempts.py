@@ -7,8 +7,10 @@ talk, otherwise with a pointer to the pair's conversation room (made if needed).
 People log in to their bridged accounts with ordinary clients, so an account may also make a
 room of its own. It may stay there alone (that is where it sees why its invite was declined),
 but it leaves as soon as the room would have company: when it joins a room with others in it,
-invites someone else, or opens the room to anyone. A conversation room that turns encrypted
-can't be read by the bridge any more: it says so in the room and stops mirroring it.
+invites someone else, or opens the room to anyone. Which rooms are conversations only the
+bridge's own records say: room state claiming to be a conversation, put there by anyone but the
+bot, counts for nothing. A conversation room that turns encrypted can't be read by the bridge
+any more: it says so in the room and stops mirroring it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from __future__ import annotations
 import logging
 
 from bridge.domain.ids import MatrixIdMapper
-from bridge.domain.rooms import CONVERSATION_STATE
-from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
+from bridge.matrix.client import HomeserverClient, HomeserverError
 from bridge.services.conversations import ConversationRefused, ConversationService
 from bridge.services.policy import UnknownUser
 from bridge.store.accounts import AccountRepository
@@ -33,10 +34,6 @@ GROUP_ROOMS_REFUSED = (
 NOT_A_PLATFORM_USER = (
     "This account belongs to the learning platform: only people with a course relationship "
     "can message it."
-)
-ENCRYPTED_NOTICE = (
-    "This room is now encrypted, so the learning platform can no longer read it: messages "
-    "here are not shown on the platform any more."
 )
 
 
@@ -130,21 +127,8 @@ class MatrixSideAttempts:
         return f"Please use your conversation room with this person: {room_link(record.room_id)}"
 
     async def _is_conversation_room(self, room_id: str) -> bool:
-        if await self._repository.by_room(room_id) is not None:
-            return True
-        # A room being made has no record yet: its state says whose it is.
-        return await self._conversation_named_in(room_id) is not None
-
-    async def _conversation_named_in(self, room_id: str) -> str | None:
-        """The conversation id a room's state names, if the bot made it."""
-        try:
-            state = await self._client.intent(self._bot).state(room_id, CONVERSATION_STATE)
-        except HomeserverError as exc:
-            if exc.status in (403, 404):
-                return None  # the bot isn't in it: not one of ours
-            raise  # a passing failure: the event is retried, nobody is sent away
-        conversation_id = state.get("conversation_id")
-        return conversation_id if isinstance(conversation_id, str) else None
+        # Only the bridge's records count: anyone can put a conversation's state in a room.
+        return await self._repository.by_room(room_id) is not None
 
     async def _leave(self, room_id: str, user_id: str, reason: str) -> None:
         try:
@@ -159,18 +143,5 @@ class MatrixSideAttempts:
         if event.room_id is None:
             return
         record = await self._repository.by_room(event.room_id)
-        if record is None:
-            # A homeserver that forces encryption does so while the room is being made.
-            conversation_id = await self._conversation_named_in(event.room_id)
-            record = await self._repository.get(conversation_id) if conversation_id else None
-        if record is None or not await self._repository.mark_encrypted(record.id):
-            return
-        log.warning("conversation %s: its room turned encrypted; no longer mirrored", record.id)
-        try:
-            await self._client.intent(self._bot).send_message(
-                event.room_id,
-                {"msgtype": "m.notice", "body": ENCRYPTED_NOTICE},
-                new_txn_id("encrypted", record.id),
-            )
-        except HomeserverError as exc:
-            log.warning("notice in %s not posted: %s", event.room_id, exc)
+        if record is not None:
+            await self._conversations.set_aside_encrypted(record.id, event.room_id)

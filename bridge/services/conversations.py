@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from bridge.domain.policy import Decision
 from bridge.domain.rooms import conversation_room, with_direct_room
-from bridge.matrix.client import HomeserverClient, HomeserverError
+from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
 from bridge.services.accounts import AccountService
 from bridge.services.policy import PolicyService, UnknownUser
 from bridge.services.workers import KeyedLocks
@@ -16,6 +16,12 @@ from bridge.store.conversations import ConversationRecord, ConversationRepositor
 from bridge.store.roster import RosterRepository
 
 log = logging.getLogger(__name__)
+
+
+ENCRYPTED_NOTICE = (
+    "This room is now encrypted, so the learning platform can no longer read it: messages "
+    "here are not shown on the platform any more."
+)
 
 
 class ConversationRefused(Exception):
@@ -105,6 +111,11 @@ class ConversationService:
                 assert room_id is not None
         else:
             log.info("found the room of conversation %s from an earlier attempt", record.id)
+        await self._conversations.attach_room(record.id, room_id)
+        # A homeserver that forces encryption does so while the room is made, perhaps before the
+        # room was recorded: look, rather than rely on the event being handled after this.
+        if await bot.state(room_id, "m.room.encryption"):
+            await self.set_aside_encrypted(record.id, room_id)
         for _platform_id, user_id in people:
             await bot.invite(room_id, user_id)
             await self._client.intent(user_id).join(room_id)
@@ -119,3 +130,20 @@ class ConversationService:
         assert current is not None
         self._on_made(current)
         return current
+
+    async def set_aside_encrypted(self, conversation_id: str, room_id: str) -> None:
+        """The conversation's room turned encrypted: the bridge can't read it any more, so it
+        says so in the room and stops mirroring it (once)."""
+        if not await self._conversations.mark_encrypted(conversation_id):
+            return
+        log.warning(
+            "conversation %s: its room turned encrypted; no longer mirrored", conversation_id
+        )
+        try:
+            await self._client.intent(self._bot).send_message(
+                room_id,
+                {"msgtype": "m.notice", "body": ENCRYPTED_NOTICE},
+                new_txn_id("encrypted", conversation_id),
+            )
+        except HomeserverError as exc:
+            log.warning("notice in %s not posted: %s", room_id, exc)

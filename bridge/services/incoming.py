@@ -79,7 +79,7 @@ class IncomingMessages:
         if sender == self._bot or not isinstance(sender, str):
             return None
         conversation = await self._conversations.by_room(event.room_id)
-        if conversation is None or conversation.encrypted:
+        if conversation is None or conversation.encrypted or conversation.state == "creating":
             return None
         platform_id = await self._platform_id(sender)
         if platform_id is None or not conversation.has(platform_id):

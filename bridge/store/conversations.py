@@ -134,6 +134,16 @@ class ConversationRepository:
             row = (await conn.execute(query)).first()
         return _record(row) if row else None
 
+    async def attach_room(self, conversation_id: str, room_id: str) -> None:
+        """Record the room of a conversation still being made, before anyone is invited to it:
+        from then on the bridge's own records say the room is this conversation's."""
+        async with self._db.engine.begin() as conn:
+            await conn.execute(
+                update(conversations)
+                .where(_c.id == conversation_id, _c.state == "creating", _c.room_id.is_(None))
+                .values(room_id=room_id)
+            )
+
     async def activate(self, conversation_id: str, room_id: str, now: datetime) -> None:
         """Record the room of a conversation being made; `conversation.created` commits with it."""
         async with self._db.engine.begin() as conn:
