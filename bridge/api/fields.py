@@ -27,6 +27,7 @@ from bridge.domain.roster import (
     RosterChange,
     UserPut,
 )
+from bridge.domain.text import clean_name, is_blank
 
 MAX_ID = 255
 MAX_TEXT = 500
@@ -152,13 +153,16 @@ def check_id(path: str, value: Any, _spec: Field | None = None) -> str:
 
 
 def _text(path: str, value: Any, _spec: Field) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         raise FieldError(path, "expected a non-empty string")
     if "\x00" in value:
         raise FieldError(path, "must not contain NUL characters")
     if len(value) > MAX_TEXT:
         raise FieldError(path, f"longer than {MAX_TEXT} characters")
-    return value.strip()
+    cleaned = clean_name(value)
+    if is_blank(cleaned):
+        raise FieldError(path, "expected a non-empty string")
+    return cleaned
 
 
 def _boolean(path: str, value: Any, _spec: Field) -> bool:
@@ -300,7 +304,7 @@ def parse_bulk_record(index: int, record: Any) -> RosterChange:
     if not isinstance(record, dict):
         raise FieldError(f"records[{index}]", "expected a JSON object")
     record_type = record.get("type")
-    if record_type not in RECORD_FIELDS:
+    if not isinstance(record_type, str) or record_type not in RECORD_FIELDS:
         raise FieldError(f"{prefix}type", f"expected one of {', '.join(RECORD_FIELDS)}")
     keys = {key: check_id(f"{prefix}{key}", record.get(key)) for key in RECORD_KEYS[record_type]}
     delete = record.get("delete", False)

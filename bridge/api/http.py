@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.api.errors import api_error
+from bridge.domain.text import has_lone_surrogate, lone_surrogate_path
 from bridge.services.refusals import Refused
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -66,9 +67,18 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
             )
         parts.append(chunk)
     try:
-        return json.loads(b"".join(parts))
+        value = json.loads(b"".join(parts))
     except (ValueError, RecursionError):
         raise ApiFailure(400, "invalid_json", "The body is not valid JSON") from None
+    # JSON may spell half a UTF-16 pair ("\ud800"), which no database or client can store.
+    if (path := lone_surrogate_path(value)) is not None:
+        raise ApiFailure(
+            400,
+            "invalid_text",
+            f"{path}: contains a lone surrogate (\\ud800-\\udfff), which is not valid Unicode",
+            field=path,
+        )
+    return value
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -90,7 +100,7 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
 def path_id(request: web.Request, name: str) -> str:
     """An id from the URL; 400 unless it is 1-255 characters without NUL."""
     value = request.match_info[name]
-    if not value.strip() or len(value) > 255 or "\x00" in value:
+    if not value.strip() or len(value) > 255 or "\x00" in value or has_lone_surrogate(value):
         raise ApiFailure(
             400, "invalid_field", f"{name}: expected an id of 1 to 255 characters", field=name
         )

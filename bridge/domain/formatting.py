@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.token import Token
+
+from bridge.domain.text import from_matrix
 
 TextFormat = Literal["plain", "markdown"]
 # In the content of every message and edit the bridge sends: the stored message's id, so the
@@ -13,19 +19,37 @@ TextFormat = Literal["plain", "markdown"]
 BRIDGE_MESSAGE_KEY = "org.lmsbridge.message_id"
 # The message types bridged as text.
 TEXT_TYPES = ("m.text", "m.notice", "m.emote")
+# Synapse refuses events over 65,536 bytes, counted with the envelope (ids, hashes, signatures,
+# auth and previous events), which takes up to a few KB: the content must stay below this.
+MAX_CONTENT_BYTES = 60 * 1024
 
 
 class MarkdownRenderer:
-    """CommonMark with strikethrough; any HTML written in the text comes out as text."""
+    """CommonMark with strikethrough; any HTML written in the text comes out as text, and images
+    come out as links (an outside image would be a tracking pixel for every reader, and Matrix
+    allows only `mxc://` images)."""
 
     def __init__(self) -> None:
         self._md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(
             "strikethrough"
         )
+        self._md.add_render_rule("image", _image_as_link)
 
     def render(self, text: str) -> str:
         """The HTML of a Markdown text."""
         return self._md.render(text).strip()
+
+
+def _image_as_link(self: Any, tokens: Sequence[Token], index: int, options: Any, env: Any) -> str:
+    token = tokens[index]
+    source = escapeHtml(str(token.attrGet("src") or ""))
+    alt = escapeHtml(token.content) or source
+    return f'<a href="{source}">{alt}</a>'
+
+
+def content_bytes(content: dict[str, Any]) -> int:
+    """The size of an event's content as the homeserver counts it (compact UTF-8 JSON)."""
+    return len(json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def message_content(body: str, html: str | None) -> dict[str, Any]:
@@ -71,14 +95,17 @@ def replacement_of(content: dict[str, Any]) -> tuple[str, dict[str, Any]] | None
 
 
 def text_of(content: dict[str, Any]) -> tuple[str, str | None] | None:
-    """(plain body, sanitised HTML or None) of a text message's content; None for other kinds."""
+    """(plain body, sanitised HTML or None) of a text message's content; None for other kinds.
+
+    Both are made storable (NUL removed, lone surrogates replaced), the rest kept as typed.
+    """
     body = content.get("body")
     if content.get("msgtype") not in TEXT_TYPES or not isinstance(body, str):
         return None
     formatted = content.get("formatted_body")
     if content.get("format") == "org.matrix.custom.html" and isinstance(formatted, str):
-        return body, sanitize_html(formatted)
-    return body, None
+        return from_matrix(body), sanitize_html(from_matrix(formatted))
+    return from_matrix(body), None
 
 
 # What HTML from Matrix clients may keep (the spec's suggested subset, without images).

@@ -19,13 +19,16 @@ from datetime import UTC, datetime
 
 from bridge.config import MessagesConfig
 from bridge.domain.formatting import (
+    MAX_CONTENT_BYTES,
     MarkdownRenderer,
     TextFormat,
     bridged,
+    content_bytes,
     edit_content,
     message_content,
 )
 from bridge.domain.ids import MatrixIdMapper
+from bridge.domain.text import is_blank
 from bridge.matrix.client import (
     HomeserverClient,
     HomeserverError,
@@ -42,6 +45,9 @@ log = logging.getLogger(__name__)
 # How long a send waits for older messages of its conversation before answering "queued".
 WAIT_FOR_OLDER_SECONDS = 3.0
 MAX_OUTBOX_DELAY_SECONDS = 5.0
+# Stand-ins as long as the real ids, for measuring an event before it is stored.
+_LONGEST_ID = "0" * 32
+_LONGEST_EVENT_ID = "$" + "0" * 43
 
 
 class SendRateLimiter:
@@ -128,6 +134,7 @@ class MessageService:
                 retry_after_seconds=round(wait, 1),
             )
         html = self._markdown.render(body) if text_format == "markdown" else None
+        self._check_size(bridged(message_content(body, html), _LONGEST_ID))
         record, created = await self._messages.add_outgoing(
             conversation_id,
             sender,
@@ -189,8 +196,21 @@ class MessageService:
                 f"Messages are limited to {self._limits.max_body_chars} characters",
                 limit=self._limits.max_body_chars,
             )
-        if not body.strip():
+        if is_blank(body):
             raise Refused(400, "invalid_field", "body: expected a non-empty text", field="body")
+
+    @staticmethod
+    def _check_size(content: dict[str, object]) -> None:
+        """Refuse what the homeserver would refuse: an event too large once rendered."""
+        size = content_bytes(content)
+        if size > MAX_CONTENT_BYTES:
+            raise Refused(
+                413,
+                "message_too_large",
+                f"This message would be {size:,} bytes on Matrix, more than the "
+                f"{MAX_CONTENT_BYTES:,} allowed: shorten it or use less formatting",
+                limit_bytes=MAX_CONTENT_BYTES,
+            )
 
     async def _own_message(
         self, message_id: str, user: str, *, deleted_ok: bool = False
@@ -214,6 +234,7 @@ class MessageService:
         await self._open_conversation(record.conversation_id, user)
         self._check_text(body)
         html = self._markdown.render(body) if text_format == "markdown" else None
+        self._check_size(bridged(edit_content(_LONGEST_EVENT_ID, body, html), _LONGEST_ID))
         # Under the conversation's lock: a send or sync in flight finishes first.
         async with self._lock(record.conversation_id):
             edited = await self._messages.edit_outgoing(

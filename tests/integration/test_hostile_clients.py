@@ -11,9 +11,9 @@ from nio import AsyncClient, RoomCreateResponse, RoomVisibility
 from bridge.app import Bridge
 from bridge.domain.rooms import CONVERSATION_STATE
 from tests.conftest import Recorder, SynapseEnv
-from tests.integration.test_conversation_life import _left, eventually
+from tests.integration.test_conversation_life import _left, eventually, room_event
 from tests.integration.test_conversations import matrix_client
-from tests.integration.test_messages import send, start_conversation
+from tests.integration.test_messages import feed, send, start_conversation
 from tests.integration.test_roster_api import call
 
 pytestmark = pytest.mark.synapse
@@ -100,3 +100,118 @@ async def test_forged_state_and_encryption_elsewhere_leave_the_real_conversation
     assert inbox["conversations"][0]["encrypted"] is False
     status, message = await send(instance, conversation, sender=ids["tutor"], body="still here")
     assert status == 201, message
+
+
+async def test_nul_characters_from_matrix_are_removed_not_fatal(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
+) -> None:
+    """A NUL in a Matrix message must not make storage fail (PostgreSQL refuses NUL in text)
+    and hold the room back: the LMS gets the text without it, and what follows on time."""
+    instance, _ = bridge
+    ids, conversation = await start_conversation(instance)
+    tutor = await matrix_client(synapse_env, instance, ids["tutor"])
+    try:
+        sent = []
+        for body in ("bad\x00news", "next"):
+            response = await tutor.room_send(
+                conversation["room_id"], "m.room.message", {"msgtype": "m.text", "body": body}
+            )
+            sent.append(response.event_id)  # type: ignore[union-attr]
+
+        async def published() -> list[str] | None:
+            events = await feed(instance, conversation["id"])
+            bodies = [e["data"]["body"] for e in events if e["type"] == "message.created"]
+            return bodies if len(bodies) == 2 else None
+
+        assert await eventually(published, timeout=10) == ["badnews", "next"]
+    finally:
+        await tutor.close()
+
+
+async def test_lone_surrogates_in_any_json_string_are_a_400(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    instance, _ = bridge
+    ids, conversation = await start_conversation(instance)
+    cases = [
+        ("PUT", "/api/v1/users/u-sur", {"display_name": "Sam \ud800"}, "display_name"),
+        (
+            "POST",
+            f"/api/v1/conversations/{conversation['id']}/messages",
+            {"sender": ids["student"], "body": "x\udfff", "client_message_id": "c1"},
+            "body",
+        ),
+        (
+            "POST",
+            "/api/v1/roster/bulk",
+            {"records": [{"type": "user", "id": "\ud800", "display_name": "X"}]},
+            "records[0].id",
+        ),
+        ("PUT", "/api/v1/institutions/i-sur", {"name": "ok", "\udc00": 1}, "body"),
+    ]
+    for method, path, body, field in cases:
+        status, error = await call(instance, method, path, body)
+        assert (status, error["error"]["code"], error["error"]["field"]) == (
+            400,
+            "invalid_text",
+            field,
+        ), (path, error)
+    # Not UTF-8 once decoded: the id is kept as written, and there is no such person.
+    status, error = await call(instance, "GET", "/api/v1/users/%ED%A0%80")
+    assert (status, error["error"]["code"]) == (404, "not_found"), error
+    status, error = await call(instance, "POST", "/api/v1/roster/bulk", {"records": [{"type": []}]})
+    assert (status, error["error"]["problems"][0]["field"]) == (400, "records[0].type")
+
+
+async def test_invisible_only_bodies_are_refused_like_blank_ones(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    instance, _ = bridge
+    ids, conversation = await start_conversation(instance)
+    for body in ("\u200b", "\ufeff", " \u200d\n"):
+        status, error = await send(instance, conversation, sender=ids["student"], body=body)
+        assert (status, error["error"]["code"]) == (400, "invalid_field"), body
+
+
+async def test_markdown_that_renders_past_the_event_limit_is_a_413_not_a_failed_202(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    """10,000 characters of emoji are 40 KB as text and twice that with their HTML."""
+    instance, _ = bridge
+    ids, conversation = await start_conversation(instance)
+    status, error = await send(
+        instance, conversation, sender=ids["student"], body="😀" * 10_000, format="markdown"
+    )
+    assert (status, error["error"]["code"]) == (413, "message_too_large"), error
+    status, message = await send(instance, conversation, sender=ids["student"], body="😀" * 10_000)
+    assert (status, message["status"]) == (201, "sent")
+    # An edit carries the text twice (its fallback and the new content).
+    status, error = await call(
+        instance,
+        "PATCH",
+        f"/api/v1/messages/{message['id']}",
+        {"user": ids["student"], "body": "😀" * 9_000},
+    )
+    assert (status, error["error"]["code"]) == (413, "message_too_large"), error
+
+
+async def test_markdown_images_reach_matrix_as_links(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
+) -> None:
+    instance, _ = bridge
+    ids, conversation = await start_conversation(instance)
+    status, message = await send(
+        instance,
+        conversation,
+        sender=ids["student"],
+        body="![notes](https://example.org/pixel.png)",
+        format="markdown",
+    )
+    assert status == 201, message
+    tutor = await matrix_client(synapse_env, instance, ids["tutor"])
+    try:
+        event = await room_event(synapse_env, tutor, conversation["room_id"], message["event_id"])
+    finally:
+        await tutor.close()
+    assert "<img" not in event["content"]["formatted_body"]
+    assert '<a href="https://example.org/pixel.png">notes</a>' in event["content"]["formatted_body"]

@@ -1,0 +1,75 @@
+"""Text hygiene: what the bridge stores and shows is valid, visible Unicode.
+
+Text from Matrix clients is normalised (a participant must not be able to make storage fail),
+text from the LMS is checked (bad input gets a clear 400). Names lose the direction controls that
+let "Jordan (Admin)" be displayed from text that reads otherwise.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+REPLACEMENT = "\ufffd"
+# Explicit direction embeddings, overrides and isolates, and the direction marks.
+_BIDI_CONTROLS = dict.fromkeys(
+    map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+)
+# Letters that render as nothing (Hangul fillers, the braille blank).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Character categories that show nothing: separators, controls and format characters
+# (zero-width spaces and joiners, the byte order mark).
+_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def is_surrogate(char: str) -> bool:
+    """Whether `char` is half of a UTF-16 pair, which is no character on its own."""
+    return "\ud800" <= char <= "\udfff"
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """Whether `text` holds a code point that can't be encoded as UTF-8."""
+    return any(is_surrogate(char) for char in text)
+
+
+def lone_surrogate_path(value: Any, path: str = "body") -> str | None:
+    """The dotted path of the first string (key or value) in decoded JSON that holds a lone
+    surrogate, or None when every string is valid Unicode."""
+    if isinstance(value, str):
+        return path if has_lone_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if has_lone_surrogate(key):
+                return path
+            found = lone_surrogate_path(item, f"{path}.{key}" if path != "body" else key)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = lone_surrogate_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def from_matrix(text: str) -> str:
+    """Text from a Matrix client made storable: NUL removed, lone surrogates replaced, the rest
+    kept as typed."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if has_lone_surrogate(text):
+        text = "".join(REPLACEMENT if is_surrogate(char) else char for char in text)
+    return text
+
+
+def is_blank(text: str) -> bool:
+    """Whether `text` would show nothing: only spaces, controls and invisible characters."""
+    return all(
+        unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANK_LETTERS
+        for char in text
+    )
+
+
+def clean_name(text: str) -> str:
+    """A name or title as shown: direction controls removed, surrounding space trimmed."""
+    return text.translate(_BIDI_CONTROLS).strip()
