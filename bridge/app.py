@@ -139,7 +139,13 @@ class Bridge:
         self.dispatcher.on("m.room.redaction", self.incoming.on_redaction)
         self.dispatcher.on("m.receipt", self.incoming.on_receipt)
         self.attempts = MatrixSideAttempts(
-            self.conversations, conversations, accounts, self.client, config.bot_user_id, self.ids
+            self.conversations,
+            conversations,
+            accounts,
+            self.client,
+            config.bot_user_id,
+            self.ids,
+            self.accounts,
         )
         self.dispatcher.on("m.room.member", self.attempts.on_member)
         self.dispatcher.on("m.room.join_rules", self.attempts.on_join_rules)

@@ -80,6 +80,19 @@ class Intent:
         """Set the account's global avatar."""
         await self._owner.call_nio(self._nio.set_avatar(mxc))
 
+    async def set_member_profile(self, room_id: str, name: str, avatar_url: str | None) -> None:
+        """Set this account's name and avatar in one room (its member event there)."""
+        content: dict[str, Any] = {"membership": "join", "displayname": name}
+        if avatar_url is not None:
+            content["avatar_url"] = avatar_url
+        await self._owner.request(
+            "PUT",
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/state/m.room.member/"
+            f"{quote(self.user_id, safe='')}",
+            body=content,
+            as_user=self.user_id,
+        )
+
     async def create_room(
         self,
         alias_localpart: str,

@@ -10,6 +10,7 @@ from bridge.domain.avatar import initials_avatar, render_png
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverClient
 from bridge.services.photos import PhotoFetcher, PhotoUnavailable
+from bridge.services.workers import KeyedLocks
 from bridge.store.accounts import AccountRepository
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ class AccountService:
         self._accounts = accounts
         self._ids = ids
         self._profile_of = profile_of
+        # One profile change per account at a time: a member event that a sync in progress
+        # causes is judged once the sync has recorded what it wrote.
+        self._lock = KeyedLocks()
 
     async def ensure_account(self, platform_id: str) -> str:
         """The Matrix ID of a platform user, registering the account the first time."""
@@ -57,14 +61,59 @@ class AccountService:
         the person's initials, as the inbox shows them.
         """
         user_id = await self.ensure_account(platform_id)
-        record = await self._accounts.get_by_user_id(user_id)
-        assert record is not None
-        display_name = display_name[:MAX_DISPLAY_NAME]
-        if record.display_name != display_name:
-            await self._client.intent(user_id).set_displayname(display_name)
-            await self._accounts.save_profile(user_id, datetime.now(UTC), display_name=display_name)
-        await self._sync_avatar(user_id, platform_id, display_name, photo_url, record.avatar_source)
+        async with self._lock(user_id):
+            record = await self._accounts.get_by_user_id(user_id)
+            assert record is not None
+            display_name = display_name[:MAX_DISPLAY_NAME]
+            if record.display_name != display_name:
+                await self._client.intent(user_id).set_displayname(display_name)
+                await self._accounts.save_profile(
+                    user_id, datetime.now(UTC), display_name=display_name
+                )
+            await self._sync_avatar(
+                user_id, platform_id, display_name, photo_url, record.avatar_source
+            )
         return user_id
+
+    async def restore_profile(
+        self, user_id: str, room_id: str, shown_name: object, shown_avatar: object
+    ) -> None:
+        """Put the roster's name and avatar back when a person changed theirs in a Matrix client
+        (globally, or in one room): the platform owns who people are.
+
+        `shown_name` and `shown_avatar` are what the account's member event in `room_id` says.
+        """
+        if self._profile_of is None:
+            return
+        platform_id = self._ids.platform_id(user_id)
+        profile = await self._profile_of(platform_id) if platform_id is not None else None
+        if profile is None:
+            return
+        name = profile[0][:MAX_DISPLAY_NAME]
+        async with self._lock(user_id):
+            record = await self._accounts.get_by_user_id(user_id)
+            if record is None:
+                return
+            avatar = record.avatar_mxc
+            if shown_name == name and (avatar is None or shown_avatar == avatar):
+                return
+            log.warning(
+                "%s changed their profile in a Matrix client (name %r); the roster's is restored",
+                user_id,
+                shown_name,
+            )
+            intent = self._client.intent(user_id)
+            current = await self._client.profile(user_id)
+            restored = False
+            # A global change reaches every room the account is in; so does putting it back.
+            if current.get("displayname") != name:
+                await intent.set_displayname(name)
+                restored = True
+            if avatar is not None and current.get("avatar_url") != avatar:
+                await intent.set_avatar_url(avatar)
+                restored = True
+            if not restored:  # a change made in this room only
+                await intent.set_member_profile(room_id, name, avatar)
 
     async def _sync_avatar(
         self,

@@ -10,7 +10,9 @@ but it leaves as soon as the room would have company: when it joins a room with 
 invites someone else, or opens the room to anyone. Which rooms are conversations only the
 bridge's own records say: room state claiming to be a conversation, put there by anyone but the
 bot, counts for nothing. A conversation room that turns encrypted can't be read by the bridge
-any more: it says so in the room and stops mirroring it.
+any more: it says so in the room and stops mirroring it. A bridged account's member event in a
+conversation room that shows another name or avatar than the roster's (a person renamed
+themselves in a client) gets the roster's put back.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverClient, HomeserverError
+from bridge.services.accounts import AccountService
 from bridge.services.conversations import ConversationRefused, ConversationService
 from bridge.services.policy import UnknownUser
 from bridge.store.accounts import AccountRepository
@@ -53,7 +56,9 @@ class MatrixSideAttempts:
         client: HomeserverClient,
         bot_user_id: str,
         ids: MatrixIdMapper,
+        account_service: AccountService,
     ) -> None:
+        self._accounts_service = account_service
         self._conversations = conversations
         self._repository = repository
         self._accounts = accounts
@@ -81,6 +86,9 @@ class MatrixSideAttempts:
                 await self._leave(event.room_id, str(sender), GROUP_ROOMS_REFUSED)
         elif membership == "join" and self._bridged(target):
             if await self._is_conversation_room(event.room_id):
+                await self._accounts_service.restore_profile(
+                    target, event.room_id, content.get("displayname"), content.get("avatar_url")
+                )
                 return
             if await self._has_company(event.room_id, target):
                 await self._leave(event.room_id, target, GROUP_ROOMS_REFUSED)

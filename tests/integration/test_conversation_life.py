@@ -51,6 +51,21 @@ async def client_get(env: SynapseEnv, client: AsyncClient, path: str) -> tuple[i
         return response.status, await response.json()
 
 
+async def client_put(
+    env: SynapseEnv, client: AsyncClient, path: str, body: dict[str, Any]
+) -> tuple[int, Any]:
+    """A PUT on the client-server API as the person."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(
+            env.synapse.url + path,
+            json=body,
+            headers={"Authorization": f"Bearer {client.access_token}"},
+        ) as response,
+    ):
+        return response.status, await response.json()
+
+
 async def room_event(
     env: SynapseEnv, client: AsyncClient, room_id: str, event_id: str
 ) -> dict[str, Any]:

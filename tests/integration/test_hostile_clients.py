@@ -11,7 +11,13 @@ from nio import AsyncClient, RoomCreateResponse, RoomVisibility
 from bridge.app import Bridge
 from bridge.domain.rooms import CONVERSATION_STATE
 from tests.conftest import Recorder, SynapseEnv
-from tests.integration.test_conversation_life import _left, eventually, room_event
+from tests.integration.test_conversation_life import (
+    _left,
+    client_get,
+    client_put,
+    eventually,
+    room_event,
+)
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import feed, send, start_conversation
 from tests.integration.test_roster_api import call
@@ -215,3 +221,52 @@ async def test_markdown_images_reach_matrix_as_links(
         await tutor.close()
     assert "<img" not in event["content"]["formatted_body"]
     assert '<a href="https://example.org/pixel.png">notes</a>' in event["content"]["formatted_body"]
+
+
+async def _member(env: SynapseEnv, client: AsyncClient, room_id: str) -> dict[str, Any]:
+    status, member = await client_get(
+        env, client, f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{client.user_id}"
+    )
+    assert status == 200, member
+    return dict(member)
+
+
+async def test_self_renames_are_put_back_to_the_roster_name(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
+) -> None:
+    """The roster owns who people are: a name set from a Matrix client, globally or in one
+    room, is replaced by the roster's at once."""
+    instance, _ = bridge
+    ids, conversation = await start_conversation(instance)
+    room = conversation["room_id"]
+    student = await matrix_client(synapse_env, instance, ids["student"])
+    try:
+        assert (await _member(synapse_env, student, room))["displayname"] == "Sam Student"
+        await student.set_displayname("Jordan Lee (Admin)")
+
+        async def restored_globally() -> bool:
+            profile = await student.get_displayname()
+            member = await _member(synapse_env, student, room)
+            return (
+                getattr(profile, "displayname", None) == "Sam Student"
+                and member["displayname"] == "Sam Student"
+            )
+
+        assert await eventually(restored_globally)
+
+        # A name for this room only.
+        member = await _member(synapse_env, student, room)
+        status, _ = await client_put(
+            synapse_env,
+            student,
+            f"/_matrix/client/v3/rooms/{room}/state/m.room.member/{student.user_id}",
+            {**member, "displayname": "Moderator"},
+        )
+        assert status == 200
+
+        async def restored_in_room() -> bool:
+            return (await _member(synapse_env, student, room))["displayname"] == "Sam Student"
+
+        assert await eventually(restored_in_room)
+    finally:
+        await student.close()
