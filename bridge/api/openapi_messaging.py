@@ -82,12 +82,14 @@ _INBOX_ITEM = {
 }
 
 
-def _event(description: str, **properties: dict[str, Any]) -> dict[str, Any]:
+def _event(
+    description: str, optional: dict[str, Any] | None = None, **properties: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "type": "object",
         "description": description,
         "required": list(properties),
-        "properties": properties,
+        "properties": {**properties, **(optional or {})},
     }
 
 
@@ -107,15 +109,28 @@ EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
         created_at=_TIME,
     ),
     "message.edited": _event(
-        "A message's text changed",
+        "A message's text changed (an edit, or an edit redacted in Matrix undone)",
+        {
+            "edit_event_id": {
+                **_NULLABLE,
+                "description": "the Matrix edit now shown (null: the original text again)",
+            },
+            "undone_edit_event_id": {
+                **_STRING,
+                "description": "the edit redacted in Matrix, when this undoes one",
+            },
+            "redaction_event_id": _STRING,
+        },
         **_MESSAGE_REF,
         body=_STRING,
+        format=_STRING,
         html=_NULLABLE,
         origin=_ORIGIN,
         edited_at=_TIME,
     ),
     "message.deleted": _event(
         "A message was deleted (redacted in Matrix)",
+        {"redaction_event_id": {**_STRING, "description": "for a deletion made in Matrix"}},
         **_MESSAGE_REF,
         origin=_ORIGIN,
         deleted_at=_TIME,

@@ -152,7 +152,8 @@ class IncomingMessages:
             self._on_events()
 
     async def on_redaction(self, event: StoredEvent) -> None:
-        """Handle one `m.room.redaction`: a deleted message is deleted in the LMS too."""
+        """Handle one `m.room.redaction`: a deleted message is deleted in the LMS too, and a
+        redacted edit is undone."""
         found = await self._participant(event)
         if found is None:
             return
@@ -161,10 +162,17 @@ class IncomingMessages:
         target = content.get("redacts", event.payload.get("redacts"))
         if not isinstance(target, str):
             return
-        original = await self._messages.by_event_id(target)
-        if original is None or original.conversation_id != conversation.id:
-            return
         assert event.event_id is not None
+        original = await self._messages.by_event_id(target)
+        if original is None:
+            # Perhaps an edit: clients then show the text before it again, and so does the LMS.
+            if await self._messages.undo_edit(
+                target, conversation.id, event.event_id, datetime.now(UTC)
+            ):
+                self._on_events()
+            return
+        if original.conversation_id != conversation.id:
+            return
         if await self._messages.delete_incoming(original.id, event.event_id, datetime.now(UTC)):
             self._on_events()
 

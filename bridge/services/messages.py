@@ -295,7 +295,11 @@ class MessageService:
                 # change; Matrix keeps the earlier text.
                 log.warning("%s of message %s refused: %s", current.pending, current.id, exc)
             await self._messages.mark_synced(
-                current.id, current.revision, current.pending, edit_event, datetime.now(UTC)
+                current.id,
+                current.revision,
+                current.pending,
+                (edit_event, current) if edit_event is not None else None,
+                datetime.now(UTC),
             )
         synced = await self._messages.get(record.id)
         assert synced is not None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -82,16 +82,20 @@ async def _set_text(
     now: datetime,
     **extra: Any,
 ) -> None:
-    """Give a message new text, as its next revision."""
+    """Give a message new text, as its next revision (the first edit keeps the original)."""
+    c = messages.c
     await conn.execute(
         update(messages)
-        .where(messages.c.id == message_id)
+        .where(c.id == message_id)
         .values(
             body=body,
             html=html,
             format=text_format,
-            revision=messages.c.revision + 1,
+            revision=c.revision + 1,
             edited_at=now,
+            original_body=func.coalesce(c.original_body, c.body),
+            original_html=case((c.original_body.is_(None), c.html), else_=c.original_html),
+            original_format=func.coalesce(c.original_format, c.format),
             **extra,
         )
     )
@@ -372,15 +376,24 @@ class MessageRepository:
         message_id: str,
         revision: int,
         kind: str,
-        edit_event_id: str | None,
+        edit: tuple[str, MessageRecord] | None,
         now: datetime,
     ) -> None:
-        """Matrix has the `kind` change made at `revision` (a later change stays pending)."""
+        """Matrix has the `kind` change made at `revision` (a later change stays pending);
+        `edit` is the edit event Matrix got and the message as it was sent in it."""
         async with self._db.engine.begin() as conn:
-            if edit_event_id is not None:
+            if edit is not None:
+                edit_event_id, sent = edit
                 await conn.execute(
                     self._dialect.insert(message_edits)
-                    .values(event_id=edit_event_id, message_id=message_id, created_at=now)
+                    .values(
+                        event_id=edit_event_id,
+                        message_id=message_id,
+                        created_at=now,
+                        body=sent.body,
+                        html=sent.html,
+                        format=sent.format,
+                    )
                     .on_conflict_do_nothing(index_elements=["event_id"])
                 )
             await conn.execute(
@@ -411,15 +424,22 @@ class MessageRepository:
             record = await self._locked(conn, message_id)  # first: the lock order of edits
             if record is None or record.deleted_at is not None:
                 return False
+            text_format = "html" if html is not None else "plain"
             inserted = await conn.execute(
                 self._dialect.insert(message_edits)
-                .values(event_id=edit_event_id, message_id=message_id, created_at=now)
+                .values(
+                    event_id=edit_event_id,
+                    message_id=message_id,
+                    created_at=now,
+                    body=body,
+                    html=html,
+                    format=text_format,
+                )
                 .on_conflict_do_nothing(index_elements=["event_id"])
                 .returning(message_edits.c.event_id)
             )
             if inserted.first() is None:
                 return False
-            text_format = "html" if html is not None else "plain"
             await _set_text(conn, message_id, body, html, text_format, now)
             await append_event(
                 conn,
@@ -430,6 +450,72 @@ class MessageRepository:
                     "format": text_format,
                     "html": html,
                     "edit_event_id": edit_event_id,
+                    "edited_at": now.isoformat(),
+                },
+                now,
+            )
+        return True
+
+    async def undo_edit(
+        self, edit_event_id: str, conversation_id: str, redaction_event_id: str, now: datetime
+    ) -> bool:
+        """An edit was redacted in Matrix, where clients then show the latest edit left (or the
+        original): the message gets that text back. True when `message.edited` was published."""
+        e = message_edits.c
+        async with self._db.engine.begin() as conn:
+            message_id = (
+                await conn.execute(
+                    select(e.message_id).where(e.event_id == edit_event_id, e.redacted_at.is_(None))
+                )
+            ).scalar()
+            if message_id is None:
+                return False
+            record = await self._locked(conn, message_id)  # first: the lock order of edits
+            if record is None or record.conversation_id != conversation_id:
+                return False
+            await conn.execute(
+                update(message_edits).where(e.event_id == edit_event_id).values(redacted_at=now)
+            )
+            if record.deleted_at is not None:
+                return False
+            latest = (
+                await conn.execute(
+                    select(e.event_id, e.body, e.html, e.format)
+                    .where(e.message_id == message_id, e.redacted_at.is_(None))
+                    .order_by(e.created_at.desc(), e.event_id.desc())
+                    .limit(1)
+                )
+            ).first()
+            if latest is not None and latest.body is not None:
+                now_shown, body, html, text_format = latest
+            else:
+                original = (
+                    await conn.execute(
+                        select(
+                            messages.c.original_body,
+                            messages.c.original_html,
+                            messages.c.original_format,
+                        ).where(messages.c.id == message_id)
+                    )
+                ).one()
+                if original.original_body is None:
+                    return False  # edited before texts were kept: nothing to go back to
+                now_shown = None
+                body, html, text_format = original
+            if (body, html) == (record.body, record.html):
+                return False
+            await _set_text(conn, message_id, body, html, text_format, now)
+            await append_event(
+                conn,
+                "message.edited",
+                {
+                    **_change_data(record, "matrix"),
+                    "body": body,
+                    "format": text_format,
+                    "html": html,
+                    "edit_event_id": now_shown,
+                    "undone_edit_event_id": edit_event_id,
+                    "redaction_event_id": redaction_event_id,
                     "edited_at": now.isoformat(),
                 },
                 now,

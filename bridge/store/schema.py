@@ -237,6 +237,10 @@ messages = Table(
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     # A change made through the API that Matrix hasn't seen yet: edit or redact.
     Column("pending", String(16), nullable=True, index=True),
+    # The text before the first edit (to go back to when every edit is redacted).
+    Column("original_body", Text, nullable=True),
+    Column("original_html", Text, nullable=True),
+    Column("original_format", String(16), nullable=True),
     UniqueConstraint("sender", "client_message_id", name="uq_messages_sender_client_message_id"),
     Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
     Index("ix_messages_status_seq", "status", "seq"),
@@ -255,6 +259,11 @@ message_edits = Table(
         index=True,
     ),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The text this edit gave the message (to go back to when a later edit is redacted).
+    Column("body", Text, nullable=True),
+    Column("html", Text, nullable=True),
+    Column("format", String(16), nullable=True),
+    Column("redacted_at", DateTime(timezone=True), nullable=True),
 )
 
 # How far each person has read each conversation (a message seq).

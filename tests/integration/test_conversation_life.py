@@ -530,3 +530,46 @@ async def test_an_edit_aimed_at_another_rooms_message_is_ignored(
         assert [m["body"] for m in page["messages"]] == ["for Sam"]
     finally:
         await tutor.close()
+
+
+async def test_redacting_an_edit_in_matrix_gives_the_lms_the_earlier_text(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
+) -> None:
+    """Clients show the text before an edit again once the edit is redacted; so does the LMS."""
+    instance, _ = bridge
+    ids, conversation = await start_conversation(instance)
+    room = conversation["room_id"]
+    tutor = await matrix_client(synapse_env, instance, ids["tutor"])
+    try:
+        sent = await tutor.room_send(
+            room, "m.room.message", {"msgtype": "m.text", "body": "Room 101"}
+        )
+        assert isinstance(sent, RoomSendResponse)
+        edit = await tutor.room_send(
+            room,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "* Room 102",
+                "m.new_content": {"msgtype": "m.text", "body": "Room 102"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": sent.event_id},
+            },
+        )
+        assert isinstance(edit, RoomSendResponse)
+        await eventually(lambda: events_of(instance, "message.edited", conversation["id"]))
+        await tutor.room_redact(room, edit.event_id)
+
+        async def undone() -> list[dict[str, Any]] | None:
+            edits = await events_of(instance, "message.edited", conversation["id"])
+            return edits if len(edits) == 2 else None
+
+        edits = await eventually(undone)
+        assert [(e["data"]["body"], e["data"]["edit_event_id"]) for e in edits] == [
+            ("Room 102", edit.event_id),
+            ("Room 101", None),
+        ]
+        assert edits[1]["data"]["undone_edit_event_id"] == edit.event_id
+        page = await history(instance, conversation["id"], ids["student"])
+        assert [m["body"] for m in page["messages"]] == ["Room 101"]
+    finally:
+        await tutor.close()

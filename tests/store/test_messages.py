@@ -3,7 +3,7 @@ racing a send, read markers, the inbox query, and the events each change commits
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bridge.domain.roster import UserPut
 from bridge.store import migrate
@@ -40,7 +40,7 @@ async def test_an_edit_while_a_send_is_in_flight_is_sent_after_it(db: Database) 
     sent = await messages.get(queued.id)
     assert sent is not None and (sent.status, sent.pending) == ("sent", "edit")
     assert [m.id for m in await messages.pending_changes(10)] == [queued.id]
-    await messages.mark_synced(queued.id, 1, "edit", "$edit1", now)
+    await messages.mark_synced(queued.id, 1, "edit", ("$edit1", sent), now)
     assert await messages.pending_changes(10) == []
     assert await messages.is_edit_event("$edit1")
     assert await _types(db) == ["conversation.created", "message.created", "message.edited"]
@@ -138,7 +138,7 @@ async def test_a_deletion_during_an_edit_sync_stays_pending(db: Database) -> Non
     edited = await messages.edit_outgoing(record.id, "ho", None, "plain", now)
     assert edited is not None and edited.pending == "edit"
     await messages.delete_outgoing(record.id, now)  # while the edit is on its way to Matrix
-    await messages.mark_synced(record.id, edited.revision, "edit", "$edit", now)
+    await messages.mark_synced(record.id, edited.revision, "edit", ("$edit", edited), now)
     after = await messages.get(record.id)
     assert after is not None and after.pending == "redact"
 
@@ -150,3 +150,30 @@ async def test_a_stored_message_is_found_by_its_client_message_id(db: Database) 
     assert await messages.by_client_message_id("b", "m1") is None
     found = await messages.by_client_message_id("a", "m1")
     assert found is not None and found.body == "hi"
+
+
+async def test_a_redacted_edit_gives_back_the_text_before_it(db: Database) -> None:
+    """Matrix clients show the latest edit left after a redaction, or the original."""
+    _, messages, conversation = await _setup(db)
+    now = datetime.now(UTC)
+    assert await messages.add_incoming(conversation, "a", "$orig", "one", None, now)
+    record = await messages.by_event_id("$orig")
+    assert record is not None
+    assert await messages.edit_incoming("$edit2", record.id, "two", None, now)
+    later = now.replace(microsecond=0) + timedelta(seconds=1)
+    assert await messages.edit_incoming("$edit3", record.id, "<b>three</b>", "<b>3</b>", later)
+    # Undoing the latest edit shows the one before it; undoing that, the original.
+    assert await messages.undo_edit("$edit3", conversation, "$r1", later)
+    current = await messages.get(record.id)
+    assert current is not None and (current.body, current.html) == ("two", None)
+    assert not await messages.undo_edit("$edit3", conversation, "$r1", later)  # once
+    assert await messages.undo_edit("$edit2", conversation, "$r2", later)
+    current = await messages.get(record.id)
+    assert current is not None and (current.body, current.format) == ("one", "plain")
+    events = [e for e in await EventLogRepository(db).after(0, 100) if e.type == "message.edited"]
+    assert [(e.data["body"], e.data["edit_event_id"]) for e in events[-2:]] == [
+        ("two", "$edit2"),
+        ("one", None),
+    ]
+    # Another conversation's redaction can't touch it, nor can an unknown event.
+    assert not await messages.undo_edit("$nothing", conversation, "$r3", later)
