@@ -79,7 +79,7 @@ class Bridge:
         conversations = ConversationRepository(self.db)
         messages = MessageRepository(self.db)
         self.event_log = EventLogRepository(self.db)
-        self.photos = PhotoFetcher()
+        self.photos = PhotoFetcher(allowed_networks=config.lms.photo_allowed_networks)
         self.roster = RosterRepository(self.db)
         self.accounts = AccountService(
             self.client, accounts, self.ids, self.photos, self._profile_of
@@ -90,7 +90,12 @@ class Bridge:
             self.event_log, config.lms.webhook_url, config.lms.webhook_secret
         )
         self.lifecycle = ConversationLifecycle(
-            conversations, self.policy, self.client, config.bot_user_id, self.webhooks.wake
+            conversations,
+            self.policy,
+            self.client,
+            config.bot_user_id,
+            self.webhooks.wake,
+            sweep_interval=config.conversations.sweep_interval_seconds,
         )
         self.roster_service = RosterService(
             self.roster, self.profile_sync.wake, self.lifecycle.roster_changed

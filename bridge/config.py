@@ -9,6 +9,7 @@ committed copy equal), and every key can be overridden by an environment variabl
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import types
@@ -132,6 +133,14 @@ class LmsConfig:
         "should be split into requests below it.",
         16 * 1024 * 1024,
     )
+    photo_allowed_networks: tuple[str, ...] = setting(
+        "CIDR networks (e.g. [10.1.2.0/24]) profile photos may be fetched from although they are "
+        "not public. Photos are otherwise only fetched from public addresses, so that photo URLs "
+        "can't reach the bridge's own network; list the network of an LMS that serves photos "
+        "from a private address here. In the environment: comma-separated.",
+        (),
+        example=[],
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,6 +150,18 @@ class MessagesConfig:
     max_body_chars: int = setting("Longest message body accepted (longer ones get 413).", 10000)
     per_user_per_minute: int = setting(
         "How many messages one person may send per minute through the API (more get 429).", 30
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationsConfig:
+    """How conversations follow the roster."""
+
+    sweep_interval_seconds: float = setting(
+        "How often every conversation is rechecked against the roster, whatever else happens "
+        "(this is what catches enrollments whose end date has passed, and repairs a room whose "
+        "frozen or open state disagrees with the policy).",
+        3600.0,
     )
 
 
@@ -165,6 +186,7 @@ class Config:
     database: DatabaseConfig = setting("Storage.", example={})
     lms: LmsConfig = setting("The learning platform.", example={})
     messages: MessagesConfig = setting("Messages.", example={})
+    conversations: ConversationsConfig = setting("Conversations.", example={})
     logging: LoggingConfig = setting("Logging.", example={})
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})
 
@@ -326,6 +348,13 @@ def _coerce(hint: Any, value: Any, key_path: str) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(f"{key_path}: expected text, got {_describe(value)}")
+    if origin is tuple:  # tuple[X, ...]: a YAML list, or comma-separated from the environment
+        (item_hint, _) = typing.get_args(hint)
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key_path}: expected a list, got {_describe(value)}")
+        return tuple(_coerce(item_hint, item, key_path) for item in value)
     raise TypeError(f"unsupported config type {hint!r} for {key_path}")
 
 
@@ -383,8 +412,15 @@ def validate(config: Config) -> list[str]:
         problems.append("messages.max_body_chars: expected at least 1")
     if config.messages.per_user_per_minute < 1:
         problems.append("messages.per_user_per_minute: expected at least 1")
+    if config.conversations.sweep_interval_seconds < 1:
+        problems.append("conversations.sweep_interval_seconds: expected at least 1")
     if config.lms.max_body_bytes < 1024:
         problems.append("lms.max_body_bytes: expected at least 1024")
+    for network in config.lms.photo_allowed_networks:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError as exc:
+            problems.append(f"lms.photo_allowed_networks: not a CIDR network: {exc}")
     if asc.inbox_retention_days < 1:
         problems.append("appservice.inbox_retention_days: expected at least 1")
     try:

@@ -125,8 +125,13 @@ class SynapseEnv:
     database: str  # the homeserver's own database: "sqlite" or "postgresql"
 
     def bridge_config(self, database_url: str) -> Config:
-        """The bridge's config with its own database."""
-        return dataclasses.replace(self.config, database=DatabaseConfig(url=database_url))
+        """The bridge's config with its own database. The tests' photo host plays an LMS that
+        serves photos from a private network (loopback)."""
+        return dataclasses.replace(
+            self.config,
+            database=DatabaseConfig(url=database_url),
+            lms=dataclasses.replace(self.config.lms, photo_allowed_networks=("127.0.0.0/8",)),
+        )
 
     def new_user(self, name: str | None = None, password: str = "pw") -> tuple[str, str]:
         """Register a plain (non-bridged) local user; returns (user id, password)."""

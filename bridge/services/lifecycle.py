@@ -2,14 +2,17 @@
 
 Roster changes name the people they concern; their conversations are rechecked at once.
 Changes to courses and batches, and the passing of time (an enrollment's end date), are caught
-by a sweep of every conversation: at start-up, after such a change, and every hour. Matrix is
-changed first and the database second, so a crash in between is mended by the next sweep.
+by a sweep of every conversation: at start-up, after such a change, and at a fixed interval
+(kept by the clock, however busy the bridge is). Each check compares the room's real power levels
+with the decision, not only the stored state: Matrix is changed first and the database second,
+so a crash in between (or a room changed behind the bridge's back) is mended either way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -25,7 +28,6 @@ from bridge.services.workers import Wakeup
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 
 log = logging.getLogger(__name__)
-SWEEP_EVERY_SECONDS = 3600.0
 _NOTICES = {
     "read_only": (
         "This conversation is now read-only: there is no course relationship between you any "
@@ -45,7 +47,9 @@ class ConversationLifecycle:
         client: HomeserverClient,
         bot_user_id: str,
         on_events: Callable[[], None] = lambda: None,
+        sweep_interval: float = 3600.0,
     ) -> None:
+        self._sweep_interval = sweep_interval
         self._conversations = conversations
         self._policy = policy
         self._client = client
@@ -66,12 +70,17 @@ class ConversationLifecycle:
         self._wakeup.stop()
 
     async def run(self) -> None:
-        """Recheck what roster changes touched; sweep everything every hour."""
+        """Recheck what roster changes touched; sweep everything at the interval."""
         delay = 1.0
+        next_sweep = time.monotonic()  # the first pass sweeps
         while not self._wakeup.stopping:
             self._wakeup.clear()
+            if time.monotonic() >= next_sweep:
+                self._sweep = True
             people, self._people = self._people, set()
             sweep, self._sweep = self._sweep, False
+            if sweep:
+                next_sweep = time.monotonic() + self._sweep_interval
             try:
                 if sweep:
                     await self._check_all()
@@ -91,8 +100,7 @@ class ConversationLifecycle:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
                 continue
-            if not await self._wakeup.wait(SWEEP_EVERY_SECONDS):
-                self._sweep = True  # an hour without work: time to catch end dates
+            await self._wakeup.wait(max(0.0, next_sweep - time.monotonic()))
 
     async def _check_all(self) -> None:
         after = ""
@@ -123,18 +131,24 @@ class ConversationLifecycle:
         except UnknownUser:
             return  # a person was removed; their conversations go with them
         state = "active" if decision.allowed else "read_only"
-        if state == record.state or record.room_id is None:
+        if record.room_id is None or record.state == "creating":
             return
         bot = self._client.intent(self._bot)
+        # The room itself, not only the stored state: they disagree after a crash between the
+        # two writes below, or when the room was changed behind the bridge's back.
         levels = await bot.state(record.room_id, "m.room.power_levels")
         wanted = power_levels_for_state(levels, state)
         if wanted is not None:
             await bot.set_state(record.room_id, "m.room.power_levels", wanted)
-        if await self._conversations.set_state(
+            if state == record.state:
+                log.warning("conversation %s: its room was not %s; mended", record.id, state)
+        stored = await self._conversations.set_state(
             record.id, state, decision.code, decision.reason, datetime.now(UTC)
-        ):
+        )
+        if stored:
             log.info("conversation %s is now %s (%s)", record.id, state, decision.code)
             self._on_events()
+        if stored or wanted is not None:
             try:
                 await bot.send_message(
                     record.room_id,

@@ -4,7 +4,9 @@ Synapse with the people's own Matrix clients."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -573,3 +575,64 @@ async def test_redacting_an_edit_in_matrix_gives_the_lms_the_earlier_text(
         assert [m["body"] for m in page["messages"]] == ["Room 101"]
     finally:
         await tutor.close()
+
+
+async def _events_default(instance: Bridge, room_id: str) -> int:
+    levels = await instance.client.intent(instance.config.bot_user_id).state(
+        room_id, "m.room.power_levels"
+    )
+    return int(levels.get("events_default", 0))
+
+
+async def test_a_room_frozen_while_the_conversation_is_active_is_mended(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    """A crash between freezing the room and storing `read_only`, with the relationship back
+    before the restart, left the room frozen while the API said active: the sweep compares the
+    room's real power levels with the decision."""
+    instance, _ = bridge
+    _ids, conversation = await start_conversation(instance)
+    room = conversation["room_id"]
+    bot = instance.client.intent(instance.config.bot_user_id)
+    levels = await bot.state(room, "m.room.power_levels")
+    await bot.set_state(room, "m.room.power_levels", {**levels, "events_default": 100})
+    instance.lifecycle.roster_changed(set(), everyone=True)
+
+    async def open_again() -> bool:
+        return await _events_default(instance, room) == 0
+
+    assert await eventually(open_again)
+
+
+async def test_ended_enrollments_are_caught_on_time_while_the_bridge_is_busy(
+    synapse_env: SynapseEnv, sqlite_url: str
+) -> None:
+    """The sweep keeps its own clock: work waking the bridge all the time must not put it off."""
+    config = synapse_env.bridge_config(sqlite_url)
+    config = dataclasses.replace(
+        config,
+        conversations=dataclasses.replace(config.conversations, sweep_interval_seconds=1),
+    )
+    instance = Bridge(config)
+    await instance.start()
+    try:
+        ids, conversation = await start_conversation(instance)
+        tag = ids["student"].split("-", 1)[1]
+        ends = datetime.now(UTC) + timedelta(seconds=2)
+        status, body = await call(
+            instance,
+            "PUT",
+            f"/api/v1/batches/b-{tag}/students/{ids['student']}",
+            {"ends_at": ends.isoformat()},
+        )
+        assert status == 200, body
+
+        async def read_only() -> bool:
+            instance.lifecycle.roster_changed({"someone-else"}, everyone=False)  # busy
+            _, inbox = await call(instance, "GET", f"/api/v1/users/{ids['tutor']}/conversations")
+            return bool(inbox["conversations"][0]["state"] == "read_only")
+
+        assert await eventually(read_only, timeout=15)
+        assert await _events_default(instance, conversation["room_id"]) == 100
+    finally:
+        await instance.stop()
