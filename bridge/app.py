@@ -27,6 +27,7 @@ from bridge.matrix.checks import CheckResult, run_checks
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
 from bridge.services.accounts import AccountService
 from bridge.services.attempts import MatrixSideAttempts
+from bridge.services.catch_up import HistoryCatchUp
 from bridge.services.conversations import ConversationService
 from bridge.services.inbound import EventDispatcher, InboundProcessor
 from bridge.services.incoming import IncomingMessages
@@ -155,6 +156,14 @@ class Bridge:
         self.dispatcher.on("m.room.member", self.attempts.on_member)
         self.dispatcher.on("m.room.join_rules", self.attempts.on_join_rules)
         self.dispatcher.on("m.room.encryption", self.attempts.on_encryption)
+        self.catch_up = HistoryCatchUp(
+            conversations,
+            self.inbox,
+            self.client,
+            config.bot_user_id,
+            self.processor.wake,
+            retention=timedelta(days=config.appservice.inbox_retention_days),
+        )
         self.health = HealthRoutes(self.readiness)
         self.started = False
         self._runner: web.AppRunner | None = None
@@ -164,6 +173,7 @@ class Bridge:
         self._outbox: asyncio.Task[None] | None = None
         self._webhook: asyncio.Task[None] | None = None
         self._lifecycle: asyncio.Task[None] | None = None
+        self._catch_up: asyncio.Task[None] | None = None
 
     def web_app(self) -> web.Application:
         """The aiohttp application with every route of the bridge."""
@@ -219,6 +229,7 @@ class Bridge:
         self._outbox = asyncio.create_task(self.messages.run_outbox(), name="outbox")
         self._webhook = asyncio.create_task(self.webhooks.run(), name="webhooks")
         self._lifecycle = asyncio.create_task(self.lifecycle.run(), name="conversation-states")
+        self._catch_up = asyncio.create_task(self.catch_up.run(), name="catch-up")
         self.started = True
         log.info(
             "bridge ready on %s:%d as %s",
@@ -322,7 +333,8 @@ class Bridge:
         self.messages.stop()
         self.webhooks.stop()
         self.lifecycle.stop()
-        for task in (self._housekeeper, self._profile_syncer, self._lifecycle):
+        self.catch_up.stop()
+        for task in (self._housekeeper, self._profile_syncer, self._lifecycle, self._catch_up):
             if task is not None:
                 task.cancel()
         # Work in hand (an event being handled, a message being sent) gets to finish.
@@ -340,12 +352,13 @@ class Bridge:
             self._webhook,
             self._worker,
             self._lifecycle,
+            self._catch_up,
         ):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._worker = self._housekeeper = self._profile_syncer = None
-        self._outbox = self._webhook = self._lifecycle = None
+        self._outbox = self._webhook = self._lifecycle = self._catch_up = None
         await self.client.close()
         await self.photos.close()
         await self.db.close()

@@ -254,6 +254,15 @@ class LocalSynapse:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: Synapse gets no chance to finish anything (for fault tests)."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        self.pid_path.unlink(missing_ok=True)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
     # --- small blocking client for set-up calls ---
 
     def call(

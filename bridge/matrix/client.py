@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -220,6 +221,8 @@ class HomeserverClient:
         self._session: aiohttp.ClientSession | None = None
         # Most recently used intents; the bridge may act for many thousands of accounts.
         self._intents: BoundedCache[str, Intent] = BoundedCache(MAX_CACHED_INTENTS)
+        # When a request last failed to reach the homeserver (catching up after outages).
+        self.last_unreachable: datetime | None = None
 
     async def start(self) -> None:
         """Open the shared connection pool."""
@@ -275,6 +278,7 @@ class HomeserverClient:
                 text = await response.text()
                 status = response.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.last_unreachable = datetime.now(UTC)
             raise HomeserverUnreachable(
                 f"{method} {path}: {exc.__class__.__name__}: {exc}"
             ) from exc
@@ -374,6 +378,21 @@ class HomeserverClient:
         )
         return list(result.get("joined", {}))
 
+    async def room_messages(
+        self, room_id: str, as_user: str, limit: int, before: str | None = None
+    ) -> dict[str, Any]:
+        """A page of a room's history, newest first (`before`: the `end` of the previous page)."""
+        params = {"dir": "b", "limit": str(limit)}
+        if before is not None:
+            params["from"] = before
+        result: dict[str, Any] = await self.request(
+            "GET",
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages",
+            params=params,
+            as_user=as_user,
+        )
+        return result
+
     async def ping(self, transaction_id: str | None = None) -> dict[str, Any]:
         """Ask the homeserver to ping the bridge (and end any backoff towards it)."""
         body = {"transaction_id": transaction_id} if transaction_id else {}
@@ -412,6 +431,7 @@ class HomeserverClient:
         try:
             response = await call
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.last_unreachable = datetime.now(UTC)
             raise HomeserverUnreachable(f"{exc.__class__.__name__}: {exc}") from exc
         first = response[0] if isinstance(response, tuple) else response
         if isinstance(first, ErrorResponse):

@@ -92,25 +92,40 @@ class InboxRepository:
                     .where(appservice_transactions.c.txn_id == txn_id)
                     .values(fingerprint=fingerprint, received_at=now)
                 )
-            inserted = 0
-            if events:
-                rows = [
-                    {
-                        "event_id": e.event_id,
-                        "room_id": e.room_id,
-                        "kind": e.kind,
-                        "event_type": e.event_type,
-                        "payload": json.dumps(e.payload, separators=(",", ":")),
-                        "received_at": now,
-                        "attempts": 0,
-                        "failed": False,
-                    }
-                    for e in events
-                ]
-                # RETURNING counts the rows really inserted (rowcount is unreliable for batches).
-                statement = self._insert_ignoring_duplicates().returning(inbound_events.c.seq)
-                inserted = len((await session.execute(statement, rows)).all())
+            inserted = await self._insert_events(session, events, now)
             return TransactionOutcome(replay=False, new_events=inserted)
+
+    async def store_events(self, events: list[NewEvent], now: datetime) -> int:
+        """Record events found outside any transaction (catching up from room history), those
+        not stored before; returns how many were new."""
+        async with self._db.session() as session, session.begin():
+            return await self._insert_events(session, events, now)
+
+    async def _insert_events(self, session: Any, events: list[NewEvent], now: datetime) -> int:
+        if not events:
+            return 0
+        rows = [
+            {
+                "event_id": e.event_id,
+                "room_id": e.room_id,
+                "kind": e.kind,
+                "event_type": e.event_type,
+                "payload": json.dumps(e.payload, separators=(",", ":")),
+                "received_at": now,
+                "attempts": 0,
+                "failed": False,
+            }
+            for e in events
+        ]
+        # RETURNING counts the rows really inserted (rowcount is unreliable for batches).
+        statement = self._insert_ignoring_duplicates().returning(inbound_events.c.seq)
+        return len((await session.execute(statement, rows)).all())
+
+    async def last_received_at(self) -> datetime | None:
+        """When the newest event still kept was received, if any."""
+        async with self._db.session() as session:
+            value = (await session.execute(select(func.max(inbound_events.c.received_at)))).scalar()
+        return _aware(value) if value is not None else None
 
     def _insert_ignoring_duplicates(self) -> Any:
         dialect = postgresql if self._db.dialect == "postgresql" else sqlite

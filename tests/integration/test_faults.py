@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -35,7 +36,7 @@ from bridge.config import ENV_PREFIX, Config, load_config, write_back
 from bridge.domain.ids import MatrixIdMapper
 from tests.conftest import SynapseEnv
 from tests.integration.test_conversations import matrix_client
-from tests.integration.test_messages import start_conversation
+from tests.integration.test_messages import feed, start_conversation
 from tests.integration.test_webhooks import hooked
 
 pytestmark = pytest.mark.synapse
@@ -46,6 +47,8 @@ KILL_AFTER_TYPED = 200  # Matrix → LMS: SIGKILL once this many messages were t
 RESTART_AFTER_TYPED = 350  # ... and start again once this many were (the rest arrive live)
 SYNAPSE_OUTAGE_SECONDS = 20.0
 WEBHOOK_FAILING_SECONDS = 10.0
+SIGKILL_TYPED = 150  # messages typed in a Matrix client while Synapse is SIGKILLed …
+SIGKILL_AFTER = 60  # … after this many
 
 
 def report(test: str, **figures: object) -> None:
@@ -552,6 +555,89 @@ async def test_lms_messages_sent_while_synapse_is_down_for_20s_arrive_once_in_or
     finally:
         await instance.stop()
     report("synapse_outage", **figures)
+
+
+# --- 3b. Synapse SIGKILLed while people type ------------------------------------------------
+
+
+async def _type(
+    env: SynapseEnv, session: aiohttp.ClientSession, token: str, room_id: str, body: str
+) -> None:
+    """Send one message as a person's client would, retrying through an outage (a retry after a
+    lost answer may post it twice: what counts is what the room holds)."""
+    deadline = time.monotonic() + 60
+    while True:
+        url = (
+            f"{env.synapse.url}/_matrix/client/v3/rooms/{room_id}/send/m.room.message/"
+            f"{secrets.token_hex(8)}"
+        )
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            async with session.put(
+                url,
+                json={"msgtype": "m.text", "body": body},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response:
+                if response.status == 200:
+                    return
+        assert time.monotonic() < deadline, f"{body} could not be sent"
+        await asyncio.sleep(0.1)
+
+
+async def test_everything_synapse_stored_reaches_the_lms_after_it_was_sigkilled(
+    synapse_env: SynapseEnv, database_url: str
+) -> None:
+    """A tutor types while Synapse is SIGKILLed and started again. Every message the room holds
+    afterwards reaches the LMS exactly once (events Synapse stored but never sent in a
+    transaction are found in the room's history), the second appservice notwithstanding."""
+    config = synapse_env.bridge_config(database_url)
+    instance = Bridge(config)
+    await instance.start()
+    figures: dict[str, object] = {}
+    try:
+        ids, conversation = await start_conversation(instance)
+        room_id = conversation["room_id"]
+        tutor = await matrix_client(synapse_env, instance, ids["tutor"])
+        token = str(tutor.access_token)
+        await tutor.close()
+        synapse = synapse_env.synapse
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for n in range(SIGKILL_TYPED):
+                if n == SIGKILL_AFTER:
+                    # Mid-stream: the messages just typed may be stored but not yet sent on.
+                    await asyncio.to_thread(synapse.kill)
+                    killed = time.monotonic()
+                    await asyncio.to_thread(synapse.start)
+                    figures["synapse_down_s"] = round(time.monotonic() - killed, 2)
+                await _type(synapse_env, session, token, room_id, f"k-{n:03d}")
+        typing_done = time.monotonic()
+        reader = await matrix_client(synapse_env, instance, ids["student"])
+        try:
+            stored = [e["event_id"] for e in await room_messages(synapse_env, reader, room_id)]
+        finally:
+            await reader.close()
+
+        async def published() -> list[str]:
+            events = await feed(instance, conversation["id"])
+            return [e["data"]["event_id"] for e in events if e["type"] == "message.created"]
+
+        async with asyncio.timeout(90):
+            while len(set(await published()) & set(stored)) < len(stored):
+                await asyncio.sleep(0.25)
+        figures["all_published_after_typing_s"] = round(time.monotonic() - typing_done, 2)
+        await asyncio.sleep(1.0)  # a duplicate would show up by now
+        created = await published()
+    finally:
+        await instance.stop()
+    assert sorted(created) == sorted(stored)
+    assert len(created) == len(set(created))
+    report(
+        "synapse_sigkill",
+        database=synapse_env.database,
+        typed=SIGKILL_TYPED,
+        in_room=len(stored),
+        **figures,
+    )
 
 
 # --- 4. the LMS webhook down for 10 s --------------------------------------------------------
