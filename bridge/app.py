@@ -38,6 +38,7 @@ from bridge.services.policy import PolicyService
 from bridge.services.profile_sync import ProfileSyncWorker
 from bridge.services.reading import ReadingService
 from bridge.services.roster import RosterService
+from bridge.services.roster_watch import RosterWatch
 from bridge.services.webhooks import WebhookDelivery
 from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
@@ -101,6 +102,12 @@ class Bridge:
         self.roster_service = RosterService(
             self.roster, self.profile_sync.wake, self.lifecycle.roster_changed
         )
+        self.roster_watch = RosterWatch(
+            self.roster,
+            config.conversations.roster_watch_seconds,
+            self.lifecycle.roster_changed,
+            self.profile_sync.wake,
+        )
         self.conversations = ConversationService(
             conversations,
             self.policy,
@@ -137,9 +144,12 @@ class Bridge:
             conversations,
             messages,
             accounts,
+            self.policy,
+            self.client,
             self.ids,
             config.bot_user_id,
             on_events=self.webhooks.wake,
+            on_stale=self.lifecycle.check_soon,
         )
         self.dispatcher.on("m.room.message", self.incoming.on_message)
         self.dispatcher.on("m.room.redaction", self.incoming.on_redaction)
@@ -173,6 +183,7 @@ class Bridge:
         self._outbox: asyncio.Task[None] | None = None
         self._webhook: asyncio.Task[None] | None = None
         self._lifecycle: asyncio.Task[None] | None = None
+        self._roster_watcher: asyncio.Task[None] | None = None
         self._catch_up: asyncio.Task[None] | None = None
 
     def web_app(self) -> web.Application:
@@ -228,7 +239,9 @@ class Bridge:
         self._profile_syncer = asyncio.create_task(self.profile_sync.run(), name="profile-sync")
         self._outbox = asyncio.create_task(self.messages.run_outbox(), name="outbox")
         self._webhook = asyncio.create_task(self.webhooks.run(), name="webhooks")
+        await self.roster_watch.prime()  # before the start-up sweep, so no change falls between
         self._lifecycle = asyncio.create_task(self.lifecycle.run(), name="conversation-states")
+        self._roster_watcher = asyncio.create_task(self.roster_watch.run(), name="roster-watch")
         self._catch_up = asyncio.create_task(self.catch_up.run(), name="catch-up")
         self.started = True
         log.info(
@@ -333,10 +346,13 @@ class Bridge:
         self.messages.stop()
         self.webhooks.stop()
         self.lifecycle.stop()
+        self.roster_watch.stop()
         self.catch_up.stop()
         for task in (self._housekeeper, self._profile_syncer, self._lifecycle, self._catch_up):
             if task is not None:
                 task.cancel()
+        if self._roster_watcher is not None:
+            self._roster_watcher.cancel()  # it only ever waits or reads one row
         # Work in hand (an event being handled, a message being sent) gets to finish.
         finishing = [
             task for task in (self._worker, self._outbox, self._webhook) if task is not None
@@ -353,12 +369,14 @@ class Bridge:
             self._worker,
             self._lifecycle,
             self._catch_up,
+            self._roster_watcher,
         ):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._worker = self._housekeeper = self._profile_syncer = None
         self._outbox = self._webhook = self._lifecycle = self._catch_up = None
+        self._roster_watcher = None
         await self.client.close()
         await self.photos.close()
         await self.db.close()

@@ -163,6 +163,12 @@ class ConversationsConfig:
         "frozen or open state disagrees with the policy).",
         3600.0,
     )
+    roster_watch_seconds: float = setting(
+        "How often the bridge looks for roster changes made by other processes (an "
+        "`import-oneroster` run, another bridge on the same database): one single-row query. "
+        "When it finds some, every conversation is rechecked and Matrix profiles are updated.",
+        2.0,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -414,6 +420,8 @@ def validate(config: Config) -> list[str]:
         problems.append("messages.per_user_per_minute: expected at least 1")
     if config.conversations.sweep_interval_seconds < 1:
         problems.append("conversations.sweep_interval_seconds: expected at least 1")
+    if config.conversations.roster_watch_seconds < 0.1:
+        problems.append("conversations.roster_watch_seconds: expected at least 0.1")
     if config.lms.max_body_bytes < 1024:
         problems.append("lms.max_body_bytes: expected at least 1024")
     for network in config.lms.photo_allowed_networks:

@@ -5,6 +5,10 @@ send has been answered; they carry the stored message's id in their content, whi
 are recognised (checked against the sender and room, so a client copying the key can only hide
 its own messages). Each effect is keyed on an event id, so an event handled twice (after a crash)
 counts once.
+
+A message or edit is carried only while the pair may still write to each other: the room may not
+be frozen yet when the relationship ends (the roster changed a moment ago, or elsewhere). Then
+the bot says so in the room, and the conversation is rechecked at once, which freezes it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from datetime import UTC, datetime
 from bridge.cache import BoundedCache
 from bridge.domain.formatting import bridged_message_id, replacement_of, text_of
 from bridge.domain.ids import MatrixIdMapper
+from bridge.domain.policy import Decision
+from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
+from bridge.services.policy import PolicyService, UnknownUser
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.inbox import StoredEvent
@@ -33,16 +40,22 @@ class IncomingMessages:
         conversations: ConversationRepository,
         messages: MessageRepository,
         accounts: AccountRepository,
+        policy: PolicyService,
+        client: HomeserverClient,
         ids: MatrixIdMapper,
         bot_user_id: str,
         on_events: Callable[[], None] = lambda: None,
+        on_stale: Callable[[ConversationRecord], None] = lambda _record: None,
     ) -> None:
         self._conversations = conversations
         self._messages = messages
         self._accounts = accounts
+        self._policy = policy
+        self._client = client
         self._ids = ids
         self._bot = bot_user_id
         self._on_events = on_events
+        self._on_stale = on_stale
         # Facts that never change once known, looked up for nearly every event: which person an
         # account is, and which room a conversation has.
         self._people: BoundedCache[str, str] = BoundedCache(CACHE_SIZE)
@@ -97,7 +110,7 @@ class IncomingMessages:
         assert event.event_id is not None
         edit = replacement_of(content)
         if edit is not None:
-            await self._on_edit(event.event_id, conversation.id, sender, *edit)
+            await self._on_edit(event.event_id, conversation, sender, *edit)
             return
         if await self._messages.by_event_id(event.event_id) is not None:
             return  # the echo of a message sent before messages carried their id
@@ -107,10 +120,53 @@ class IncomingMessages:
                 "event %s: %s messages are not bridged", event.event_id, content.get("msgtype")
             )
             return
+        if await self._refused(event.event_id, conversation, sender, "message"):
+            return
         if await self._messages.add_incoming(
             conversation.id, sender, event.event_id, text[0], text[1], datetime.now(UTC)
         ):
             self._on_events()
+
+    async def _refused(
+        self, event_id: str, conversation: ConversationRecord, sender: str, what: str
+    ) -> bool:
+        """Whether the pair may no longer write to each other; if so the bot tells the room
+        the `what` ("message", "edit") was not delivered, and the conversation is rechecked."""
+        decision = await self._decision(conversation, sender)
+        if decision.allowed:
+            return False
+        log.info(
+            "event %s in conversation %s not delivered: %s (%s)",
+            event_id,
+            conversation.id,
+            decision.reason,
+            decision.code,
+        )
+        self._on_stale(conversation)  # its room should be frozen: have it rechecked now
+        body = f"This {what} was not delivered to the learning platform: {decision.reason}."
+        room_id = conversation.room_id
+        assert room_id is not None  # the conversation was found by its room
+        try:
+            # The txn id follows the event, so handling the event again doesn't post twice.
+            await self._client.intent(self._bot).send_message(
+                room_id,
+                {
+                    "msgtype": "m.notice",
+                    "body": body,
+                    "m.relates_to": {"m.in_reply_to": {"event_id": event_id}},
+                },
+                new_txn_id("refused", event_id),
+            )
+        except HomeserverError as exc:
+            log.warning("notice about undelivered event %s not posted: %s", event_id, exc)
+        return True
+
+    async def _decision(self, conversation: ConversationRecord, sender: str) -> Decision:
+        """May `sender` still write to the other participant? (Phrased for the sender.)"""
+        try:
+            return await self._policy.can_converse(sender, conversation.other(sender))
+        except UnknownUser:  # removed meanwhile: the conversation goes with them
+            return Decision(False, "unknown_user", "that person is no longer on the platform")
 
     async def _is_echo(self, event: StoredEvent) -> bool:
         """Whether the event is one the bridge sent: for the message its content names, as that
@@ -129,7 +185,7 @@ class IncomingMessages:
     async def _on_edit(
         self,
         event_id: str,
-        conversation_id: str,
+        conversation: ConversationRecord,
         sender: str,
         target: str,
         new_content: dict[str, object],
@@ -140,11 +196,13 @@ class IncomingMessages:
         if (
             original is None
             or original.sender != sender  # Matrix ignores edits of someone else's message
-            or original.conversation_id != conversation_id  # or of another room's
+            or original.conversation_id != conversation.id  # or of another room's
         ):
             return
         text = text_of(new_content)
         if text is None:
+            return
+        if await self._refused(event_id, conversation, sender, "edit"):
             return
         if await self._messages.edit_incoming(
             event_id, original.id, text[0], text[1], datetime.now(UTC)

@@ -1,9 +1,12 @@
 """Repository of the roster: institutions, people, memberships, courses, batches, assignments.
 
 Writes come as lists of roster changes applied in one transaction with batched statements (a
-nightly sync is hundreds of thousands of rows); the people-search words and the profile sync queue
-are maintained in the same transaction. Policy questions are answered by indexed lookups about
-the two people concerned, never by loading the roster.
+nightly sync is hundreds of thousands of rows); the people-search words, the profile sync queue
+and the roster version are maintained in the same transaction. Policy questions are answered by
+indexed lookups about the two people concerned, never by loading the roster.
+
+The version is how a running bridge learns of writes made by another process (an import): each
+write bumps it, and a repository remembers the versions it made itself.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from bridge.store.schema import (
     matrix_accounts,
     memberships,
     profile_sync_queue,
+    roster_version,
     teaching,
     users,
 )
@@ -61,6 +65,7 @@ _ROSTER_TABLES = (
     "contact_words",
 )
 _NAME_KEY_MAX = 200
+_OWN_VERSIONS_KEPT = 10_000  # a repository nobody watches must not grow without bound
 T = TypeVar("T")
 
 
@@ -214,6 +219,8 @@ class RosterRepository:
         # Rows written per table, in all and as of its last statistics refresh.
         self._written: dict[str, int] = defaultdict(int)
         self._written_at_analyze: dict[str, int] = defaultdict(int)
+        # Roster versions this repository's own (committed) writes made.
+        self._own_versions: set[int] = set()
 
     # --- reading ---
 
@@ -499,6 +506,11 @@ class RosterRepository:
                 )
             await self._reindex(conn, sorted(reindex))
             synced = await self._queue_profile_sync(conn, changed_people["profile"], now)
+            # Last, so the version row is locked only briefly (it serialises roster writers).
+            version = await self._bump_version(conn) if changes else None
+        if version is not None:
+            # Only once committed: a rolled-back number may be reused by another process.
+            self._remember_own(version)
         for change_type, changes_of_type in by_type.items():
             if changes_of_type:
                 counts[_COUNT_NAMES[change_type]] += len(changes_of_type)
@@ -512,6 +524,40 @@ class RosterRepository:
         if due:
             await self.analyze(due)
         return ApplyResult(dict(counts), synced)
+
+    # --- the roster version ---
+
+    async def version(self) -> int:
+        """The roster's current version (0 before any write); one single-row read."""
+        async with self._db.engine.connect() as conn:
+            value = (
+                await conn.execute(select(roster_version.c.version).where(roster_version.c.id == 1))
+            ).scalar()
+        return int(value or 0)
+
+    def written_elsewhere(self, after: int, upto: int) -> bool:
+        """Whether a version in (`after`, `upto`] was made by another writer than this
+        repository (a version that went back, e.g. a restored backup, counts too).
+
+        Versions up to `upto` are then forgotten: the caller has seen them.
+        """
+        own = sum(1 for v in self._own_versions if after < v <= upto)
+        self._own_versions = {v for v in self._own_versions if v > upto}
+        return upto < after or own < upto - after
+
+    def _remember_own(self, version: int) -> None:
+        self._own_versions.add(version)
+        if len(self._own_versions) > _OWN_VERSIONS_KEPT:
+            # Forgetting one only costs a needless recheck if someone is watching.
+            self._own_versions.discard(min(self._own_versions))
+
+    async def _bump_version(self, conn: AsyncConnection) -> int:
+        """Add one to the roster version in the caller's transaction; returns the new one."""
+        statement = self._dialect.insert(roster_version).values(id=1, version=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=["id"], set_={"version": roster_version.c.version + 1}
+        ).returning(roster_version.c.version)
+        return int((await conn.execute(statement)).scalar_one())
 
     async def analyze(self, tables: Sequence[str] = _ROSTER_TABLES) -> None:
         """Refresh the query planner's statistics of roster tables."""

@@ -191,6 +191,15 @@ profile_sync_queue = Table(
     Column("queued_at", DateTime(timezone=True), nullable=False),
 )
 
+# The roster's version (one row): every roster write bumps it in its own transaction, so a
+# running bridge notices roster changes that other processes (an import) made.
+roster_version = Table(
+    "roster_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
 # --- conversations ---
 
 # The one conversation of a pair of people (user_a < user_b), with its Matrix room once made.

@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 
 from bridge.domain.formatting import bridged, message_content
 from bridge.domain.ids import MatrixIdMapper
-from bridge.domain.roster import UserPut
+from bridge.domain.roster import InstitutionPut, MembershipPut, UserPut
+from bridge.matrix.client import HomeserverClient
 from bridge.services.incoming import IncomingMessages
+from bridge.services.policy import PolicyService
 from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRepository
@@ -23,7 +25,18 @@ ROOM = "!room:hs"
 async def _setup(db: Database) -> tuple[IncomingMessages, MessageRepository, str]:
     await migrate.upgrade(db)
     now = datetime.now(UTC)
-    await RosterRepository(db).apply([UserPut("a", "Ann"), UserPut("b", "Bo")], now)
+    roster = RosterRepository(db)
+    # Fellow tutors: the pair may write to each other.
+    await roster.apply(
+        [
+            InstitutionPut("u", "Uni"),
+            UserPut("a", "Ann"),
+            UserPut("b", "Bo"),
+            MembershipPut("u", "a", "tutor"),
+            MembershipPut("u", "b", "tutor"),
+        ],
+        now,
+    )
     accounts = AccountRepository(db)
     await accounts.add("@_lms_a:hs", "a", now)
     conversations = ConversationRepository(db)
@@ -31,7 +44,13 @@ async def _setup(db: Database) -> tuple[IncomingMessages, MessageRepository, str
     await conversations.activate(record.id, ROOM, now)
     messages = MessageRepository(db)
     handler = IncomingMessages(
-        conversations, messages, accounts, MatrixIdMapper("_lms_", "hs"), "@bot:hs"
+        conversations,
+        messages,
+        accounts,
+        PolicyService(roster),
+        HomeserverClient("http://127.0.0.1:9", "as-token", "bridge"),  # never called here
+        MatrixIdMapper("_lms_", "hs"),
+        "@bot:hs",
     )
     return handler, messages, record.id
 
