@@ -26,6 +26,7 @@ from bridge.matrix.appservice import AppserviceEndpoint, matrix_error
 from bridge.matrix.checks import CheckResult, run_checks
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
 from bridge.services.accounts import AccountService
+from bridge.services.attachments import AttachmentDownloads
 from bridge.services.attempts import MatrixSideAttempts
 from bridge.services.catch_up import HistoryCatchUp
 from bridge.services.conversations import ConversationService
@@ -130,6 +131,9 @@ class Bridge:
             config.bot_user_id,
             on_events=self.webhooks.wake,
         )
+        self.downloads = AttachmentDownloads(
+            messages, conversations, self.client, config.messages.max_attachment_bytes
+        )
         self.reading = ReadingService(conversations, messages, self.roster, self.client, self.ids)
         self.dispatcher = EventDispatcher()
         self.processor = InboundProcessor(self.inbox, self.dispatcher)
@@ -150,10 +154,13 @@ class Bridge:
             config.bot_user_id,
             on_events=self.webhooks.wake,
             on_stale=self.lifecycle.check_soon,
+            max_attachment_bytes=config.messages.max_attachment_bytes,
         )
         self.dispatcher.on("m.room.message", self.incoming.on_message)
         self.dispatcher.on("m.room.redaction", self.incoming.on_redaction)
         self.dispatcher.on("m.receipt", self.incoming.on_receipt)
+        self.dispatcher.on("m.reaction", self.incoming.on_reaction)
+        self.dispatcher.on(None, self.incoming.on_other)
         self.attempts = MatrixSideAttempts(
             self.conversations,
             conversations,
@@ -205,6 +212,8 @@ class Bridge:
                 self.reading,
                 self.ids,
                 self.config.lms.max_body_bytes,
+                self.downloads,
+                self.config.messages.max_attachment_bytes,
             ).routes()
         )
         app.add_routes(EventRoutes(self.event_log).routes())

@@ -148,6 +148,11 @@ class MessagesConfig:
     """Limits on messages sent through the bridge."""
 
     max_body_chars: int = setting("Longest message body accepted (longer ones get 413).", 10000)
+    max_attachment_bytes: int = setting(
+        "Largest file carried either way: sent by the LMS (larger get 413), or sent in a Matrix "
+        "client (larger are not delivered, and the sender is told).",
+        20 * 1024 * 1024,
+    )
     per_user_per_minute: int = setting(
         "How many messages one person may send per minute through the API (more get 429).", 30
     )
@@ -414,6 +419,8 @@ def validate(config: Config) -> list[str]:
         )
     if asc.txn_dedupe_window_seconds < 60:
         problems.append("appservice.txn_dedupe_window_seconds: expected at least 60")
+    if config.messages.max_attachment_bytes < 1:
+        problems.append("messages.max_attachment_bytes: expected at least 1")
     if config.messages.max_body_chars < 1:
         problems.append("messages.max_body_chars: expected at least 1")
     if config.messages.per_user_per_minute < 1:

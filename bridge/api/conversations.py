@@ -8,10 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from bridge.api.fields import FieldError, check_id
+from bridge.api.files import download_headers, read_file_form
 from bridge.api.http import ApiFailure, path_id, query_int, read_json
 from bridge.domain.formatting import TextFormat
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverUnreachable
+from bridge.services.attachments import AttachmentDownloads
 from bridge.services.conversations import ConversationRefused, ConversationService
 from bridge.services.messages import MessageService
 from bridge.services.policy import UnknownUser
@@ -52,6 +54,7 @@ def message_json(record: MessageRecord) -> dict[str, Any]:
         "edited_at": record.edited_at.isoformat() if record.edited_at else None,
         "deleted": deleted,
         "pending": record.pending,
+        "attachment": record.attachment.json() if record.attachment and not deleted else None,
     }
 
 
@@ -121,7 +124,11 @@ class ConversationRoutes:
         reading: ReadingService,
         ids: MatrixIdMapper,
         max_body_bytes: int,
+        downloads: AttachmentDownloads,
+        max_attachment_bytes: int,
     ) -> None:
+        self._downloads = downloads
+        self._max_attachment = max_attachment_bytes
         self._conversations = conversations
         self._messages = messages
         self._reading = reading
@@ -138,6 +145,7 @@ class ConversationRoutes:
             web.post("/api/v1/conversations/{conversation_id}/read", self.read),
             web.patch("/api/v1/messages/{message_id}", self.edit),
             web.delete("/api/v1/messages/{message_id}", self.delete),
+            web.get("/api/v1/messages/{message_id}/attachment", self.attachment),
         ]
 
     async def start(self, request: web.Request) -> web.Response:
@@ -199,13 +207,22 @@ class ConversationRoutes:
     async def send(self, request: web.Request) -> web.Response:
         """`POST /api/v1/conversations/{c}/messages`: 201 sent, 202 queued, 200 a repeat."""
         conversation_id = path_id(request, "conversation_id")
-        body = _object(await read_json(request, self._max_body))
-        sender = _id_field(body, "sender")
-        client_message_id = _id_field(body, "client_message_id")
-        text, text_format = _text(body)
-        record, created = await self._messages.send(
-            conversation_id, sender, text, text_format, client_message_id
-        )
+        if request.content_type == "multipart/form-data":
+            fields, upload = await read_file_form(request, self._max_attachment)
+            record, created = await self._messages.send_file(
+                conversation_id,
+                _id_field(fields, "sender"),
+                _id_field(fields, "client_message_id"),
+                upload,
+            )
+        else:
+            body = _object(await read_json(request, self._max_body))
+            sender = _id_field(body, "sender")
+            client_message_id = _id_field(body, "client_message_id")
+            text, text_format = _text(body)
+            record, created = await self._messages.send(
+                conversation_id, sender, text, text_format, client_message_id
+            )
         status = 200 if not created else 201 if record.status == "sent" else 202
         return web.json_response(message_json(record), status=status)
 
@@ -233,3 +250,17 @@ class ConversationRoutes:
         user = _query_id(request, "as")
         record = await self._messages.delete(message_id, user)
         return web.json_response(message_json(record), status=202 if record.pending else 200)
+
+    async def attachment(self, request: web.Request) -> web.StreamResponse:
+        """`GET /api/v1/messages/{m}/attachment?as={u}`: the file, for a participant."""
+        message_id = path_id(request, "message_id")
+        reader = _query_id(request, "as")
+        async with self._downloads.open(message_id, reader) as download:
+            response = web.StreamResponse(headers=download_headers(download.attachment))
+            if download.length is not None:
+                response.content_length = download.length
+            await response.prepare(request)
+            async for chunk in download.chunks:
+                await response.write(chunk)
+            await response.write_eof()
+            return response

@@ -10,6 +10,17 @@ from bridge.api.openapi_parts import errors, json_body, json_response, path_para
 _STRING = {"type": "string"}
 _NULLABLE = {"type": ["string", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
+ATTACHMENT = {
+    "type": ["object", "null"],
+    "description": "The file the message carries (download it from …/attachment)",
+    "required": ["kind", "name", "size", "mimetype"],
+    "properties": {
+        "kind": {"type": "string", "enum": ["image", "audio", "video", "file"]},
+        "name": _STRING,
+        "size": {"type": ["integer", "null"], "description": "bytes, as the sender stated"},
+        "mimetype": _NULLABLE,
+    },
+}
 
 CONVERSATION = {
     "type": "object",
@@ -51,6 +62,7 @@ MESSAGE = {
             "enum": ["edit", "redact", None],
             "description": "A change Matrix hasn't received yet (the homeserver is away)",
         },
+        "attachment": ATTACHMENT,
     },
 }
 _INBOX_ITEM = {
@@ -96,6 +108,12 @@ def _event(
 _ORIGIN = {"type": "string", "enum": ["lms", "matrix"], "description": "where it was made"}
 _MESSAGE_REF = {"message_id": _STRING, "conversation_id": _STRING, "sender": _STRING}
 
+_CLIENT_MESSAGE_ID = {
+    "type": "string",
+    "description": "The LMS's own id: a repeat returns the stored message, never a second one",
+}
+_REACTION = {"message_id": _STRING, "conversation_id": _STRING, "sender": _STRING, "key": _STRING}
+
 # The `data` of each event type, by type.
 EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
     "message.created": _event(
@@ -107,6 +125,7 @@ EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
         event_id=_NULLABLE,
         origin=_ORIGIN,
         created_at=_TIME,
+        attachment=ATTACHMENT,
     ),
     "message.edited": _event(
         "A message's text changed (an edit, or an edit redacted in Matrix undone)",
@@ -134,6 +153,19 @@ EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
         **_MESSAGE_REF,
         origin=_ORIGIN,
         deleted_at=_TIME,
+    ),
+    "reaction.added": _event(
+        "Someone reacted to a message in a Matrix client (`key` is the emoji or text)",
+        **_REACTION,
+        event_id=_STRING,
+        created_at=_TIME,
+    ),
+    "reaction.removed": _event(
+        "A reaction was taken back",
+        **_REACTION,
+        event_id={**_STRING, "description": "the reaction's event"},
+        redaction_event_id=_STRING,
+        removed_at=_TIME,
     ),
     "message.failed": _event(
         "The homeserver refused a message for good",
@@ -258,28 +290,44 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                 "tags": ["conversations"],
                 "summary": "Send a message as a participant (idempotent on client_message_id)",
                 "parameters": path_params(messages_path),
-                "requestBody": json_body(
-                    {
-                        "type": "object",
-                        "required": ["sender", "body", "client_message_id"],
-                        "properties": {
-                            "sender": _STRING,
-                            **text_body,
-                            "client_message_id": {
-                                "type": "string",
-                                "description": "The LMS's own id: a repeat returns the "
-                                "stored message, never a second one",
-                            },
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["sender", "body", "client_message_id"],
+                                "properties": {
+                                    "sender": _STRING,
+                                    **text_body,
+                                    "client_message_id": _CLIENT_MESSAGE_ID,
+                                },
+                            }
                         },
-                    }
-                ),
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "description": "A file: uploaded to the homeserver as the "
+                                "sender, then sent as an image, audio, video or file message "
+                                "(503 when the homeserver can't take it now)",
+                                "required": ["sender", "client_message_id", "file"],
+                                "properties": {
+                                    "sender": _STRING,
+                                    "client_message_id": _CLIENT_MESSAGE_ID,
+                                    "body": {"type": "string", "description": "a caption"},
+                                    "file": {"type": "string", "format": "binary"},
+                                },
+                            }
+                        },
+                    },
+                },
                 "responses": {
                     "201": json_response(MESSAGE, "Sent; `event_id` is the Matrix event"),
                     "202": json_response(
                         MESSAGE, "Stored and queued: the homeserver is unreachable"
                     ),
                     "200": json_response(MESSAGE, "A repeat of an earlier request"),
-                    **errors(400, 404, 409, 413, 429),
+                    **errors(400, 404, 409, 413, 429, 503),
                 },
             },
         },
@@ -346,6 +394,30 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                     **errors(400, 404),
                 },
             },
+        },
+        f"{message_path}/attachment": {
+            "get": {
+                "tags": ["conversations"],
+                "summary": "Download the file a message carries (participants only)",
+                "description": "Streamed from the homeserver's media repository. Offered as an "
+                "attachment; types a browser could run (HTML, SVG, …) come as "
+                "application/octet-stream.",
+                "parameters": [
+                    *path_params(f"{message_path}/attachment"),
+                    _query("as", "The participant downloading", required=True),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file",
+                        "content": {
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            }
+                        },
+                    },
+                    **errors(400, 404, 413, 502, 503),
+                },
+            }
         },
         "/api/v1/events": {
             "get": {

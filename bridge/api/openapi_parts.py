@@ -32,6 +32,7 @@ DESCRIPTIONS = {
     413: "Body too large",
     422: "A referenced record doesn't exist; `error.missing` names it",
     429: "Too many messages; `error.retry_after_seconds` says when to retry",
+    502: "The homeserver refused to hand over what was asked for",
     503: "The homeserver is unreachable; retry",
 }
 

@@ -7,11 +7,12 @@ same session and adds the appservice's ``user_id`` query parameter to every requ
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -392,6 +393,42 @@ class HomeserverClient:
             as_user=as_user,
         )
         return result
+
+    @contextlib.asynccontextmanager
+    async def media(self, server_name: str, media_id: str) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A download from the homeserver's media repository, to be read as a stream (the
+        authenticated media API, as the bridge bot)."""
+        path = (
+            f"/_matrix/client/v1/media/download/{quote(server_name, safe='')}/"
+            f"{quote(media_id, safe='')}"
+        )
+        try:
+            response = await self.session.get(
+                self.base_url + path,
+                headers={"Authorization": f"Bearer {self._as_token}"},
+                # Only the wait for the answer is bounded: a large file may take a while.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout),
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.last_unreachable = datetime.now(UTC)
+            raise HomeserverUnreachable(f"GET {path}: {exc.__class__.__name__}: {exc}") from exc
+        try:
+            if response.status != 200:
+                text = await response.text()
+                try:
+                    data = json.loads(text)
+                except ValueError:
+                    data = None
+                details = data if isinstance(data, dict) else {}
+                raise HomeserverError(
+                    response.status,
+                    str(details.get("errcode", "")),
+                    str(details.get("error", text[:200])),
+                    data,
+                )
+            yield response
+        finally:
+            response.release()
 
     async def ping(self, transaction_id: str | None = None) -> dict[str, Any]:
         """Ask the homeserver to ping the bridge (and end any backoff towards it)."""

@@ -1,4 +1,5 @@
-"""Matrix → LMS: messages, edits, deletions and read receipts from Matrix clients.
+"""Matrix → LMS: messages, files, edits, deletions, reactions and read receipts from Matrix
+clients; whatever else a participant sends is answered with a notice that it was not carried.
 
 The bridge's own sends and edits come back through the transaction stream too, often before the
 send has been answered; they carry the stored message's id in their content, which is how they
@@ -18,9 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bridge.cache import BoundedCache
+from bridge.domain.content import attachment_of, not_delivered_notice, uncarried
 from bridge.domain.formatting import bridged_message_id, replacement_of, text_of
 from bridge.domain.ids import MatrixIdMapper
 from bridge.domain.policy import Decision
+from bridge.domain.text import from_matrix
 from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
 from bridge.services.policy import PolicyService, UnknownUser
 from bridge.store.accounts import AccountRepository
@@ -30,6 +33,10 @@ from bridge.store.messages import MessageRepository
 
 log = logging.getLogger(__name__)
 CACHE_SIZE = 10_000
+# Event types handled elsewhere: everything else a participant sends gets a "not carried" notice.
+_HANDLED_TYPES = frozenset(
+    {"m.room.message", "m.reaction", "m.room.redaction", "m.room.encrypted", "m.receipt"}
+)
 
 
 class IncomingMessages:
@@ -46,7 +53,9 @@ class IncomingMessages:
         bot_user_id: str,
         on_events: Callable[[], None] = lambda: None,
         on_stale: Callable[[ConversationRecord], None] = lambda _record: None,
+        max_attachment_bytes: int = 20 * 1024 * 1024,
     ) -> None:
+        self._max_attachment = max_attachment_bytes
         self._conversations = conversations
         self._messages = messages
         self._accounts = accounts
@@ -115,17 +124,84 @@ class IncomingMessages:
         if await self._messages.by_event_id(event.event_id) is not None:
             return  # the echo of a message sent before messages carried their id
         text = text_of(content)
-        if text is None:
-            log.info(
-                "event %s: %s messages are not bridged", event.event_id, content.get("msgtype")
-            )
+        attached = attachment_of(content) if text is None else None
+        if text is None and attached is None:
+            await self._not_carried(event, conversation, uncarried(event.event_type, content))
+            return
+        if attached is not None and (attached[0].size or 0) > self._max_attachment:
+            limit = self._max_attachment / (1024 * 1024)
+            what = f"a file larger than the {limit:.0f} MB the platform accepts"
+            await self._not_carried(event, conversation, what)
             return
         if await self._refused(event.event_id, conversation, sender, "message"):
             return
+        if attached is not None:
+            attachment, caption = attached
+            body, html = caption or attachment.name, None
+        else:
+            assert text is not None
+            (body, html), attachment = text, None
         if await self._messages.add_incoming(
-            conversation.id, sender, event.event_id, text[0], text[1], datetime.now(UTC)
+            conversation.id, sender, event.event_id, body, html, datetime.now(UTC), attachment
         ):
             self._on_events()
+
+    async def on_reaction(self, event: StoredEvent) -> None:
+        """Handle one `m.reaction`: a reaction to a message reaches the LMS as its own event."""
+        found = await self._participant(event)
+        if found is None:
+            return
+        conversation, sender, content = found
+        relates = content.get("m.relates_to")
+        if not isinstance(relates, dict) or relates.get("rel_type") != "m.annotation":
+            return
+        target, key = relates.get("event_id"), relates.get("key")
+        if not isinstance(target, str) or not isinstance(key, str) or not key.strip():
+            return
+        message = await self._messages.by_event_id(target)
+        if message is None or message.conversation_id != conversation.id:
+            return
+        if message.deleted_at is not None:
+            return
+        if not (await self._decision(conversation, sender)).allowed:
+            log.info("reaction %s not delivered: the pair may no longer talk", event.event_id)
+            return
+        assert event.event_id is not None
+        if await self._messages.add_reaction(
+            event.event_id, message, sender, from_matrix(key)[:255], datetime.now(UTC)
+        ):
+            self._on_events()
+
+    async def on_other(self, event: StoredEvent) -> None:
+        """Any other event a participant sends in a conversation room (a sticker, a poll, a
+        call…): not carried, and the sender is told so."""
+        if (
+            event.kind != "timeline"
+            or event.event_type in _HANDLED_TYPES
+            or "state_key" in event.payload
+        ):
+            return
+        found = await self._participant(event)
+        if found is None or await self._is_echo(event):
+            return
+        conversation, _sender, content = found
+        await self._not_carried(event, conversation, uncarried(event.event_type, content))
+
+    async def _not_carried(
+        self, event: StoredEvent, conversation: ConversationRecord, what: str | None
+    ) -> None:
+        """Tell the sender (in a reply from the bot) that `what` did not reach the platform."""
+        if what is None:
+            return
+        assert event.event_id is not None
+        log.info(
+            "event %s (%s) in conversation %s not carried: %s",
+            event.event_id,
+            event.event_type,
+            conversation.id,
+            what,
+        )
+        await self._reply_notice(conversation, event.event_id, not_delivered_notice(what))
 
     async def _refused(
         self, event_id: str, conversation: ConversationRecord, sender: str, what: str
@@ -144,6 +220,13 @@ class IncomingMessages:
         )
         self._on_stale(conversation)  # its room should be frozen: have it rechecked now
         body = f"This {what} was not delivered to the learning platform: {decision.reason}."
+        await self._reply_notice(conversation, event_id, body)
+        return True
+
+    async def _reply_notice(
+        self, conversation: ConversationRecord, event_id: str, body: str
+    ) -> None:
+        """A notice from the bot in reply to `event_id` (once, however often this runs)."""
         room_id = conversation.room_id
         assert room_id is not None  # the conversation was found by its room
         try:
@@ -159,7 +242,6 @@ class IncomingMessages:
             )
         except HomeserverError as exc:
             log.warning("notice about undelivered event %s not posted: %s", event_id, exc)
-        return True
 
     async def _decision(self, conversation: ConversationRecord, sender: str) -> Decision:
         """May `sender` still write to the other participant? (Phrased for the sender.)"""
@@ -223,10 +305,12 @@ class IncomingMessages:
         assert event.event_id is not None
         original = await self._messages.by_event_id(target)
         if original is None:
-            # Perhaps an edit: clients then show the text before it again, and so does the LMS.
-            if await self._messages.undo_edit(
-                target, conversation.id, event.event_id, datetime.now(UTC)
-            ):
+            now = datetime.now(UTC)
+            # A reaction taken back; or an edit, after which clients show the text before it
+            # again, and so does the LMS.
+            if await self._messages.remove_reaction(
+                target, conversation.id, event.event_id, now
+            ) or await self._messages.undo_edit(target, conversation.id, event.event_id, now):
                 self._on_events()
             return
         if original.conversation_id != conversation.id:

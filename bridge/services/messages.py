@@ -15,9 +15,16 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bridge.config import MessagesConfig
+from bridge.domain.content import (
+    Attachment,
+    attachment_content,
+    clean_filename,
+    kind_of_mimetype,
+)
 from bridge.domain.formatting import (
     MAX_CONTENT_BYTES,
     MarkdownRenderer,
@@ -45,6 +52,24 @@ log = logging.getLogger(__name__)
 # How long a send waits for older messages of its conversation before answering "queued".
 WAIT_FOR_OLDER_SECONDS = 3.0
 MAX_OUTBOX_DELAY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """A file the LMS sends into a conversation."""
+
+    name: str
+    mimetype: str
+    data: bytes
+    caption: str | None = None
+
+
+def _content(body: str, html: str | None, attachment: Attachment | None) -> dict[str, object]:
+    if attachment is not None:
+        return attachment_content(attachment, body if body != attachment.name else None)
+    return message_content(body, html)
+
+
 # Stand-ins as long as the real ids, for measuring an event before it is stored.
 _LONGEST_ID = "0" * 32
 _LONGEST_EVENT_ID = "$" + "0" * 43
@@ -106,8 +131,10 @@ class MessageService:
         body: str,
         text_format: TextFormat,
         client_message_id: str,
+        attachment: Attachment | None = None,
     ) -> tuple[MessageRecord, bool]:
-        """Store and send a message; returns (message, whether this call stored it).
+        """Store and send a message (a text, or a file uploaded before with `body` its caption
+        or name); returns (message, whether this call stored it).
 
         The message's `status` says "sent" (with its event id) or "queued". A repeat of a stored
         message returns it whatever happened since (a freeze, the rate limit).
@@ -134,7 +161,7 @@ class MessageService:
                 retry_after_seconds=round(wait, 1),
             )
         html = self._markdown.render(body) if text_format == "markdown" else None
-        self._check_size(bridged(message_content(body, html), _LONGEST_ID))
+        self._check_size(bridged(_content(body, html, attachment), _LONGEST_ID))
         record, created = await self._messages.add_outgoing(
             conversation_id,
             sender,
@@ -143,12 +170,56 @@ class MessageService:
             text_format,
             html,
             datetime.now(UTC),
+            attachment,
         )
         if created:
             self._on_events()
         if record.status == "queued":
             record = await self._deliver_soon(record, conversation)
         return record, created
+
+    async def send_file(
+        self,
+        conversation_id: str,
+        sender: str,
+        client_message_id: str,
+        upload: FileUpload,
+    ) -> tuple[MessageRecord, bool]:
+        """Upload a file the LMS sent to the homeserver's media repository as the sender, then
+        send it like a message. Nothing is stored when the homeserver is unreachable (503: the
+        LMS still has the file and sends it again)."""
+        existing = await self._messages.by_client_message_id(sender, client_message_id)
+        if existing is not None:
+            return await self.send(
+                conversation_id, sender, existing.body, "plain", client_message_id
+            )
+        await self._open_conversation(conversation_id, sender)
+        limit = self._limits.max_attachment_bytes
+        if len(upload.data) > limit:
+            raise Refused(
+                413, "file_too_large", f"Files are limited to {limit:,} bytes", limit=limit
+            )
+        name = clean_filename(upload.name)
+        mimetype = upload.mimetype if "/" in upload.mimetype else "application/octet-stream"
+        try:
+            mxc = await self._client.intent(self._ids.user_id(sender)).upload(
+                upload.data, mimetype, name
+            )
+        except HomeserverUnreachable as exc:
+            raise Refused(
+                503,
+                "homeserver_unavailable",
+                "The homeserver can't take the file now; send it again shortly",
+            ) from exc
+        attachment = Attachment(kind_of_mimetype(mimetype), mxc, name, len(upload.data), mimetype)
+        return await self.send(
+            conversation_id,
+            sender,
+            upload.caption or name,
+            "plain",
+            client_message_id,
+            attachment,
+        )
 
     async def _deliver_soon(
         self, record: MessageRecord, conversation: ConversationRecord
@@ -231,6 +302,8 @@ class MessageService:
         sends it later).
         """
         record = await self._own_message(message_id, user)
+        if record.attachment is not None:
+            raise Refused(409, "not_editable", "A message carrying a file can't be edited")
         await self._open_conversation(record.conversation_id, user)
         self._check_text(body)
         html = self._markdown.render(body) if text_format == "markdown" else None
@@ -368,7 +441,7 @@ class MessageService:
 
     async def _send(self, room_id: str, record: MessageRecord) -> str:
         sender = self._ids.user_id(record.sender)
-        content = bridged(message_content(record.body, record.html), record.id)
+        content = bridged(_content(record.body, record.html, record.attachment), record.id)
         txn = new_txn_id("msg", record.id)
         try:
             return await self._client.intent(sender).send_message(room_id, content, txn)

@@ -11,9 +11,10 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.domain.content import Attachment
 from bridge.store.database import Database
 from bridge.store.events import append_event
-from bridge.store.schema import conversations, message_edits, messages
+from bridge.store.schema import conversations, message_edits, messages, reactions
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,36 @@ class MessageRecord:
     edited_at: datetime | None
     deleted_at: datetime | None
     pending: str | None
+    attachment_kind: str | None = None
+    attachment_mxc: str | None = None
+    attachment_name: str | None = None
+    attachment_size: int | None = None
+    attachment_mimetype: str | None = None
+
+    @property
+    def attachment(self) -> Attachment | None:
+        """The file the message carries, if any."""
+        if self.attachment_kind is None or self.attachment_mxc is None:
+            return None
+        return Attachment(
+            kind=self.attachment_kind,
+            mxc=self.attachment_mxc,
+            name=self.attachment_name or "file",
+            size=self.attachment_size,
+            mimetype=self.attachment_mimetype,
+        )
+
+
+def _attachment_values(attachment: Attachment | None) -> dict[str, Any]:
+    if attachment is None:
+        return {}
+    return {
+        "attachment_kind": attachment.kind,
+        "attachment_mxc": attachment.mxc,
+        "attachment_name": attachment.name,
+        "attachment_size": attachment.size,
+        "attachment_mimetype": attachment.mimetype,
+    }
 
 
 _COLUMNS = (
@@ -53,6 +84,11 @@ _COLUMNS = (
     messages.c.edited_at,
     messages.c.deleted_at,
     messages.c.pending,
+    messages.c.attachment_kind,
+    messages.c.attachment_mxc,
+    messages.c.attachment_name,
+    messages.c.attachment_size,
+    messages.c.attachment_mimetype,
 )
 
 
@@ -117,6 +153,7 @@ class MessageRepository:
         text_format: str,
         html: str | None,
         now: datetime,
+        attachment: Attachment | None = None,
     ) -> tuple[MessageRecord, bool]:
         """Store a message from the LMS, once per (sender, client message id); (record, new)."""
         inserted = await self._add(
@@ -129,6 +166,7 @@ class MessageRepository:
                 "html": html,
                 "status": "queued",
                 "created_at": now,
+                **_attachment_values(attachment),
             },
             ["sender", "client_message_id"],
             "lms",
@@ -147,8 +185,10 @@ class MessageRepository:
         body: str,
         html: str | None,
         now: datetime,
+        attachment: Attachment | None = None,
     ) -> bool:
-        """Record a message typed in a Matrix client, once per event; True when new."""
+        """Record a message typed (or a file sent) in a Matrix client, once per event; True
+        when new."""
         inserted = await self._add(
             {
                 "conversation_id": conversation_id,
@@ -161,6 +201,7 @@ class MessageRepository:
                 "status": "sent",
                 "created_at": now,
                 "sent_at": now,
+                **_attachment_values(attachment),
             },
             ["event_id"],
             "matrix",
@@ -184,6 +225,7 @@ class MessageRepository:
             row = inserted.first()
             if row is None:
                 return None
+            record = _record(row)
             data = {
                 "message_id": values["id"],
                 "conversation_id": values["conversation_id"],
@@ -194,6 +236,7 @@ class MessageRepository:
                 "event_id": values.get("event_id"),
                 "origin": origin,
                 "created_at": now.isoformat(),
+                "attachment": record.attachment.json() if record.attachment else None,
             }
             await conn.execute(
                 update(conversations)
@@ -201,7 +244,7 @@ class MessageRepository:
                 .values(last_message_at=now)
             )
             await append_event(conn, "message.created", data, now)
-        return _record(row)
+        return record
 
     async def by_client_message_id(
         self, sender: str, client_message_id: str
@@ -297,6 +340,31 @@ class MessageRepository:
             await append_event(
                 conn, "message.failed", {**_change_data(record, "lms"), "reason": reason}, now
             )
+
+    async def failed(self, limit: int) -> list[MessageRecord]:
+        """Messages the homeserver refused for good, oldest first (for an operator)."""
+        async with self._db.engine.connect() as conn:
+            rows = await conn.execute(
+                select(*_COLUMNS)
+                .where(messages.c.status == "failed")
+                .order_by(messages.c.seq)
+                .limit(limit)
+            )
+            return [_record(r) for r in rows]
+
+    async def retry_failed(self, message_ids: list[str] | None) -> int:
+        """Queue refused messages (those of `message_ids`, or all) to be sent again, unless
+        deleted meanwhile; returns how many."""
+        statement = (
+            update(messages)
+            .where(messages.c.status == "failed", messages.c.deleted_at.is_(None))
+            .values(status="queued")
+        )
+        if message_ids is not None:
+            statement = statement.where(messages.c.id.in_(message_ids))
+        async with self._db.engine.begin() as conn:
+            result = await conn.execute(statement)
+            return max(result.rowcount, 0)
 
     # --- edits and deletions ---
 
@@ -542,6 +610,81 @@ class MessageRepository:
                     **_change_data(record, "matrix"),
                     "redaction_event_id": redaction_event_id,
                     "deleted_at": now.isoformat(),
+                },
+                now,
+            )
+        return True
+
+    # --- reactions ---
+
+    async def add_reaction(
+        self, event_id: str, message: MessageRecord, sender: str, key: str, now: datetime
+    ) -> bool:
+        """Record a reaction made in Matrix, once per event; `reaction.added` commits with it."""
+        async with self._db.engine.begin() as conn:
+            inserted = await conn.execute(
+                self._dialect.insert(reactions)
+                .values(
+                    event_id=event_id,
+                    message_id=message.id,
+                    sender=sender,
+                    key=key,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(reactions.c.event_id)
+            )
+            if inserted.first() is None:
+                return False
+            await append_event(
+                conn,
+                "reaction.added",
+                {
+                    "message_id": message.id,
+                    "conversation_id": message.conversation_id,
+                    "sender": sender,
+                    "key": key,
+                    "event_id": event_id,
+                    "created_at": now.isoformat(),
+                },
+                now,
+            )
+        return True
+
+    async def remove_reaction(
+        self, event_id: str, conversation_id: str, redaction_event_id: str, now: datetime
+    ) -> bool:
+        """A reaction was taken back (redacted) in Matrix; `reaction.removed` commits with it.
+        False when `event_id` is no reaction of this conversation, or was removed before."""
+        r = reactions.c
+        async with self._db.engine.begin() as conn:
+            found = (
+                await conn.execute(
+                    select(r.message_id, r.sender, r.key)
+                    .select_from(reactions.join(messages, messages.c.id == r.message_id))
+                    .where(
+                        r.event_id == event_id,
+                        r.removed_at.is_(None),
+                        messages.c.conversation_id == conversation_id,
+                    )
+                )
+            ).first()
+            if found is None:
+                return False
+            await conn.execute(
+                update(reactions).where(r.event_id == event_id).values(removed_at=now)
+            )
+            await append_event(
+                conn,
+                "reaction.removed",
+                {
+                    "message_id": found.message_id,
+                    "conversation_id": conversation_id,
+                    "sender": found.sender,
+                    "key": found.key,
+                    "event_id": event_id,
+                    "redaction_event_id": redaction_event_id,
+                    "removed_at": now.isoformat(),
                 },
                 now,
             )

@@ -250,6 +250,12 @@ messages = Table(
     Column("original_body", Text, nullable=True),
     Column("original_html", Text, nullable=True),
     Column("original_format", String(16), nullable=True),
+    # A file the message carries (its content URI is for the bridge only).
+    Column("attachment_kind", String(16), nullable=True),
+    Column("attachment_mxc", String(512), nullable=True),
+    Column("attachment_name", String(255), nullable=True),
+    Column("attachment_size", BigInteger, nullable=True),
+    Column("attachment_mimetype", String(255), nullable=True),
     UniqueConstraint("sender", "client_message_id", name="uq_messages_sender_client_message_id"),
     Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
     Index("ix_messages_status_seq", "status", "seq"),
@@ -273,6 +279,24 @@ message_edits = Table(
     Column("html", Text, nullable=True),
     Column("format", String(16), nullable=True),
     Column("redacted_at", DateTime(timezone=True), nullable=True),
+)
+
+# Reactions to messages, made in Matrix clients (an emoji or other key per event).
+reactions = Table(
+    "reactions",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column(
+        "message_id",
+        String(64),
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("sender", String(255), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("removed_at", DateTime(timezone=True), nullable=True),
 )
 
 # How far each person has read each conversation (a message seq).
