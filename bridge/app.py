@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,10 +36,12 @@ from bridge.services.messages import MessageService
 from bridge.services.photos import PhotoFetcher
 from bridge.services.policy import PolicyService
 from bridge.services.profile_sync import ProfileSyncWorker
+from bridge.services.pruning import InboxPruner
 from bridge.services.reading import ReadingService
 from bridge.services.roster import RosterService
 from bridge.services.roster_watch import RosterWatch
 from bridge.services.webhooks import WebhookDelivery
+from bridge.services.workers import Supervisor
 from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRepository
@@ -184,14 +185,25 @@ class Bridge:
         self.health = HealthRoutes(self.readiness)
         self.started = False
         self._runner: web.AppRunner | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self._housekeeper: asyncio.Task[None] | None = None
-        self._profile_syncer: asyncio.Task[None] | None = None
-        self._outbox: asyncio.Task[None] | None = None
-        self._webhook: asyncio.Task[None] | None = None
-        self._lifecycle: asyncio.Task[None] | None = None
-        self._roster_watcher: asyncio.Task[None] | None = None
-        self._catch_up: asyncio.Task[None] | None = None
+        self.pruner = InboxPruner(
+            self.inbox,
+            timedelta(seconds=config.appservice.txn_dedupe_window_seconds),
+            timedelta(days=config.appservice.inbox_retention_days),
+        )
+        # The background workers. Those with work in hand (an event being handled, a message
+        # or webhook call on its way) get time to finish it when the bridge stops.
+        self.workers = Supervisor()
+        workers = self.workers
+        workers.add(
+            "inbound-processor", self.processor.run, self.processor.stop, finishes_work=True
+        )
+        workers.add("outbox", self.messages.run_outbox, self.messages.stop, finishes_work=True)
+        workers.add("webhooks", self.webhooks.run, self.webhooks.stop, finishes_work=True)
+        workers.add("profile-sync", self.profile_sync.run, self.profile_sync.stop)
+        workers.add("conversation-states", self.lifecycle.run, self.lifecycle.stop)
+        workers.add("roster-watch", self.roster_watch.run, self.roster_watch.stop)
+        workers.add("catch-up", self.catch_up.run, self.catch_up.stop)
+        workers.add("pruning", self.pruner.run, self.pruner.stop)
 
     def web_app(self) -> web.Application:
         """The aiohttp application with every route of the bridge."""
@@ -243,15 +255,8 @@ class Bridge:
         await self._listen()
         if checks:
             await self._check_wiring()
-        self._worker = asyncio.create_task(self.processor.run(), name="inbound-processor")
-        self._housekeeper = asyncio.create_task(self._housekeeping(), name="housekeeping")
-        self._profile_syncer = asyncio.create_task(self.profile_sync.run(), name="profile-sync")
-        self._outbox = asyncio.create_task(self.messages.run_outbox(), name="outbox")
-        self._webhook = asyncio.create_task(self.webhooks.run(), name="webhooks")
         await self.roster_watch.prime()  # before the start-up sweep, so no change falls between
-        self._lifecycle = asyncio.create_task(self.lifecycle.run(), name="conversation-states")
-        self._roster_watcher = asyncio.create_task(self.roster_watch.run(), name="roster-watch")
-        self._catch_up = asyncio.create_task(self.catch_up.run(), name="catch-up")
+        self.workers.start()
         self.started = True
         log.info(
             "bridge ready on %s:%d as %s",
@@ -329,18 +334,6 @@ class Bridge:
             homeserver = False
         return {"started": self.started, "database": schema, "homeserver": homeserver}
 
-    async def _housekeeping(self) -> None:
-        window = timedelta(seconds=self.config.appservice.txn_dedupe_window_seconds)
-        retention = timedelta(days=self.config.appservice.inbox_retention_days)
-        while True:
-            try:
-                now = datetime.now(UTC)
-                await self.inbox.prune_transactions(now - window)
-                await self.inbox.prune_processed(now - retention)
-            except Exception:
-                log.exception("pruning the inbox failed")
-            await asyncio.sleep(3600)
-
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking requests, finish the work in hand (up to `grace` seconds), disconnect.
 
@@ -350,42 +343,7 @@ class Bridge:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        self.processor.stop()
-        self.profile_sync.stop()
-        self.messages.stop()
-        self.webhooks.stop()
-        self.lifecycle.stop()
-        self.roster_watch.stop()
-        self.catch_up.stop()
-        for task in (self._housekeeper, self._profile_syncer, self._lifecycle, self._catch_up):
-            if task is not None:
-                task.cancel()
-        if self._roster_watcher is not None:
-            self._roster_watcher.cancel()  # it only ever waits or reads one row
-        # Work in hand (an event being handled, a message being sent) gets to finish.
-        finishing = [
-            task for task in (self._worker, self._outbox, self._webhook) if task is not None
-        ]
-        if finishing:
-            await asyncio.wait(finishing, timeout=grace)
-            for task in finishing:
-                task.cancel()
-        for task in (
-            self._housekeeper,
-            self._profile_syncer,
-            self._outbox,
-            self._webhook,
-            self._worker,
-            self._lifecycle,
-            self._catch_up,
-            self._roster_watcher,
-        ):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._worker = self._housekeeper = self._profile_syncer = None
-        self._outbox = self._webhook = self._lifecycle = self._catch_up = None
-        self._roster_watcher = None
+        await self.workers.stop(grace)
         await self.client.close()
         await self.photos.close()
         await self.db.close()

@@ -82,6 +82,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     with_config(sub)
     sub.add_argument("folder", type=Path, help="the folder with the export's CSV files")
+    sub = command(
+        "failed",
+        "List what the bridge set aside (events whose handling kept failing, messages the "
+        "homeserver refused), or put it back in line.",
+        _cmd_failed,
+    )
+    with_config(sub)
+    sub.add_argument("action", choices=["list", "retry"], help="list, or retry")
+    sub.add_argument(
+        "--event", type=int, action="append", default=[], metavar="SEQ", help="an event to retry"
+    )
+    sub.add_argument(
+        "--message", action="append", default=[], metavar="ID", help="a message to retry"
+    )
+    sub.add_argument("--all", action="store_true", help="retry everything set aside")
     command("example-config", "Print the commented example configuration.", _cmd_example)
     sub = command(
         "demo",
@@ -239,6 +254,45 @@ async def _temporary_ping_listener(config: Config) -> web.AppRunner | None:
         return runner
     await runner.cleanup()
     return None
+
+
+def _cmd_failed(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.action == "retry" and not (args.all or args.event or args.message):
+        print("retry what? name --event SEQ, --message ID, or --all", file=sys.stderr)
+        return 2
+    return asyncio.run(_failed(config, args))
+
+
+async def _failed(config: Config, args: argparse.Namespace) -> int:
+    from bridge.services.parked import ParkedWork
+    from bridge.store.database import Database
+
+    db = Database(config.database_url())
+    try:
+        parked = ParkedWork(db)
+        if args.action == "retry":
+            events, messages = await parked.retry(
+                None if args.all else args.event, None if args.all else args.message
+            )
+            print(f"put back in line: {events} event(s), {messages} message(s)")
+            return 0
+        found = await parked.list()
+        print(f"events set aside: {len(found.events)}")
+        for event in found.events:
+            print(
+                f"  --event {event.seq}  {event.event_type} {event.event_id or '-'} in "
+                f"{event.room_id or '-'} after {event.attempts} attempt(s): {event.last_error}"
+            )
+        print(f"messages refused by the homeserver: {len(found.messages)}")
+        for message in found.messages:
+            print(
+                f"  --message {message.id}  from {message.sender} in conversation "
+                f"{message.conversation_id}, {message.created_at:%Y-%m-%d %H:%M} UTC"
+            )
+        return 0
+    finally:
+        await db.close()
 
 
 def _cmd_import_oneroster(args: argparse.Namespace) -> int:

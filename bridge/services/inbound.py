@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from bridge.services.workers import Wakeup
+from bridge.services.workers import IDLE_LOOK_SECONDS, Wakeup
 from bridge.store.inbox import InboxRepository, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,12 @@ class InboundProcessor:
             await self._wakeup.wait(await self._idle_timeout())
 
     async def _idle_timeout(self) -> float:
+        # Also a look now and then for work put back in line by another process (an operator's
+        # `lms-bridge failed retry`).
         due = await self._inbox.earliest_retry()
         if due is None:
-            return 30.0
-        return min(30.0, max(0.05, (due - datetime.now(UTC)).total_seconds()))
+            return IDLE_LOOK_SECONDS
+        return min(IDLE_LOOK_SECONDS, max(0.05, (due - datetime.now(UTC)).total_seconds()))
 
     def stop(self) -> None:
         """Finish the event in hand, then return from `run()`."""

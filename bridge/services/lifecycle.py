@@ -24,7 +24,7 @@ from bridge.matrix.client import (
     new_txn_id,
 )
 from bridge.services.policy import PolicyService, UnknownUser
-from bridge.services.workers import Wakeup
+from bridge.services.workers import Backoff, Wakeup
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class ConversationLifecycle:
 
     async def run(self) -> None:
         """Recheck what roster changes touched; sweep everything at the interval."""
-        delay = 1.0
+        backoff = Backoff(1.0, 60.0)
         next_sweep = time.monotonic()  # the first pass sweeps
         while not self._wakeup.stopping:
             self._wakeup.clear()
@@ -87,7 +87,7 @@ class ConversationLifecycle:
                 else:
                     for record in await self._conversations.involving(sorted(people)):
                         await self._recheck_one(record)
-                delay = 1.0
+                backoff.succeeded()
             except Exception as exc:
                 if isinstance(exc, HomeserverUnreachable):
                     log.warning("conversation states wait for the homeserver: %s", exc)
@@ -97,8 +97,7 @@ class ConversationLifecycle:
                 # Nothing is forgotten: the same work is tried again after a pause.
                 self._people |= people
                 self._sweep = self._sweep or sweep
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+                await asyncio.sleep(backoff.failed())
                 continue
             await self._wakeup.wait(max(0.0, next_sweep - time.monotonic()))
 

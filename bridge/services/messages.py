@@ -44,7 +44,7 @@ from bridge.matrix.client import (
 )
 from bridge.services.policy import PolicyService
 from bridge.services.refusals import Refused, no_such_conversation, no_such_message
-from bridge.services.workers import KeyedLocks, Wakeup
+from bridge.services.workers import IDLE_LOOK_SECONDS, KeyedLocks, Wakeup
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.messages import MessageRecord, MessageRepository
 
@@ -499,5 +499,6 @@ class MessageService:
             await self._wakeup.wait(delay)
             return min(delay * 2, MAX_OUTBOX_DELAY_SECONDS)
         if not blocked and len(queued) < 200:
-            await self._wakeup.wait(30)
+            # Idle; a look now and then finds messages put back in line by another process.
+            await self._wakeup.wait(IDLE_LOOK_SECONDS)
         return 0.5

@@ -12,7 +12,7 @@ import logging
 
 from bridge.matrix.client import HomeserverError, HomeserverUnreachable
 from bridge.services.accounts import AccountService
-from bridge.services.workers import Wakeup
+from bridge.services.workers import Backoff, Wakeup
 from bridge.store.roster import RosterRepository
 
 log = logging.getLogger(__name__)
@@ -36,16 +36,16 @@ class ProfileSyncWorker:
 
     async def run(self) -> None:
         """Sync queued profiles until stopped."""
-        delay = 1.0
+        backoff = Backoff(1.0, 60.0)
         while not self._wakeup.stopping:
             self._wakeup.clear()
             try:
                 synced = await self.sync_queued()
-                delay = 1.0
+                backoff.succeeded()
             except (HomeserverUnreachable, HomeserverError) as exc:
+                delay = backoff.failed()
                 log.warning("profile sync paused for %.0fs: %s", delay, exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 60)
                 continue
             except Exception:
                 log.exception("profile sync failed; retrying shortly")

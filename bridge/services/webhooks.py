@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from bridge.domain.signing import sign
-from bridge.services.workers import Wakeup
+from bridge.services.workers import Backoff, Wakeup
 from bridge.store.events import EventLogRepository, LoggedEvent
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class WebhookDelivery:
         """Deliver until stopped."""
         if not self._url:
             return
-        delay = 0.5
+        backoff = Backoff(0.5, self._max_delay)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             while not self._wakeup.stopping:
                 self._wakeup.clear()
@@ -63,13 +63,12 @@ class WebhookDelivery:
                     if not await self._post(session, event):
                         break
                     await self._events.mark_delivered(event.seq, datetime.now(UTC))
-                    delay = 0.5
+                    backoff.succeeded()
                 else:
                     if not pending:
                         await self._wakeup.wait(2)
                     continue
-                await asyncio.sleep(delay)  # the receiver refused or was away: back off
-                delay = min(delay * 2, self._max_delay)
+                await asyncio.sleep(backoff.failed())  # the receiver refused or was away
 
     async def _post(self, session: aiohttp.ClientSession, event: LoggedEvent) -> bool:
         body = json.dumps(

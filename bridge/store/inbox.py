@@ -39,6 +39,18 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
+class FailedEvent:
+    """An event set aside after its handling failed too often (for an operator)."""
+
+    seq: int
+    event_id: str | None
+    room_id: str | None
+    event_type: str
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
 class TransactionOutcome:
     """What storing a transaction did."""
 
@@ -227,6 +239,33 @@ class InboxRepository:
             result = await session.execute(
                 delete(inbound_events).where(inbound_events.c.processed_at < older_than)
             )
+            return max(result.rowcount, 0)
+
+    async def failed(self, limit: int) -> list[FailedEvent]:
+        """Events set aside after their last attempt failed, oldest first."""
+        c = inbound_events.c
+        query = (
+            select(c.seq, c.event_id, c.room_id, c.event_type, c.attempts, c.last_error)
+            .where(c.failed.is_(True))
+            .order_by(c.seq)
+            .limit(limit)
+        )
+        async with self._db.session() as session:
+            rows = (await session.execute(query)).all()
+        return [FailedEvent(*row) for row in rows]
+
+    async def retry_failed(self, seqs: list[int] | None) -> int:
+        """Put set-aside events (those of `seqs`, or all) back in line; returns how many."""
+        c = inbound_events.c
+        statement = (
+            update(inbound_events)
+            .where(c.failed.is_(True))
+            .values(failed=False, attempts=0, next_attempt_at=None)
+        )
+        if seqs is not None:
+            statement = statement.where(c.seq.in_(seqs))
+        async with self._db.session() as session, session.begin():
+            result = await session.execute(statement)
             return max(result.rowcount, 0)
 
     async def counts(self) -> dict[str, int]:

@@ -1,0 +1,70 @@
+"""The worker shape: backoff, and the supervisor's start, restart and stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.services.workers import Backoff, Supervisor, Wakeup
+
+
+def test_backoff_doubles_to_its_ceiling_and_starts_over_after_a_success() -> None:
+    backoff = Backoff(0.5, 3.0)
+    assert [backoff.failed() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    backoff.succeeded()
+    assert backoff.failed() == 0.5
+
+
+class FakeWorker:
+    """Counts its runs; fails the first `failures` times; holds `work` until it is done."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.runs = 0
+        self.failures = failures
+        self.wakeup = Wakeup()
+        self.finished_work = False
+        self.started = asyncio.Event()
+
+    async def run(self) -> None:
+        self.runs += 1
+        self.started.set()
+        if self.runs <= self.failures:
+            raise RuntimeError("boom")
+        while not self.wakeup.stopping:
+            await self.wakeup.wait(60)
+        await asyncio.sleep(0.05)  # the work in hand
+        self.finished_work = True
+
+    def stop(self) -> None:
+        self.wakeup.stop()
+
+
+async def test_a_worker_that_fails_is_started_again_and_stop_lets_work_finish() -> None:
+    flaky, steady, idle = FakeWorker(failures=1), FakeWorker(), FakeWorker()
+    supervisor = Supervisor()
+    supervisor.add("flaky", flaky.run, flaky.stop, finishes_work=True)
+    supervisor.add("steady", steady.run, steady.stop, finishes_work=True)
+    supervisor.add("idle", idle.run, idle.stop)
+    supervisor.start()
+    async with asyncio.timeout(10):
+        while flaky.runs < 2 or not steady.started.is_set() or not idle.started.is_set():
+            await asyncio.sleep(0.01)
+    await supervisor.stop(grace=5)
+    assert flaky.finished_work and steady.finished_work
+    assert not idle.finished_work  # ended at once: it only waits
+
+
+async def test_stop_ends_work_that_overruns_the_grace_period() -> None:
+    class Stuck:
+        async def run(self) -> None:
+            await asyncio.sleep(3600)
+
+        def stop(self) -> None:
+            pass
+
+    stuck = Stuck()
+    supervisor = Supervisor()
+    supervisor.add("stuck", stuck.run, stuck.stop, finishes_work=True)
+    supervisor.start()
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await supervisor.stop(grace=0.1)
