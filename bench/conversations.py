@@ -27,6 +27,7 @@ import dataclasses
 import logging
 import os
 import pstats
+import secrets
 import sys
 import tempfile
 import time
@@ -38,6 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import yaml
 from aiohttp import web
 from nio import AsyncClient, AsyncClientConfig, RoomSendResponse, SyncResponse
 from sqlalchemy import event as sql_event
@@ -177,6 +179,56 @@ class WebhookReceiver:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}/hook"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class OtherAppservice:
+    """A second appservice on the homeserver, interested in every room (as a second bridge or a
+    moderation bot is): Synapse then draws both appservices' transaction ids from one sequence.
+    It answers everything with `{}` and counts the transactions it got."""
+
+    def __init__(self) -> None:
+        self.transactions = 0
+        self._runner: web.AppRunner | None = None
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        await request.read()
+        if request.path.startswith("/_matrix/app/v1/transactions/"):
+            self.transactions += 1
+        return web.json_response({})
+
+    async def start(self, folder: Path) -> Path:
+        """Listen on loopback; returns its registration file."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        path = folder / "other-appservice.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "id": "other-appservice",
+                    "url": f"http://127.0.0.1:{port}",
+                    "as_token": secrets.token_urlsafe(24),
+                    "hs_token": secrets.token_urlsafe(24),
+                    "sender_localpart": "other_bot",
+                    "namespaces": {
+                        "users": [{"regex": "@_other_.*", "exclusive": True}],
+                        "rooms": [{"regex": ".*", "exclusive": False}],
+                        "aliases": [],
+                    },
+                    "rate_limited": False,
+                    "receive_ephemeral": True,
+                }
+            )
+        )
+        return path
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -587,6 +639,9 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
         config = bench_config(folder, database_url, synapse, receiver.url)
         write_registration(config, folder / "registration.yaml")
         synapse.registration_files = [folder / "registration.yaml"]
+        other = OtherAppservice() if args.other_appservice else None
+        if other is not None:
+            synapse.registration_files.append(await other.start(folder))
         await asyncio.to_thread(synapse.start)
         bridge = Bridge(config)
         try:
@@ -600,6 +655,9 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             await bridge.stop()
             await asyncio.to_thread(synapse.stop)
             await receiver.stop()
+            if other is not None:
+                print(f"\nthe second appservice got {other.transactions} transactions")
+                await other.stop()
     logging.getLogger().removeHandler(warnings)
     if warnings.counts:
         print("\nBridge warnings during the run (counted, not printed one by one):")
@@ -757,6 +815,11 @@ async def main() -> None:
         help="sqlite (default), postgresql (a fresh database on 127.0.0.1:5432), or a URL",
     )
     parser.add_argument("--profile", help="write a cProfile of the bridged rounds to this file")
+    parser.add_argument(
+        "--other-appservice",
+        action="store_true",
+        help="register a second appservice interested in every room, as real homeservers have",
+    )
     args = parser.parse_args()
     args.typed_rooms = min(args.typed_rooms, PAIRS)
     if args.database == "sqlite":

@@ -276,10 +276,13 @@ class MessageRepository:
 
     async def queued(self, limit: int) -> list[MessageRecord]:
         """Messages waiting to be sent, oldest first."""
+        return await self._with_status("queued", limit)
+
+    async def _with_status(self, status: str, limit: int) -> list[MessageRecord]:
         async with self._db.engine.connect() as conn:
             rows = await conn.execute(
                 select(*_COLUMNS)
-                .where(messages.c.status == "queued")
+                .where(messages.c.status == status)
                 .order_by(messages.c.seq)
                 .limit(limit)
             )
@@ -343,14 +346,7 @@ class MessageRepository:
 
     async def failed(self, limit: int) -> list[MessageRecord]:
         """Messages the homeserver refused for good, oldest first (for an operator)."""
-        async with self._db.engine.connect() as conn:
-            rows = await conn.execute(
-                select(*_COLUMNS)
-                .where(messages.c.status == "failed")
-                .order_by(messages.c.seq)
-                .limit(limit)
-            )
-            return [_record(r) for r in rows]
+        return await self._with_status("failed", limit)
 
     async def retry_failed(self, message_ids: list[str] | None) -> int:
         """Queue refused messages (those of `message_ids`, or all) to be sent again, unless
