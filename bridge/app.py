@@ -190,15 +190,12 @@ class Bridge:
             timedelta(seconds=config.appservice.txn_dedupe_window_seconds),
             timedelta(days=config.appservice.inbox_retention_days),
         )
-        # The background workers. Those with work in hand (an event being handled, a message
-        # or webhook call on its way) get time to finish it when the bridge stops.
+        # The background workers, given time to finish the work in hand when the bridge stops.
         self.workers = Supervisor()
         workers = self.workers
-        workers.add(
-            "inbound-processor", self.processor.run, self.processor.stop, finishes_work=True
-        )
-        workers.add("outbox", self.messages.run_outbox, self.messages.stop, finishes_work=True)
-        workers.add("webhooks", self.webhooks.run, self.webhooks.stop, finishes_work=True)
+        workers.add("inbound-processor", self.processor.run, self.processor.stop)
+        workers.add("outbox", self.messages.run_outbox, self.messages.stop)
+        workers.add("webhooks", self.webhooks.run, self.webhooks.stop)
         workers.add("profile-sync", self.profile_sync.run, self.profile_sync.stop)
         workers.add("conversation-states", self.lifecycle.run, self.lifecycle.stop)
         workers.add("roster-watch", self.roster_watch.run, self.roster_watch.stop)

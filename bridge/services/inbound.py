@@ -78,7 +78,7 @@ class InboundProcessor:
             except Exception:
                 log.exception("inbound processing failed; retrying shortly")
                 handled = 0
-                await asyncio.sleep(1)
+                await self._wakeup.pause(1)
             if handled or self._wakeup.stopping:
                 continue
             await self._wakeup.wait(await self._idle_timeout())

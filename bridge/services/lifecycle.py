@@ -10,7 +10,6 @@ so a crash in between (or a room changed behind the bridge's back) is mended eit
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -97,7 +96,7 @@ class ConversationLifecycle:
                 # Nothing is forgotten: the same work is tried again after a pause.
                 self._people |= people
                 self._sweep = self._sweep or sweep
-                await asyncio.sleep(backoff.failed())
+                await self._wakeup.pause(backoff.failed())
                 continue
             await self._wakeup.wait(max(0.0, next_sweep - time.monotonic()))
 

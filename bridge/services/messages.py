@@ -465,7 +465,7 @@ class MessageService:
                 delay = await self._outbox_pass(delay)
             except Exception:
                 log.exception("the outbox failed; retrying in %.0f s", delay)
-                await asyncio.sleep(delay)
+                await self._wakeup.pause(delay)
                 delay = min(delay * 2, MAX_OUTBOX_DELAY_SECONDS)
 
     async def _outbox_pass(self, delay: float) -> float:

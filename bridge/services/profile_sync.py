@@ -7,7 +7,6 @@ person changed again while being synced stays queued.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from bridge.matrix.client import HomeserverError, HomeserverUnreachable
@@ -45,11 +44,11 @@ class ProfileSyncWorker:
             except (HomeserverUnreachable, HomeserverError) as exc:
                 delay = backoff.failed()
                 log.warning("profile sync paused for %.0fs: %s", delay, exc)
-                await asyncio.sleep(delay)
+                await self._wakeup.pause(delay)
                 continue
             except Exception:
                 log.exception("profile sync failed; retrying shortly")
-                await asyncio.sleep(5)
+                await self._wakeup.pause(5)
                 continue
             if not synced and not self._wakeup.stopping:
                 await self._wakeup.wait(30)

@@ -7,7 +7,6 @@ event's `id`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -68,7 +67,7 @@ class WebhookDelivery:
                     if not pending:
                         await self._wakeup.wait(2)
                     continue
-                await asyncio.sleep(backoff.failed())  # the receiver refused or was away
+                await self._wakeup.pause(backoff.failed())  # the receiver refused or was away
 
     async def _post(self, session: aiohttp.ClientSession, event: LoggedEvent) -> bool:
         body = json.dumps(

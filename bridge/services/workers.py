@@ -5,7 +5,7 @@ conversation states, the roster watch, catching up, pruning) is a `run()` that l
 `stop()`: woken by a `Wakeup` when there is work, waiting on its own schedule otherwise, backing
 off with a `Backoff` while something it needs is away. The `Supervisor` starts them all, keeps
 one that fails unexpectedly running (after a pause, with the error logged), and stops them
-together, giving those with work in hand time to finish it.
+together, giving them time to finish the work in hand.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Wakeup:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self._stopped = asyncio.Event()
         self.stopping = False
 
     def set(self) -> None:
@@ -37,10 +38,16 @@ class Wakeup:
         """End the loop (after the work in hand)."""
         self.stopping = True
         self._event.set()
+        self._stopped.set()
 
     def clear(self) -> None:
         """Called at the top of each pass: wake-ups from now on count for the next wait."""
         self._event.clear()
+
+    async def pause(self, seconds: float) -> None:
+        """A backoff pause: `seconds`, cut short only by `stop` (new work must not end it)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
 
     async def wait(self, seconds: float) -> bool:
         """Until woken, at most `seconds`; True when woken."""
@@ -85,7 +92,6 @@ class _Job:
     name: str
     run: Callable[[], Awaitable[None]]
     stop: Callable[[], None]
-    finishes_work: bool
 
 
 class Supervisor:
@@ -96,19 +102,9 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
-    def add(
-        self,
-        name: str,
-        run: Callable[[], Awaitable[None]],
-        stop: Callable[[], None],
-        *,
-        finishes_work: bool = False,
-    ) -> None:
-        """A worker to start with the others. With `finishes_work`, stopping waits (up to the
-        grace period) for the work in hand, such as an event being handled or a message being
-        sent; the others are ended at once (they only wait, or redo their work after a restart).
-        """
-        self._jobs.append(_Job(name, run, stop, finishes_work))
+    def add(self, name: str, run: Callable[[], Awaitable[None]], stop: Callable[[], None]) -> None:
+        """A worker to start with the others: `run()` works until `stop()` is called."""
+        self._jobs.append(_Job(name, run, stop))
 
     def start(self) -> None:
         """Start every worker."""
@@ -130,25 +126,20 @@ class Supervisor:
                 await asyncio.sleep(delay)
 
     async def stop(self, grace: float) -> None:
-        """Stop every worker; those with work in hand get up to `grace` seconds to finish it.
-        Whatever is cut short stays in the database and is done after a restart."""
+        """Stop every worker, giving each up to `grace` seconds to finish the work in hand (an
+        event being handled, a message being sent, a database call: cut short, a call could
+        leave its connection to be torn down after the database is closed). Whatever is still
+        running then is cancelled; what it left undone stays in the database for the next start.
+        """
         self._stopping = True
-        finishing = []
-        for job in self._jobs:
-            task = self._tasks.get(job.name)
-            if task is None:
-                continue
-            if job.finishes_work:
-                finishing.append(task)
-            else:
-                task.cancel()  # before its stop(): a woken worker could start something
         for job in self._jobs:
             job.stop()
-        if finishing:
-            await asyncio.wait(finishing, timeout=grace)
-        for task in self._tasks.values():
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
