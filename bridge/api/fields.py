@@ -348,6 +348,26 @@ def json_schema(record_type: str, with_keys: bool = False) -> dict[str, Any]:
     return schema
 
 
+def stored_schema(record_type: str, keys: list[str]) -> dict[str, Any]:
+    """The JSON Schema of a stored record as a single-record PUT answers it: its `keys` (from
+    the URL) and every field, cleaned (a region upper-cased, a moment a full date-time)."""
+    properties: dict[str, Any] = {key: {"type": "string"} for key in keys}
+    for spec in RECORD_FIELDS[record_type]:
+        schema = dict(_STORED.get(spec.kind, _SCHEMAS[spec.kind]))
+        if spec.description:
+            schema["description"] = spec.description
+        # A field left out is stored as its default: null for the nullable ones.
+        if spec.nullable and not spec.required:
+            schema = {"anyOf": [schema, {"type": "null"}], "description": spec.description}
+        properties[spec.name] = schema
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
 _SCHEMAS: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
     "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
@@ -360,21 +380,32 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
     "availability": {
         "type": "object",
         "properties": {
-            "timezone": {"type": "string"},
+            "timezone": {"type": ["string", "null"], "example": "Europe/Berlin"},
             "weekly_hours": {
                 "type": "array",
+                "maxItems": 50,
                 "items": {
                     "type": "object",
                     "properties": {
                         "day": {"type": "string", "enum": list(_DAYS)},
-                        "start": {"type": "string", "pattern": "^\\d\\d:\\d\\d$"},
-                        "end": {"type": "string", "pattern": "^\\d\\d:\\d\\d$"},
+                        "start": {"type": "string", "pattern": f"^{_HHMM.pattern}$"},
+                        "end": {"type": "string", "pattern": f"^{_HHMM.pattern}$"},
                     },
                     "required": ["day", "start", "end"],
+                    "additionalProperties": False,
                 },
             },
-            "note": {"type": "string", "maxLength": MAX_TEXT},
+            "note": {"type": ["string", "null"], "maxLength": MAX_TEXT},
         },
         "additionalProperties": False,
     },
+}
+# A tutor's availability, as sent and as answered.
+AVAILABILITY_SCHEMA = _SCHEMAS["availability"]
+# How a stored field is answered, where that differs from what a request may send.
+_STORED: dict[str, dict[str, Any]] = {
+    "text": {"type": "string", "minLength": 1},
+    "url": {"type": "string"},
+    "region": {"type": "string", "pattern": "^[A-Z]{2}$"},
+    "moment": {"type": "string", "format": "date-time"},
 }

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.api.http import ApiFailure
 from bridge.domain.content import Attachment
@@ -44,8 +45,9 @@ async def read_file_form(
                     raise _bad(f"{part.name}: not valid text", part.name)
             else:
                 raise _bad(f"{part.name}: unknown field", str(part.name))
-    except (ValueError, AssertionError) as exc:  # aiohttp's word for a malformed body
-        raise _bad(f"not a valid multipart body ({exc})", "body") from None
+    # aiohttp's words for a malformed body; a part's bad headers are an HttpProcessingError.
+    except (ValueError, AssertionError, HttpProcessingError) as exc:
+        raise _bad(f"not a valid multipart body ({_reason(exc)})", "body") from None
     if upload is None:
         raise _bad("file: required", "file")
     caption = str(fields.get("body") or "").strip() or None
@@ -61,6 +63,12 @@ async def _read(part: BodyPartReader, limit: int, name: str) -> bytes:
                 413, "file_too_large", f"{name}: larger than {limit:,} bytes", limit=limit
             )
     return bytes(data)
+
+
+def _reason(exc: Exception) -> str:
+    """What aiohttp said, on one line (its header errors quote the raw header)."""
+    text = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+    return " ".join(str(text).split())[:200]
 
 
 def _bad(message: str, field: str) -> ApiFailure:

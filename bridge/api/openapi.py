@@ -6,38 +6,59 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.api.fields import RECORD_FIELDS, json_schema
-from bridge.api.openapi_messaging import EVENT_SCHEMAS, messaging_paths
-from bridge.api.openapi_parts import ERROR_SCHEMA, errors, json_body, json_response, path_params
+from bridge.api.fields import AVAILABILITY_SCHEMA, RECORD_FIELDS, json_schema, stored_schema
+from bridge.api.openapi_messaging import EVENT, EVENT_SCHEMAS, WEBHOOKS, messaging_paths
+from bridge.api.openapi_parts import (
+    ERROR_SCHEMA,
+    closed,
+    errors,
+    json_body,
+    json_response,
+    path_params,
+)
 from bridge.api.roster import MAX_BULK_RECORDS, RECORD_ROUTES
+from bridge.domain.policy import ROLES
 from bridge.services.policy import MAX_CONTACTS
 
-_USER = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string"},
-        "display_name": {"type": "string"},
-        "avatar_url": {"type": ["string", "null"]},
-        "initials": {"type": "string"},
-        "avatar_color": {"type": "string"},
+_STRING = {"type": "string"}
+_NULLABLE = {"type": ["string", "null"]}
+_ROLE = {"type": "string", "enum": list(ROLES)}
+_USER = closed(
+    {
+        "id": _STRING,
+        "display_name": _STRING,
+        "avatar_url": _NULLABLE,
+        "initials": {"type": "string", "example": "AK"},
+        "avatar_color": {"type": "string", "example": "#1f77b4"},
         "active": {"type": "boolean"},
-        "availability": {"type": ["object", "null"]},
+        "availability": {
+            "anyOf": [AVAILABILITY_SCHEMA, {"type": "null"}],
+            "description": "A tutor's stated availability, as sent",
+        },
         "matrix_id": {"type": "string", "example": "@_lms_42:example.org"},
         "memberships": {
             "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"institution_id": {"type": "string"}, "role": {"type": "string"}},
-            },
+            "items": closed({"institution_id": _STRING, "role": _ROLE}),
         },
-    },
-}
+    }
+)
+_READINESS = closed(
+    {
+        "status": {"type": "string", "enum": ["ready", "not_ready"]},
+        "checks": {
+            "type": "object",
+            "description": "Each condition and whether it holds",
+            "required": ["started", "database", "homeserver"],
+            "additionalProperties": {"type": "boolean"},
+        },
+    }
+)
 
 
 def build_document(server_url: str = "/") -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     paths: dict[str, dict[str, Any]] = {}
-    for method, path, record_type, _params_map in RECORD_ROUTES:
+    for method, path, record_type, params_map in RECORD_ROUTES:
         operation: dict[str, Any] = {
             "tags": ["roster"],
             "parameters": path_params(path),
@@ -45,20 +66,27 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
         if method == "PUT":
             operation["summary"] = f"Create or replace a {record_type} (idempotent)"
             operation["requestBody"] = json_body(json_schema(record_type))
-            stored = _USER if record_type == "user" else {"type": "object"}
+            stored = (
+                _USER
+                if record_type == "user"
+                else stored_schema(record_type, list(params_map.values()))
+            )
             operation["responses"] = {
                 "200": json_response(stored, "Stored"),
                 **errors(400, 404, 409, 413, 422),
             }
         else:
             operation["summary"] = f"Remove a {record_type} (idempotent)"
-            operation["responses"] = {"204": {"description": "Removed"}, **errors(404)}
+            operation["responses"] = {
+                "204": {"description": "Removed"},
+                **errors(400, 404, 409),
+            }
         paths.setdefault(path, {})[method.lower()] = operation
     paths["/api/v1/users/{user_id}"]["get"] = {
         "tags": ["roster"],
         "summary": "A person with memberships and Matrix ID",
         "parameters": path_params("/api/v1/users/{user_id}"),
-        "responses": {"200": json_response(_USER), **errors(404)},
+        "responses": {"200": json_response(_USER), **errors(400, 404)},
     }
     paths["/api/v1/roster/bulk"] = {
         "post": {
@@ -83,13 +111,17 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             ),
             "responses": {
                 "200": json_response(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "applied": {"type": "integer"},
-                            "counts": {"type": "object"},
-                        },
-                    }
+                    closed(
+                        {
+                            "applied": {"type": "integer", "description": "records applied"},
+                            "counts": {
+                                "type": "object",
+                                "description": "rows changed, by kind",
+                                "example": {"users": 2, "members": 2},
+                                "additionalProperties": {"type": "integer"},
+                            },
+                        }
+                    )
                 ),
                 **errors(400, 409, 413, 422),
             },
@@ -102,10 +134,8 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             "parameters": path_params("/api/v1/users/{user_id}/can-message/{other_id}"),
             "responses": {
                 "200": json_response(
-                    {
-                        "type": "object",
-                        "required": ["allowed", "code", "reason"],
-                        "properties": {
+                    closed(
+                        {
                             "allowed": {"type": "boolean"},
                             "code": {"type": "string", "example": "your_tutor"},
                             "reason": {
@@ -113,10 +143,10 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
                                 "example": "Alex Kim teaches your course Algebra 101",
                             },
                             "institution_id": {"type": ["string", "null"]},
-                        },
-                    }
+                        }
+                    )
                 ),
-                **errors(404),
+                **errors(400, 404),
             },
         }
     }
@@ -140,30 +170,29 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             ],
             "responses": {
                 "200": json_response(
-                    {
-                        "type": "object",
-                        "properties": {
+                    closed(
+                        {
                             "contacts": {
                                 "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "properties": {
-                                        "user_id": {"type": "string"},
-                                        "display_name": {"type": "string"},
-                                        "avatar_url": {"type": ["string", "null"]},
-                                        "initials": {"type": "string"},
-                                        "avatar_color": {"type": "string"},
-                                        "role": {"type": "string"},
+                                "maxItems": MAX_CONTACTS,
+                                "items": closed(
+                                    {
+                                        "user_id": _STRING,
+                                        "display_name": _STRING,
+                                        "avatar_url": _NULLABLE,
+                                        "initials": _STRING,
+                                        "avatar_color": _STRING,
+                                        "role": _ROLE,
                                         "reason": {
                                             "type": "string",
                                             "example": "Tutor · Algebra 101",
                                         },
-                                        "matrix_id": {"type": "string"},
-                                    },
-                                },
+                                        "matrix_id": _STRING,
+                                    }
+                                ),
                             }
-                        },
-                    }
+                        }
+                    )
                 ),
                 **errors(400, 404),
             },
@@ -174,18 +203,40 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
         "get": {
             "tags": ["meta"],
             "summary": "This document",
-            "responses": {"200": {"description": "OpenAPI 3.1"}, **errors()},
+            "responses": {
+                "200": json_response(
+                    {
+                        "type": "object",
+                        "required": ["openapi", "info", "paths"],
+                        "properties": {"openapi": {"type": "string", "pattern": "^3\\.1\\."}},
+                    },
+                    "OpenAPI 3.1",
+                ),
+                **errors(),
+            },
         }
     }
-    for path, summary in (("/health", "The process answers"), ("/ready", "Ready to work")):
-        paths[path] = {
-            "get": {
-                "tags": ["operations"],
-                "summary": summary,
-                "security": [],
-                "responses": {"200": {"description": "Yes"}, "503": {"description": "No"}},
-            }
+    paths["/health"] = {
+        "get": {
+            "tags": ["operations"],
+            "summary": "The process answers",
+            "security": [],
+            "responses": {
+                "200": json_response(closed({"status": {"const": "ok"}}), "Yes"),
+            },
         }
+    }
+    paths["/ready"] = {
+        "get": {
+            "tags": ["operations"],
+            "summary": "Ready to work: started, database schema current, homeserver reachable",
+            "security": [],
+            "responses": {
+                "200": json_response(_READINESS, "Yes"),
+                "503": json_response(_READINESS, "No; `checks` says which condition fails"),
+            },
+        }
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -196,9 +247,10 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
         "servers": [{"url": server_url}],
         "security": [{"lmsToken": []}],
         "paths": paths,
+        "webhooks": WEBHOOKS,
         "components": {
             "securitySchemes": {"lmsToken": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": ERROR_SCHEMA, **EVENT_SCHEMAS},
+            "schemas": {"Error": ERROR_SCHEMA, "Event": EVENT, **EVENT_SCHEMAS},
         },
     }
 

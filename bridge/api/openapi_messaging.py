@@ -5,28 +5,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.api.openapi_parts import errors, json_body, json_response, path_params
+from bridge.api.openapi_parts import closed, errors, json_body, json_response, path_params
 
 _STRING = {"type": "string"}
+_ID = {"type": "string", "minLength": 1, "maxLength": 255}
 _NULLABLE = {"type": ["string", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_FORMAT = {"type": "string", "enum": ["plain", "markdown", "html"]}
+_STATE = {"type": "string", "enum": ["active", "read_only"]}
 ATTACHMENT = {
+    **closed(
+        {
+            "kind": {"type": "string", "enum": ["image", "audio", "video", "file"]},
+            "name": _STRING,
+            "size": {"type": ["integer", "null"], "description": "bytes, as the sender stated"},
+            "mimetype": _NULLABLE,
+        }
+    ),
     "type": ["object", "null"],
     "description": "The file the message carries (download it from …/attachment)",
-    "required": ["kind", "name", "size", "mimetype"],
-    "properties": {
-        "kind": {"type": "string", "enum": ["image", "audio", "video", "file"]},
-        "name": _STRING,
-        "size": {"type": ["integer", "null"], "description": "bytes, as the sender stated"},
-        "mimetype": _NULLABLE,
-    },
 }
 
-CONVERSATION = {
-    "type": "object",
-    "properties": {
+CONVERSATION = closed(
+    {
         "id": _STRING,
-        "state": {"type": "string", "enum": ["active", "read_only"]},
+        "state": _STATE,
         "room_id": {"type": "string", "example": "!abc:example.org"},
         "started_by": _STRING,
         "encrypted": {
@@ -35,74 +39,78 @@ CONVERSATION = {
         },
         "participants": {
             "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"user_id": _STRING, "matrix_id": _STRING},
-            },
+            "minItems": 2,
+            "maxItems": 2,
+            "items": closed({"user_id": _STRING, "matrix_id": _STRING}),
         },
+    }
+)
+_MESSAGE_PROPERTIES: dict[str, Any] = {
+    "id": _STRING,
+    "conversation_id": _STRING,
+    "sender": _STRING,
+    "client_message_id": {**_NULLABLE, "description": "null for a message typed in Matrix"},
+    "body": {**_NULLABLE, "description": "null once deleted"},
+    "format": _FORMAT,
+    "html": {**_NULLABLE, "description": "rendered Markdown, or sanitised Matrix HTML"},
+    "status": {"type": "string", "enum": ["sent", "queued", "withdrawn", "failed"]},
+    "event_id": {**_NULLABLE, "description": "the Matrix event"},
+    "created_at": _TIME,
+    "edited_at": _NULLABLE_TIME,
+    "deleted": {"type": "boolean"},
+    "pending": {
+        "type": ["string", "null"],
+        "enum": ["edit", "redact", None],
+        "description": "A change Matrix hasn't received yet (the homeserver is away)",
     },
+    "attachment": {**ATTACHMENT, "description": "null when none, and once deleted"},
 }
-MESSAGE = {
-    "type": "object",
-    "properties": {
-        "id": _STRING,
-        "conversation_id": _STRING,
-        "sender": _STRING,
-        "client_message_id": _NULLABLE,
-        "body": {**_NULLABLE, "description": "null once deleted"},
-        "format": {"type": "string", "enum": ["plain", "markdown", "html"]},
-        "html": {**_NULLABLE, "description": "rendered Markdown, or sanitised Matrix HTML"},
-        "status": {"type": "string", "enum": ["sent", "queued", "withdrawn", "failed"]},
-        "event_id": {**_NULLABLE, "description": "the Matrix event"},
-        "created_at": _TIME,
-        "edited_at": {"type": ["string", "null"], "format": "date-time"},
-        "deleted": {"type": "boolean"},
-        "pending": {
-            "type": ["string", "null"],
-            "enum": ["edit", "redact", None],
-            "description": "A change Matrix hasn't received yet (the homeserver is away)",
-        },
-        "attachment": ATTACHMENT,
-    },
-}
-_INBOX_ITEM = {
-    "allOf": [
-        CONVERSATION,
-        {
-            "type": "object",
-            "properties": {
-                "other": {
-                    "type": "object",
-                    "properties": {
-                        "user_id": _STRING,
-                        "display_name": _STRING,
-                        "avatar_url": _NULLABLE,
-                        "initials": {"type": "string", "example": "AK"},
-                        "role": {"type": ["string", "null"], "example": "tutor"},
-                        "active": {"type": "boolean"},
-                        "matrix_id": _STRING,
-                    },
+MESSAGE = closed(_MESSAGE_PROPERTIES)
+# A message in a page of history also says whether the reader has read it.
+_HISTORY_MESSAGE = closed(
+    {
+        **_MESSAGE_PROPERTIES,
+        "read": {"type": "boolean", "description": "the reader's own messages count as read"},
+    }
+)
+_INBOX_ITEM = closed(
+    {
+        **CONVERSATION["properties"],
+        "other": closed(
+            {
+                "user_id": _STRING,
+                "display_name": {
+                    "type": "string",
+                    "description": "the id, for someone no longer in the roster",
                 },
-                "last_message": {
-                    "type": ["object", "null"],
-                    "properties": {"preview": _STRING, "sender": _STRING, "created_at": _TIME},
-                },
-                "unread": {"type": "integer"},
-            },
+                "avatar_url": _NULLABLE,
+                "initials": {"type": "string", "example": "AK"},
+                "role": {"type": ["string", "null"], "example": "tutor"},
+                "active": {"type": "boolean"},
+                "matrix_id": _STRING,
+            }
+        ),
+        "last_message": {
+            **closed({"preview": _STRING, "sender": _STRING, "created_at": _TIME}),
+            "type": ["object", "null"],
         },
-    ]
-}
+        "unread": {"type": "integer", "minimum": 0},
+    }
+)
 
 
 def _event(
-    description: str, optional: dict[str, Any] | None = None, **properties: dict[str, Any]
+    description: str,
+    required: dict[str, Any],
+    optional: dict[str, Any] | None = None,
+    **keywords: Any,
 ) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": description,
-        "required": list(properties),
-        "properties": {**properties, **(optional or {})},
-    }
+    return closed(required, optional, description=description, **keywords)
+
+
+def _when_origin(origin: str, then: dict[str, Any]) -> dict[str, Any]:
+    """A condition on the payload of a change made in `origin` ("lms" or "matrix")."""
+    return {"if": {"properties": {"origin": {"const": origin}}}, "then": then}
 
 
 _ORIGIN = {"type": "string", "enum": ["lms", "matrix"], "description": "where it was made"}
@@ -110,86 +118,159 @@ _MESSAGE_REF = {"message_id": _STRING, "conversation_id": _STRING, "sender": _ST
 
 _CLIENT_MESSAGE_ID = {
     "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
     "description": "The LMS's own id: a repeat returns the stored message, never a second one",
 }
 _REACTION = {"message_id": _STRING, "conversation_id": _STRING, "sender": _STRING, "key": _STRING}
+# The Matrix event ids a change made in a Matrix client carries; never on a change from the LMS.
+_EDIT_IDS = ("edit_event_id", "undone_edit_event_id", "redaction_event_id")
 
 # The `data` of each event type, by type.
 EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
     "message.created": _event(
         "A new message, from the LMS or typed in a Matrix client",
-        **_MESSAGE_REF,
-        body=_STRING,
-        format=_STRING,
-        html=_NULLABLE,
-        event_id=_NULLABLE,
-        origin=_ORIGIN,
-        created_at=_TIME,
-        attachment=ATTACHMENT,
+        {
+            **_MESSAGE_REF,
+            "body": {"type": "string", "description": "the text; for a file its caption or name"},
+            "format": _FORMAT,
+            "html": _NULLABLE,
+            "event_id": {**_NULLABLE, "description": "null while an LMS message is queued"},
+            "origin": _ORIGIN,
+            "created_at": _TIME,
+            "attachment": ATTACHMENT,
+        },
+        allOf=[_when_origin("matrix", {"properties": {"event_id": _STRING}})],
     ),
     "message.edited": _event(
         "A message's text changed (an edit, or an edit redacted in Matrix undone)",
         {
+            **_MESSAGE_REF,
+            "body": _STRING,
+            "format": _FORMAT,
+            "html": _NULLABLE,
+            "origin": _ORIGIN,
+            "edited_at": _TIME,
+        },
+        {
             "edit_event_id": {
                 **_NULLABLE,
-                "description": "the Matrix edit now shown (null: the original text again)",
+                "description": "the Matrix edit now shown (null: the original text again); "
+                "always there for a change made in Matrix",
             },
             "undone_edit_event_id": {
                 **_STRING,
                 "description": "the edit redacted in Matrix, when this undoes one",
             },
-            "redaction_event_id": _STRING,
+            "redaction_event_id": {
+                **_STRING,
+                "description": "the redaction of the edit, when this undoes one",
+            },
         },
-        **_MESSAGE_REF,
-        body=_STRING,
-        format=_STRING,
-        html=_NULLABLE,
-        origin=_ORIGIN,
-        edited_at=_TIME,
+        dependentRequired={
+            "undone_edit_event_id": ["redaction_event_id"],
+            "redaction_event_id": ["undone_edit_event_id"],
+        },
+        allOf=[
+            _when_origin("matrix", {"required": ["edit_event_id"]}),
+            _when_origin("lms", {"properties": dict.fromkeys(_EDIT_IDS, False)}),
+            {
+                # Only an undone edit can bring the original text (no edit) back.
+                "if": {"not": {"required": ["undone_edit_event_id"]}},
+                "then": {"properties": {"edit_event_id": _STRING}},
+            },
+        ],
     ),
     "message.deleted": _event(
         "A message was deleted (redacted in Matrix)",
+        {**_MESSAGE_REF, "origin": _ORIGIN, "deleted_at": _TIME},
         {"redaction_event_id": {**_STRING, "description": "for a deletion made in Matrix"}},
-        **_MESSAGE_REF,
-        origin=_ORIGIN,
-        deleted_at=_TIME,
+        allOf=[
+            _when_origin("matrix", {"required": ["redaction_event_id"]}),
+            _when_origin("lms", {"properties": {"redaction_event_id": False}}),
+        ],
     ),
     "reaction.added": _event(
         "Someone reacted to a message in a Matrix client (`key` is the emoji or text)",
-        **_REACTION,
-        event_id=_STRING,
-        created_at=_TIME,
+        {**_REACTION, "event_id": _STRING, "created_at": _TIME},
     ),
     "reaction.removed": _event(
         "A reaction was taken back",
-        **_REACTION,
-        event_id={**_STRING, "description": "the reaction's event"},
-        redaction_event_id=_STRING,
-        removed_at=_TIME,
+        {
+            **_REACTION,
+            "event_id": {**_STRING, "description": "the reaction's event"},
+            "redaction_event_id": _STRING,
+            "removed_at": _TIME,
+        },
     ),
     "message.failed": _event(
         "The homeserver refused a message for good",
-        **_MESSAGE_REF,
-        origin=_ORIGIN,
-        reason=_STRING,
+        {**_MESSAGE_REF, "origin": {**_ORIGIN, "enum": ["lms"]}, "reason": _STRING},
     ),
     "conversation.created": _event(
         "A conversation's room was made",
-        conversation_id=_STRING,
-        participants={"type": "array", "items": _STRING},
-        started_by=_STRING,
-        room_id=_STRING,
-        state=_STRING,
+        {
+            "conversation_id": _STRING,
+            "participants": {"type": "array", "minItems": 2, "maxItems": 2, "items": _STRING},
+            "started_by": _STRING,
+            "room_id": _STRING,
+            "state": _STATE,
+        },
     ),
     "conversation.state_changed": _event(
         "A conversation turned read-only, or opened again",
-        conversation_id=_STRING,
-        state={"type": "string", "enum": ["active", "read_only"]},
-        reason_code=_STRING,
-        reason=_STRING,
+        {"conversation_id": _STRING, "state": _STATE, "reason_code": _STRING, "reason": _STRING},
     ),
 }
+# One event, as the feed lists it and the webhook receives it: `data` is the schema of its type.
+EVENT = {
+    **closed(
+        {
+            "id": _STRING,
+            "seq": {"type": "integer", "minimum": 1},
+            "type": {"type": "string", "enum": sorted(EVENT_SCHEMAS)},
+            "created_at": _TIME,
+            "data": {"type": "object"},
+        }
+    ),
+    "allOf": [
+        {
+            "if": {"properties": {"type": {"const": name}}},
+            "then": {"properties": {"data": {"$ref": f"#/components/schemas/{name}"}}},
+        }
+        for name in sorted(EVENT_SCHEMAS)
+    ],
+}
+SIGNATURE = (
+    'Signed with `X-Bridge-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` under the '
+    "webhook secret."
+)
+WEBHOOKS = {
+    "event": {
+        "post": {
+            "tags": ["events"],
+            "summary": "Each event, POSTed to the configured webhook in order, once acknowledged",
+            "description": f"{SIGNATURE} Any 2xx answer acknowledges it; anything else (or no "
+            "answer) is retried with backoff, and later events wait.",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
+            },
+            "responses": {"2XX": {"description": "Received"}},
+        }
+    }
+}
 
+# The types a download comes as (bridge.api.files.download_headers decides).
+DOWNLOAD_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "audio/*",
+    "video/*",
+    "application/octet-stream",
+)
 _LIMIT = {
     "name": "limit",
     "in": "query",
@@ -198,12 +279,13 @@ _LIMIT = {
 
 
 def _query(name: str, description: str, required: bool = False) -> dict[str, Any]:
+    """An id in the query string."""
     return {
         "name": name,
         "in": "query",
         "required": required,
         "description": description,
-        "schema": _STRING,
+        "schema": _ID,
     }
 
 
@@ -212,7 +294,7 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
     messages_path = "/api/v1/conversations/{conversation_id}/messages"
     message_path = "/api/v1/messages/{message_id}"
     text_body = {
-        "body": _STRING,
+        "body": {"type": "string", "description": "not blank; see messages.max_body_chars"},
         "format": {"type": "string", "enum": ["plain", "markdown"], "default": "plain"},
     }
     return {
@@ -227,7 +309,7 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                     {
                         "type": "object",
                         "required": ["initiator", "recipient"],
-                        "properties": {"initiator": _STRING, "recipient": _STRING},
+                        "properties": {"initiator": _ID, "recipient": _ID},
                     }
                 ),
                 "responses": {
@@ -244,12 +326,7 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                 "parameters": [*path_params("/api/v1/users/{user_id}/conversations"), _LIMIT],
                 "responses": {
                     "200": json_response(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "conversations": {"type": "array", "items": _INBOX_ITEM}
-                            },
-                        }
+                        closed({"conversations": {"type": "array", "items": _INBOX_ITEM}})
                     ),
                     **errors(400, 404),
                 },
@@ -267,21 +344,20 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                 ],
                 "responses": {
                     "200": json_response(
-                        {
-                            "type": "object",
-                            "properties": {
+                        closed(
+                            {
                                 "messages": {
                                     "type": "array",
                                     "description": "oldest first; `read` is whether the "
                                     "reader has read it",
-                                    "items": MESSAGE,
+                                    "items": _HISTORY_MESSAGE,
                                 },
                                 "next_before": {
                                     **_NULLABLE,
                                     "description": "pass as `before` for the older page",
                                 },
-                            },
-                        }
+                            }
+                        )
                     ),
                     **errors(400, 404),
                 },
@@ -298,7 +374,7 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                                 "type": "object",
                                 "required": ["sender", "body", "client_message_id"],
                                 "properties": {
-                                    "sender": _STRING,
+                                    "sender": _ID,
                                     **text_body,
                                     "client_message_id": _CLIENT_MESSAGE_ID,
                                 },
@@ -312,7 +388,7 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                                 "(503 when the homeserver can't take it now)",
                                 "required": ["sender", "client_message_id", "file"],
                                 "properties": {
-                                    "sender": _STRING,
+                                    "sender": _ID,
                                     "client_message_id": _CLIENT_MESSAGE_ID,
                                     "body": {"type": "string", "description": "a caption"},
                                     "file": {"type": "string", "format": "binary"},
@@ -341,23 +417,22 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                         "type": "object",
                         "required": ["user", "up_to"],
                         "properties": {
-                            "user": _STRING,
-                            "up_to": {"type": "string", "description": "a message id"},
+                            "user": _ID,
+                            "up_to": {**_ID, "description": "a message id"},
                         },
                     }
                 ),
                 "responses": {
                     "200": json_response(
-                        {
-                            "type": "object",
-                            "properties": {
+                        closed(
+                            {
                                 "conversation_id": _STRING,
                                 "moved": {
                                     "type": "boolean",
                                     "description": "false when already read that far",
                                 },
-                            },
-                        }
+                            }
+                        )
                     ),
                     **errors(400, 404),
                 },
@@ -372,7 +447,7 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                     {
                         "type": "object",
                         "required": ["user", "body"],
-                        "properties": {"user": _STRING, **text_body},
+                        "properties": {"user": _ID, **text_body},
                     }
                 ),
                 "responses": {
@@ -400,7 +475,8 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                 "tags": ["conversations"],
                 "summary": "Download the file a message carries (participants only)",
                 "description": "Streamed from the homeserver's media repository. Offered as an "
-                "attachment; types a browser could run (HTML, SVG, …) come as "
+                "attachment; PNG, JPEG, GIF and WebP images, audio and video keep their type, "
+                "any other type (one a browser could run: HTML, SVG, …) comes as "
                 "application/octet-stream.",
                 "parameters": [
                     *path_params(f"{message_path}/attachment"),
@@ -410,9 +486,8 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                     "200": {
                         "description": "The file",
                         "content": {
-                            "application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}
-                            }
+                            media: {"schema": {"type": "string", "format": "binary"}}
+                            for media in DOWNLOAD_TYPES
                         },
                     },
                     **errors(400, 404, 413, 502, 503),
@@ -423,11 +498,21 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
             "get": {
                 "tags": ["events"],
                 "summary": "Every change, in order: read from any point, resume with next_after",
-                "description": "The same events are POSTed to the configured webhook, signed "
-                'with `X-Bridge-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`. The '
-                "`data` of each type is in components.schemas under the type's name.",
+                "description": "The same events are POSTed to the configured webhook (see "
+                f"`webhooks`). {SIGNATURE} The `data` of each type is in components.schemas "
+                "under the type's name.",
                 "parameters": [
-                    {"name": "after", "in": "query", "schema": {"type": "integer", "default": 0}},
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "description": "a seq: the events after it",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": 2**62,
+                            "default": 0,
+                        },
+                    },
                     {
                         "name": "limit",
                         "in": "query",
@@ -441,34 +526,18 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                 ],
                 "responses": {
                     "200": json_response(
-                        {
-                            "type": "object",
-                            "properties": {
+                        closed(
+                            {
                                 "events": {
                                     "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "required": ["id", "seq", "type", "created_at", "data"],
-                                        "properties": {
-                                            "id": _STRING,
-                                            "seq": {"type": "integer"},
-                                            "type": {
-                                                "type": "string",
-                                                "enum": sorted(EVENT_SCHEMAS),
-                                            },
-                                            "created_at": _TIME,
-                                            "data": {
-                                                "oneOf": [
-                                                    {"$ref": f"#/components/schemas/{name}"}
-                                                    for name in sorted(EVENT_SCHEMAS)
-                                                ]
-                                            },
-                                        },
-                                    },
+                                    "items": {"$ref": "#/components/schemas/Event"},
                                 },
-                                "next_after": {"type": "integer"},
-                            },
-                        }
+                                "next_after": {
+                                    "type": "integer",
+                                    "description": "pass as `after` for the next page",
+                                },
+                            }
+                        )
                     ),
                     **errors(400),
                 },

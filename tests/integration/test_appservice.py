@@ -11,6 +11,7 @@ import pytest
 from bridge.app import Bridge
 from bridge.services.inbound import EventDispatcher
 from tests.conftest import Recorder, SynapseEnv
+from tests.support.contract import check_response
 
 pytestmark = pytest.mark.synapse
 
@@ -203,6 +204,7 @@ async def test_ready_is_503_when_the_schema_is_not_this_version(
     async with aiohttp.ClientSession() as session, session.get(_url(instance, "/ready")) as r:
         assert r.status == 503
         body = await r.json()
+        check_response("GET", "/ready", r.status, r.content_type, body)
     assert body["status"] == "not_ready"
     assert body["checks"]["database"] is False
 
@@ -216,7 +218,9 @@ async def test_unknown_routes_answer_m_unrecognized(bridge: tuple[Bridge, Record
             assert (r.status, (await r.json())["errcode"]) == (405, "M_UNRECOGNIZED")
         async with session.get(_url(instance, "/nothing-here")) as r:
             assert r.status == 404
-            assert (await r.json())["error"]["code"] == "not_found"
+            body = await r.json()
+            check_response("GET", "/nothing-here", r.status, r.content_type, body)
+            assert body["error"]["code"] == "not_found"
 
 
 async def test_health_and_ready(bridge: tuple[Bridge, Recorder]) -> None:
@@ -224,8 +228,10 @@ async def test_health_and_ready(bridge: tuple[Bridge, Recorder]) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.get(_url(instance, "/health")) as r:
             assert (r.status, await r.json()) == (200, {"status": "ok"})
+            check_response("GET", "/health", r.status, r.content_type, await r.json())
         async with session.get(_url(instance, "/ready")) as r:
             assert r.status == 200
+            check_response("GET", "/ready", r.status, r.content_type, await r.json())
             assert (await r.json())["checks"] == {
                 "started": True,
                 "database": True,

@@ -5,6 +5,7 @@ the bridge does not carry is said so to the sender."""
 from __future__ import annotations
 
 import io
+import json
 import secrets
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.integration.test_conversation_life import client_get, eventually, roo
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import feed, start_conversation
 from tests.integration.test_roster_api import call
+from tests.support.contract import check_response
 
 pytestmark = pytest.mark.synapse
 
@@ -34,6 +36,8 @@ def png(size: int = 300) -> bytes:
 async def post_file(
     instance: Bridge, conversation_id: str, fields: dict[str, str], data: bytes, name: str
 ) -> tuple[int, Any]:
+    """Send a file as a multipart message; the answer is checked against the document."""
+    path = f"/api/v1/conversations/{conversation_id}/messages"
     form = aiohttp.FormData()
     for key, value in fields.items():
         form.add_field(key, value)
@@ -41,25 +45,32 @@ async def post_file(
     async with (
         aiohttp.ClientSession() as session,
         session.post(
-            f"http://127.0.0.1:{instance.config.appservice.listen_port}"
-            f"/api/v1/conversations/{conversation_id}/messages",
+            f"http://127.0.0.1:{instance.config.appservice.listen_port}{path}",
             data=form,
             headers={"Authorization": f"Bearer {instance.config.lms.api_token}"},
         ) as response,
     ):
-        return response.status, await response.json()
+        body = await response.json()
+        check_response("POST", path, response.status, response.content_type, body)
+        return response.status, body
 
 
 async def download(instance: Bridge, message_id: str, reader: str) -> tuple[int, bytes, Any]:
+    """Download a message's file; the answer (a file, or an error) is checked against the
+    document."""
+    path = f"/api/v1/messages/{message_id}/attachment"
     async with (
         aiohttp.ClientSession() as session,
         session.get(
-            f"http://127.0.0.1:{instance.config.appservice.listen_port}"
-            f"/api/v1/messages/{message_id}/attachment?as={reader}",
+            f"http://127.0.0.1:{instance.config.appservice.listen_port}{path}?as={reader}",
             headers={"Authorization": f"Bearer {instance.config.lms.api_token}"},
         ) as response,
     ):
-        return response.status, await response.read(), response.headers
+        data = await response.read()
+        json_answer = response.content_type == "application/json"
+        body = json.loads(data) if json_answer and data else data
+        check_response("GET", path, response.status, response.content_type, body)
+        return response.status, data, response.headers
 
 
 async def test_a_file_from_the_lms_reaches_matrix_and_only_participants_download_it(

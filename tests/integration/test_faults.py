@@ -38,6 +38,7 @@ from tests.conftest import SynapseEnv
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import feed, start_conversation
 from tests.integration.test_webhooks import hooked
+from tests.support.contract import check_response
 
 pytestmark = pytest.mark.synapse
 
@@ -191,11 +192,14 @@ class LmsApi:
         self._session = session
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """One call; connection failures propagate (the caller decides whether to retry)."""
+        """One call; connection failures propagate (the caller decides whether to retry). The
+        answer is checked against the OpenAPI document."""
         async with self._session.request(
             method, self._base + path, json=body, headers=self._headers
         ) as response:
-            return response.status, await response.json(content_type=None)
+            answer = await response.json(content_type=None)
+            check_response(method, path, response.status, response.content_type, answer)
+            return response.status, answer
 
     async def send(self, conversation_id: str, **body: str) -> tuple[int, Any]:
         """`POST /api/v1/conversations/{c}/messages`."""

@@ -14,6 +14,7 @@ from nio import AsyncClient, ProfileGetResponse
 from bridge.api.openapi import build_document
 from bridge.app import Bridge
 from tests.conftest import Recorder, SynapseEnv
+from tests.support.contract import check_response
 
 pytestmark = pytest.mark.synapse
 
@@ -26,6 +27,7 @@ async def call(
     token: str | None = "right",
     raw: bytes | None = None,
 ) -> tuple[int, Any]:
+    """One call of the bridge's API; the answer is checked against the OpenAPI document."""
     headers = {}
     if token is not None:
         headers["Authorization"] = "Bearer " + (
@@ -39,7 +41,9 @@ async def call(
         ) as response,
     ):
         text = await response.text()
-        return response.status, (await response.json(content_type=None)) if text else None
+        body = (await response.json(content_type=None)) if text else None
+        check_response(method, path, response.status, response.content_type, body)
+        return response.status, body
 
 
 async def seed(bridge: Bridge) -> None:

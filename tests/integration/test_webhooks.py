@@ -15,20 +15,32 @@ from bridge.config import Config
 from bridge.domain.signing import sign, verify
 from tests.conftest import SynapseEnv
 from tests.integration.test_messages import send, start_conversation
+from tests.support.contract import ContractViolation, check_event
 from tests.support.http import serve
 
 pytestmark = pytest.mark.synapse
 
 
 class Receiver:
-    """A small LMS webhook endpoint that can refuse for a while."""
+    """A small LMS webhook endpoint that can refuse for a while. Every event it receives is
+    checked against the OpenAPI document."""
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
         self.failing_until = 0.0
-        self.acknowledged: list[dict[str, Any]] = []
+        self._acknowledged: list[dict[str, Any]] = []
+        self.violations: list[str] = []
         self.refused = 0
         self.bad_signatures = 0
+
+    @property
+    def acknowledged(self) -> list[dict[str, Any]]:
+        """The events acknowledged, in order; fails the test once one broke the contract."""
+        # Raised here, in the test, rather than in the handler, where the bridge would only
+        # see a refusal and retry.
+        if self.violations:
+            raise ContractViolation("\n\n".join(self.violations))
+        return self._acknowledged
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -40,7 +52,12 @@ class Receiver:
         if time.monotonic() < self.failing_until:
             self.refused += 1
             return web.Response(status=500)
-        self.acknowledged.append(await request.json())
+        event = await request.json()
+        try:
+            check_event(event, "webhook")
+        except ContractViolation as violation:
+            self.violations.append(str(violation))
+        self._acknowledged.append(event)
         return web.Response(status=204)
 
 
