@@ -587,9 +587,9 @@ async def test_lms_messages_sent_while_synapse_is_down_for_20s_arrive_once_in_or
 
 async def _type(
     env: SynapseEnv, session: aiohttp.ClientSession, token: str, room_id: str, body: str
-) -> None:
+) -> str:
     """Send one message as a person's client would, retrying through an outage (a retry after a
-    lost answer may post it twice: what counts is what the room holds)."""
+    lost answer may post it twice: what counts is what the room holds); returns its event id."""
     deadline = time.monotonic() + 60
     while True:
         url = (
@@ -603,7 +603,7 @@ async def _type(
                 headers={"Authorization": f"Bearer {token}"},
             ) as response:
                 if response.status == 200:
-                    return
+                    return str((await response.json())["event_id"])
         assert time.monotonic() < deadline, f"{body} could not be sent"
         await asyncio.sleep(0.1)
 
@@ -650,8 +650,13 @@ async def test_everything_synapse_stored_reaches_the_lms_after_it_was_sigkilled(
             while len(set(await published()) & set(stored)) < len(stored):
                 await asyncio.sleep(0.25)
         figures["all_published_after_typing_s"] = round(time.monotonic() - typing_done, 2)
-        await asyncio.sleep(1.0)  # a duplicate would show up by now
-        created = await published()
+        # A marker typed last: once it is published, a duplicate of anything before it would be.
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            marker = await _type(synapse_env, session, token, room_id, "k-marker")
+        stored.append(marker)
+        async with asyncio.timeout(30):
+            while marker not in (created := await published()):
+                await asyncio.sleep(0.1)
     finally:
         await instance.stop()
     assert sorted(created) == sorted(stored)

@@ -23,6 +23,8 @@ class FakeWorker:
         self.wakeup = Wakeup()
         self.finished_work = False
         self.started = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self.work_done = asyncio.Event()  # the test says when the work in hand is done
 
     async def run(self) -> None:
         self.runs += 1
@@ -31,7 +33,8 @@ class FakeWorker:
             raise RuntimeError("boom")
         while not self.wakeup.stopping:
             await self.wakeup.wait(60)
-        await asyncio.sleep(0.05)  # the work in hand
+        self.stopped.set()
+        await self.work_done.wait()  # the work in hand, still going after stop()
         self.finished_work = True
 
     def stop(self) -> None:
@@ -45,10 +48,19 @@ async def test_a_worker_that_fails_is_started_again_and_stop_lets_work_finish() 
     supervisor.add("steady", steady.run, steady.stop)
     supervisor.start()
     async with asyncio.timeout(10):
-        while flaky.runs < 2 or not steady.started.is_set():
-            await asyncio.sleep(0.01)
-    await supervisor.stop(grace=5)
-    # Nothing is cut short while it finishes within the grace period.
+        await steady.started.wait()
+        while flaky.runs < 2:  # started again after its failure
+            await flaky.started.wait()
+            flaky.started.clear()
+    stopping = asyncio.create_task(supervisor.stop(grace=5))
+    async with asyncio.timeout(5):
+        await flaky.stopped.wait()
+        await steady.stopped.wait()
+    assert not stopping.done()  # stop() waits for the work in hand …
+    flaky.work_done.set()
+    steady.work_done.set()
+    await stopping
+    # … and nothing is cut short while it finishes within the grace period.
     assert flaky.finished_work and steady.finished_work
 
 
@@ -56,7 +68,8 @@ async def test_a_backoff_pause_ends_at_stop_but_not_at_new_work() -> None:
     wakeup = Wakeup()
     pause = asyncio.create_task(wakeup.pause(60))
     wakeup.set()  # new work
-    await asyncio.sleep(0.05)
+    for _ in range(10):  # let the loop run the pause and anything new work would wake
+        await asyncio.sleep(0)
     assert not pause.done()
     wakeup.stop()
     async with asyncio.timeout(1):
