@@ -27,7 +27,6 @@ import dataclasses
 import logging
 import os
 import pstats
-import secrets
 import sys
 import tempfile
 import time
@@ -39,7 +38,6 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import yaml
 from aiohttp import web
 from nio import AsyncClient, AsyncClientConfig, RoomSendResponse, SyncResponse
 from sqlalchemy import event as sql_event
@@ -53,7 +51,7 @@ from bench.common import (
 )
 from bridge.app import Bridge
 from bridge.config import Config
-from bridge.demo.synapse import LocalSynapse
+from bridge.demo.synapse import LocalSynapse, write_other_appservice_registration
 from bridge.domain.formatting import message_content
 from bridge.domain.signing import verify
 from bridge.matrix.client import HomeserverClient
@@ -209,26 +207,9 @@ class OtherAppservice:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        path = folder / "other-appservice.yaml"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "id": "other-appservice",
-                    "url": f"http://127.0.0.1:{port}",
-                    "as_token": secrets.token_urlsafe(24),
-                    "hs_token": secrets.token_urlsafe(24),
-                    "sender_localpart": "other_bot",
-                    "namespaces": {
-                        "users": [{"regex": "@_other_.*", "exclusive": True}],
-                        "rooms": [{"regex": ".*", "exclusive": False}],
-                        "aliases": [],
-                    },
-                    "rate_limited": False,
-                    "receive_ephemeral": True,
-                }
-            )
+        return write_other_appservice_registration(
+            folder / "other-appservice.yaml", f"http://127.0.0.1:{port}"
         )
-        return path
 
     async def stop(self) -> None:
         if self._runner is not None:

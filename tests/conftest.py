@@ -21,7 +21,12 @@ import yaml
 
 from bridge.app import Bridge
 from bridge.config import Config, DatabaseConfig, load_config, render_example, write_back
-from bridge.demo.synapse import LocalSynapse, free_port, synapse_installed
+from bridge.demo.synapse import (
+    LocalSynapse,
+    free_port,
+    synapse_installed,
+    write_other_appservice_registration,
+)
 from bridge.matrix.registration import ensure_secrets, write_registration
 from bridge.store.database import Database
 from bridge.store.inbox import StoredEvent
@@ -149,25 +154,8 @@ class OtherAppservice:
         handler = self._handler()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self.registration = folder / "other-appservice.yaml"
-        self.registration.write_text(
-            yaml.safe_dump(
-                {
-                    "id": "other-appservice",
-                    "url": f"http://127.0.0.1:{self._server.server_address[1]}",
-                    "as_token": secrets.token_urlsafe(24),
-                    "hs_token": secrets.token_urlsafe(24),
-                    "sender_localpart": "other_bot",
-                    "namespaces": {
-                        "users": [{"regex": "@_other_.*", "exclusive": True}],
-                        "rooms": [{"regex": ".*", "exclusive": False}],
-                        "aliases": [],
-                    },
-                    "rate_limited": False,
-                    "receive_ephemeral": True,
-                    "de.sorunome.msc2409.push_ephemeral": True,
-                }
-            )
+        self.registration = write_other_appservice_registration(
+            folder / "other-appservice.yaml", f"http://127.0.0.1:{self._server.server_address[1]}"
         )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

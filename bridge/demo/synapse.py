@@ -57,6 +57,32 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def write_other_appservice_registration(path: Path, url: str) -> Path:
+    """The registration of a second appservice interested in every room, as a real homeserver
+    has (another bridge, a moderation bot): Synapse then draws its transaction ids and the
+    bridge's from one sequence. For tests and benchmarks; `url` must answer `{}`."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "id": "other-appservice",
+                "url": url,
+                "as_token": secrets.token_urlsafe(24),
+                "hs_token": secrets.token_urlsafe(24),
+                "sender_localpart": "other_bot",
+                "namespaces": {
+                    "users": [{"regex": "@_other_.*", "exclusive": True}],
+                    "rooms": [{"regex": ".*", "exclusive": False}],
+                    "aliases": [],
+                },
+                "rate_limited": False,
+                "receive_ephemeral": True,
+                "de.sorunome.msc2409.push_ephemeral": True,
+            }
+        )
+    )
+    return path
+
+
 def synapse_installed() -> bool:
     """Whether the `matrix-synapse` package is importable by this interpreter."""
     try:

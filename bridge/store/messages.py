@@ -109,6 +109,26 @@ def _change_data(record: MessageRecord, origin: str) -> dict[str, Any]:
     }
 
 
+def _edited_data(
+    record: MessageRecord,
+    origin: str,
+    body: str,
+    text_format: str,
+    html: str | None,
+    now: datetime,
+    **matrix_ids: str | None,
+) -> dict[str, Any]:
+    """The `message.edited` payload: the new text, and the Matrix events behind the change."""
+    return {
+        **_change_data(record, origin),
+        "body": body,
+        "format": text_format,
+        "html": html,
+        **matrix_ids,
+        "edited_at": now.isoformat(),
+    }
+
+
 async def _set_text(
     conn: AsyncConnection,
     message_id: str,
@@ -384,13 +404,7 @@ class MessageRepository:
             await append_event(
                 conn,
                 "message.edited",
-                {
-                    **_change_data(record, "lms"),
-                    "body": body,
-                    "format": text_format,
-                    "html": html,
-                    "edited_at": now.isoformat(),
-                },
+                _edited_data(record, "lms", body, text_format, html, now),
                 now,
             )
         return await self.get(message_id)
@@ -508,14 +522,9 @@ class MessageRepository:
             await append_event(
                 conn,
                 "message.edited",
-                {
-                    **_change_data(record, "matrix"),
-                    "body": body,
-                    "format": text_format,
-                    "html": html,
-                    "edit_event_id": edit_event_id,
-                    "edited_at": now.isoformat(),
-                },
+                _edited_data(
+                    record, "matrix", body, text_format, html, now, edit_event_id=edit_event_id
+                ),
                 now,
             )
         return True
@@ -572,16 +581,17 @@ class MessageRepository:
             await append_event(
                 conn,
                 "message.edited",
-                {
-                    **_change_data(record, "matrix"),
-                    "body": body,
-                    "format": text_format,
-                    "html": html,
-                    "edit_event_id": now_shown,
-                    "undone_edit_event_id": edit_event_id,
-                    "redaction_event_id": redaction_event_id,
-                    "edited_at": now.isoformat(),
-                },
+                _edited_data(
+                    record,
+                    "matrix",
+                    body,
+                    text_format,
+                    html,
+                    now,
+                    edit_event_id=now_shown,
+                    undone_edit_event_id=edit_event_id,
+                    redaction_event_id=redaction_event_id,
+                ),
                 now,
             )
         return True
