@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bridge.api.errors import api_error
 from bridge.domain.text import has_lone_surrogate, lone_surrogate_path
+from bridge.matrix.client import HomeserverError, HomeserverUnreachable
 from bridge.services.refusals import Refused
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -44,6 +45,17 @@ def lms_auth_middleware(api_token: str, prefix: str = "/api/") -> Any:
         except (ApiFailure, Refused) as failure:
             # A service's refusal carries the same status, code and details as the API's own.
             return api_error(failure.status, failure.code, failure.message, **failure.details)
+        except HomeserverUnreachable:
+            # Nothing that was stored is lost: the same request again completes it.
+            return api_error(
+                503, "homeserver_unavailable", "The homeserver can't be reached; try again"
+            )
+        except HomeserverError as exc:
+            return api_error(
+                502,
+                "homeserver_refused",
+                f"The homeserver refused ({exc.status} {exc.errcode or 'error'}); try again later",
+            )
 
     return middleware
 

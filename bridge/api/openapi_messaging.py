@@ -315,7 +315,7 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                 "responses": {
                     "201": json_response(CONVERSATION, "Created"),
                     "200": json_response(CONVERSATION, "The pair's existing conversation"),
-                    **errors(400, 404, 413, 503),
+                    **errors(400, 404, 413, 502, 503),
                 },
             }
         },
@@ -403,7 +403,7 @@ def messaging_paths() -> dict[str, dict[str, Any]]:
                         MESSAGE, "Stored and queued: the homeserver is unreachable"
                     ),
                     "200": json_response(MESSAGE, "A repeat of an earlier request"),
-                    **errors(400, 404, 409, 413, 429, 503),
+                    **errors(400, 404, 409, 413, 429, 502, 503),
                 },
             },
         },

@@ -70,7 +70,7 @@ DESCRIPTIONS = {
     "`error.limit_bytes`) says the limit",
     422: "A referenced record doesn't exist; `error.missing` names it",
     429: "Too many messages; `error.retry_after_seconds` says when to retry",
-    502: "The homeserver refused to hand over what was asked for",
+    502: "The homeserver refused the request; `error.message` says how",
     503: "The homeserver is unreachable; retry",
 }
 
