@@ -7,23 +7,49 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.api.fields import FieldError, check_id
 from bridge.api.files import download_headers, read_file_form
-from bridge.api.http import ApiFailure, path_id, query_int, read_json
-from bridge.domain.formatting import TextFormat
+from bridge.api.http import ApiFailure, path_id, read_body, read_query, reply
+from bridge.api.operations import Operation, Reply, bind
+from bridge.contract.events import attachment_info
+from bridge.contract.messaging import (
+    ConversationView,
+    DeleteQuery,
+    DownloadQuery,
+    EditText,
+    HistoryMessage,
+    HistoryPage,
+    HistoryQuery,
+    Inbox,
+    InboxItem,
+    InboxQuery,
+    LastMessage,
+    MarkRead,
+    MessageView,
+    OtherPerson,
+    Participant,
+    ReadResult,
+    SendFile,
+    SendText,
+    StartConversation,
+)
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverUnreachable
 from bridge.services.attachments import AttachmentDownloads
 from bridge.services.conversations import ConversationRefused, ConversationService
 from bridge.services.messages import MessageService
 from bridge.services.policy import UnknownUser
-from bridge.services.reading import InboxItem, ReadingService
+from bridge.services.reading import InboxItem as InboxEntry
+from bridge.services.reading import ReadingService
 from bridge.store.conversations import ConversationRecord
 from bridge.store.messages import MessageRecord
 
 
-def conversation_json(record: ConversationRecord, ids: MatrixIdMapper) -> dict[str, Any]:
+def conversation_view(record: ConversationRecord, ids: MatrixIdMapper) -> ConversationView:
     """A conversation as the API shows it."""
+    return ConversationView(**_conversation_fields(record, ids))
+
+
+def _conversation_fields(record: ConversationRecord, ids: MatrixIdMapper) -> dict[str, Any]:
     return {
         "id": record.id,
         "state": record.state,
@@ -31,15 +57,13 @@ def conversation_json(record: ConversationRecord, ids: MatrixIdMapper) -> dict[s
         "started_by": record.started_by,
         "encrypted": record.encrypted,
         "participants": [
-            {"user_id": user, "matrix_id": ids.user_id(user)}
-            for user in (record.user_a, record.user_b)
+            Participant(user, ids.user_id(user)) for user in (record.user_a, record.user_b)
         ],
     }
 
 
-def message_json(record: MessageRecord) -> dict[str, Any]:
-    """A message as the API shows it (a deleted message keeps no text)."""
-    deleted = record.deleted_at is not None
+def _message_fields(record: MessageRecord) -> dict[str, Any]:
+    deleted = record.deleted_at is not None  # a deleted message keeps no text
     return {
         "id": record.id,
         "conversation_id": record.conversation_id,
@@ -50,68 +74,158 @@ def message_json(record: MessageRecord) -> dict[str, Any]:
         "html": None if deleted else record.html,
         "status": record.status,
         "event_id": record.event_id,
-        "created_at": record.created_at.isoformat(),
-        "edited_at": record.edited_at.isoformat() if record.edited_at else None,
+        "created_at": record.created_at,
+        "edited_at": record.edited_at,
         "deleted": deleted,
         "pending": record.pending,
-        "attachment": record.attachment.json() if record.attachment and not deleted else None,
+        "attachment": None if deleted else attachment_info(record.attachment),
     }
 
 
-def inbox_item_json(item: InboxItem, ids: MatrixIdMapper) -> dict[str, Any]:
+def message_view(record: MessageRecord) -> MessageView:
+    """A message as the API shows it."""
+    return MessageView(**_message_fields(record))
+
+
+def inbox_item(item: InboxEntry, ids: MatrixIdMapper) -> InboxItem:
     """One row of a person's inbox."""
     other = item.other
-    return {
-        **conversation_json(item.conversation, ids),
-        "other": {
-            "user_id": other.user_id,
-            "display_name": other.display_name,
-            "avatar_url": other.avatar_url,
-            "initials": other.initials,
-            "role": other.role,
-            "active": other.active,
-            "matrix_id": ids.user_id(other.user_id),
-        },
-        "last_message": None
-        if item.last_message is None
-        else {
-            "preview": item.preview,
-            "sender": item.last_message.sender,
-            "created_at": item.last_message.created_at.isoformat(),
-        },
-        "unread": item.unread,
-    }
+    last = item.last_message
+    return InboxItem(
+        **_conversation_fields(item.conversation, ids),
+        other=OtherPerson(
+            user_id=other.user_id,
+            display_name=other.display_name,
+            avatar_url=other.avatar_url,
+            initials=other.initials,
+            role=other.role,
+            active=other.active,
+            matrix_id=ids.user_id(other.user_id),
+        ),
+        last_message=None
+        if last is None
+        else LastMessage(item.preview or "", last.sender, last.created_at),
+        unread=item.unread,
+    )
 
 
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ApiFailure(400, "invalid_field", "body: expected a JSON object", field="body")
-    return body
+_TAG = "conversations"
+_MESSAGES = "/api/v1/conversations/{conversation_id}/messages"
+_MESSAGE = "/api/v1/messages/{message_id}"
+# The types a download comes as (bridge.api.files.download_headers decides).
+DOWNLOAD_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "audio/*",
+    "video/*",
+    "application/octet-stream",
+)
+_BINARY = {"type": "string", "format": "binary"}
 
-
-def _id(name: str, value: object) -> str:
-    try:
-        return check_id(name, value)
-    except FieldError as exc:
-        raise ApiFailure(400, "invalid_field", str(exc), field=exc.field) from None
-
-
-def _id_field(body: dict[str, Any], name: str) -> str:
-    return _id(name, body.get(name))
-
-
-def _query_id(request: web.Request, name: str) -> str:
-    return _id(name, request.query.get(name))
-
-
-def _text(body: dict[str, Any]) -> tuple[str, TextFormat]:
-    text = body.get("body")
-    if not isinstance(text, str) or "\x00" in text:
-        raise ApiFailure(400, "invalid_field", "body: expected a text", field="body")
-    text_format = body.get("format", "plain")
-    if text_format not in ("plain", "markdown"):
-        raise ApiFailure(400, "invalid_field", "format: expected plain or markdown", field="format")
-    return text, text_format
+OPERATIONS = (
+    Operation(
+        "POST",
+        "/api/v1/conversations",
+        "start",
+        _TAG,
+        "Start (or find) the conversation of two people",
+        description="Creates the private Matrix room of the pair when the initiator may start "
+        "a conversation with the recipient; either person may call again later and gets the "
+        "same conversation.",
+        body=StartConversation,
+        replies=(
+            Reply(201, "Created", ConversationView),
+            Reply(200, "The pair's existing conversation", ConversationView),
+        ),
+        errors=(400, 404, 413, 502, 503),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/users/{user_id}/conversations",
+        "inbox",
+        _TAG,
+        "A person's inbox: the most recently active conversation first",
+        query=InboxQuery,
+        replies=(Reply(200, "OK", Inbox),),
+        errors=(400, 404),
+    ),
+    Operation(
+        "GET",
+        _MESSAGES,
+        "history",
+        _TAG,
+        "A conversation's history, a page at a time (participants only)",
+        query=HistoryQuery,
+        replies=(Reply(200, "OK", HistoryPage),),
+        errors=(400, 404),
+    ),
+    Operation(
+        "POST",
+        _MESSAGES,
+        "send",
+        _TAG,
+        "Send a message as a participant (idempotent on client_message_id)",
+        body=SendText,
+        form=SendFile,
+        replies=(
+            Reply(201, "Sent; `event_id` is the Matrix event", MessageView),
+            Reply(202, "Stored and queued: the homeserver is unreachable", MessageView),
+            Reply(200, "A repeat of an earlier request", MessageView),
+        ),
+        errors=(400, 404, 409, 413, 429, 502, 503),
+    ),
+    Operation(
+        "POST",
+        "/api/v1/conversations/{conversation_id}/read",
+        "read",
+        _TAG,
+        "Mark read up to a message (also the person's Matrix read receipt)",
+        body=MarkRead,
+        replies=(Reply(200, "OK", ReadResult),),
+        errors=(400, 404),
+    ),
+    Operation(
+        "PATCH",
+        _MESSAGE,
+        "edit",
+        _TAG,
+        "Edit one's own message (an m.replace edit in Matrix)",
+        body=EditText,
+        replies=(
+            Reply(200, "Edited, in Matrix too", MessageView),
+            Reply(202, "Edited; Matrix gets it when it is back", MessageView),
+        ),
+        errors=(400, 404, 409, 413),
+    ),
+    Operation(
+        "DELETE",
+        _MESSAGE,
+        "delete",
+        _TAG,
+        "Delete one's own message (a redaction in Matrix)",
+        query=DeleteQuery,
+        replies=(
+            Reply(200, "Deleted, in Matrix too", MessageView),
+            Reply(202, "Deleted; Matrix gets it when it is back", MessageView),
+        ),
+        errors=(400, 404),
+    ),
+    Operation(
+        "GET",
+        f"{_MESSAGE}/attachment",
+        "attachment",
+        _TAG,
+        "Download the file a message carries (participants only)",
+        description="Streamed from the homeserver's media repository. Offered as an "
+        "attachment; PNG, JPEG, GIF and WebP images, audio and video keep their type, any "
+        "other type (one a browser could run: HTML, SVG, …) comes as application/octet-stream.",
+        query=DownloadQuery,
+        replies=(Reply(200, "The file", _BINARY, DOWNLOAD_TYPES),),
+        errors=(400, 404, 413, 502, 503),
+    ),
+)
 
 
 class ConversationRoutes:
@@ -137,24 +251,13 @@ class ConversationRoutes:
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the bridge's web application."""
-        return [
-            web.post("/api/v1/conversations", self.start),
-            web.get("/api/v1/users/{user_id}/conversations", self.inbox),
-            web.get("/api/v1/conversations/{conversation_id}/messages", self.history),
-            web.post("/api/v1/conversations/{conversation_id}/messages", self.send),
-            web.post("/api/v1/conversations/{conversation_id}/read", self.read),
-            web.patch("/api/v1/messages/{message_id}", self.edit),
-            web.delete("/api/v1/messages/{message_id}", self.delete),
-            web.get("/api/v1/messages/{message_id}/attachment", self.attachment),
-        ]
+        return bind(self, OPERATIONS)
 
     async def start(self, request: web.Request) -> web.Response:
         """`POST /api/v1/conversations`: 201 new, 200 existing, 403 with the policy's reason."""
-        body = _object(await read_json(request, self._max_body))
-        initiator = _id_field(body, "initiator")
-        recipient = _id_field(body, "recipient")
+        pair = await read_body(request, StartConversation, self._max_body)
         try:
-            record, created = await self._conversations.start(initiator, recipient)
+            record, created = await self._conversations.start(pair.initiator, pair.recipient)
         except UnknownUser as exc:
             raise ApiFailure(
                 404,
@@ -172,90 +275,75 @@ class ConversationRoutes:
                 "homeserver_unavailable",
                 "The homeserver can't be reached; retry and the conversation is completed",
             ) from None
-        return web.json_response(
-            conversation_json(record, self._ids), status=201 if created else 200
-        )
+        return reply(conversation_view(record, self._ids), 201 if created else 200)
 
     async def inbox(self, request: web.Request) -> web.Response:
         """`GET /api/v1/users/{u}/conversations`: the most recently active first."""
         user_id = path_id(request, "user_id")
-        limit = query_int(request, "limit", 50, 1, 200)
+        query = read_query(request, InboxQuery)
         try:
-            items = await self._reading.inbox(user_id, limit)
+            items = await self._reading.inbox(user_id, query.limit)
         except UnknownUser:
             raise ApiFailure(
                 404, "not_found", f"No user with id {user_id!r}", missing={"user_id": user_id}
             ) from None
-        return web.json_response(
-            {"conversations": [inbox_item_json(item, self._ids) for item in items]}
-        )
+        return reply(Inbox([inbox_item(item, self._ids) for item in items]))
 
     async def history(self, request: web.Request) -> web.Response:
         """`GET /api/v1/conversations/{c}/messages?as=&before=&limit=`: a page, oldest first."""
         conversation_id = path_id(request, "conversation_id")
-        reader = _query_id(request, "as")
-        before = _query_id(request, "before") if "before" in request.query else None
-        limit = query_int(request, "limit", 50, 1, 200)
-        page = await self._reading.history(conversation_id, reader, before, limit)
-        return web.json_response(
-            {
-                "messages": [{**message_json(m), "read": read} for m, read in page],
-                "next_before": page[0][0].id if len(page) == limit else None,
-            }
+        query = read_query(request, HistoryQuery)
+        before = query.before or None
+        page = await self._reading.history(conversation_id, query.reader, before, query.limit)
+        return reply(
+            HistoryPage(
+                messages=[HistoryMessage(**_message_fields(m), read=read) for m, read in page],
+                next_before=page[0][0].id if len(page) == query.limit else None,
+            )
         )
 
     async def send(self, request: web.Request) -> web.Response:
         """`POST /api/v1/conversations/{c}/messages`: 201 sent, 202 queued, 200 a repeat."""
         conversation_id = path_id(request, "conversation_id")
         if request.content_type == "multipart/form-data":
-            fields, upload = await read_file_form(request, self._max_attachment)
+            form, upload = await read_file_form(request, self._max_attachment)
             record, created = await self._messages.send_file(
-                conversation_id,
-                _id_field(fields, "sender"),
-                _id_field(fields, "client_message_id"),
-                upload,
+                conversation_id, form.sender, form.client_message_id, upload
             )
         else:
-            body = _object(await read_json(request, self._max_body))
-            sender = _id_field(body, "sender")
-            client_message_id = _id_field(body, "client_message_id")
-            text, text_format = _text(body)
+            text = await read_body(request, SendText, self._max_body)
             record, created = await self._messages.send(
-                conversation_id, sender, text, text_format, client_message_id
+                conversation_id, text.sender, text.body, text.format, text.client_message_id
             )
         status = 200 if not created else 201 if record.status == "sent" else 202
-        return web.json_response(message_json(record), status=status)
+        return reply(message_view(record), status)
 
     async def read(self, request: web.Request) -> web.Response:
         """`POST /api/v1/conversations/{c}/read {user, up_to}`: marks read, sends the receipt."""
         conversation_id = path_id(request, "conversation_id")
-        body = _object(await read_json(request, self._max_body))
-        user = _id_field(body, "user")
-        up_to = _id_field(body, "up_to")
-        moved = await self._reading.mark_read(conversation_id, user, up_to)
-        return web.json_response({"conversation_id": conversation_id, "moved": moved})
+        mark = await read_body(request, MarkRead, self._max_body)
+        moved = await self._reading.mark_read(conversation_id, mark.user, mark.up_to)
+        return reply(ReadResult(conversation_id, moved))
 
     async def edit(self, request: web.Request) -> web.Response:
         """`PATCH /api/v1/messages/{m} {user, body, format?}`: 200 done, 202 Matrix pending."""
         message_id = path_id(request, "message_id")
-        body = _object(await read_json(request, self._max_body))
-        user = _id_field(body, "user")
-        text, text_format = _text(body)
-        record = await self._messages.edit(message_id, user, text, text_format)
-        return web.json_response(message_json(record), status=202 if record.pending else 200)
+        text = await read_body(request, EditText, self._max_body)
+        record = await self._messages.edit(message_id, text.user, text.body, text.format)
+        return reply(message_view(record), 202 if record.pending else 200)
 
     async def delete(self, request: web.Request) -> web.Response:
         """`DELETE /api/v1/messages/{m}?as={u}`: 200 done, 202 Matrix pending."""
         message_id = path_id(request, "message_id")
-        user = _query_id(request, "as")
-        record = await self._messages.delete(message_id, user)
-        return web.json_response(message_json(record), status=202 if record.pending else 200)
+        query = read_query(request, DeleteQuery)
+        record = await self._messages.delete(message_id, query.sender)
+        return reply(message_view(record), 202 if record.pending else 200)
 
     async def attachment(self, request: web.Request) -> web.StreamResponse:
         """`GET /api/v1/messages/{m}/attachment?as={u}`: the file, for a participant."""
         message_id = path_id(request, "message_id")
-        reader = _query_id(request, "as")
-        async with self._downloads.open(message_id, reader) as download:
+        query = read_query(request, DownloadQuery)
+        async with self._downloads.open(message_id, query.reader) as download:
             response = web.StreamResponse(headers=download_headers(download.attachment))
             if download.length is not None:
                 response.content_length = download.length

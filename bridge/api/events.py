@@ -4,8 +4,29 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bridge.api.http import query_int
+from bridge.api.http import read_query, reply
+from bridge.api.operations import Operation, Reply, bind
+from bridge.contract.messaging import EventPage, EventsQuery
 from bridge.store.events import EventLogRepository
+
+SIGNATURE = (
+    'Signed with `X-Bridge-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` under the '
+    "webhook secret."
+)
+OPERATIONS = (
+    Operation(
+        "GET",
+        "/api/v1/events",
+        "feed",
+        "events",
+        "Every change, in order: read from any point, resume with next_after",
+        description="The same events are POSTed to the configured webhook (see `webhooks`). "
+        f"{SIGNATURE} The `data` of each type is in components.schemas under the type's name.",
+        query=EventsQuery,
+        replies=(Reply(200, "OK", EventPage),),
+        errors=(400,),
+    ),
+)
 
 
 class EventRoutes:
@@ -16,25 +37,15 @@ class EventRoutes:
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the bridge's web application."""
-        return [web.get("/api/v1/events", self.feed)]
+        return bind(self, OPERATIONS)
 
     async def feed(self, request: web.Request) -> web.Response:
         """Events after `after` (a seq), oldest first; `next_after` continues the feed."""
-        after = query_int(request, "after", 0, 0, 2**62)
-        limit = query_int(request, "limit", 100, 1, 1000)
-        found = await self._log.after(after, limit)
-        return web.json_response(
-            {
-                "events": [
-                    {
-                        "id": e.id,
-                        "seq": e.seq,
-                        "type": e.type,
-                        "created_at": e.created_at.isoformat(),
-                        "data": e.data,
-                    }
-                    for e in found
-                ],
-                "next_after": found[-1].seq if found else after,
-            }
+        query = read_query(request, EventsQuery)
+        found = await self._log.after(query.after, query.limit)
+        return reply(
+            EventPage(
+                events=[e.envelope() for e in found],
+                next_after=found[-1].seq if found else query.after,
+            )
         )

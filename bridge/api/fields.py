@@ -11,6 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
+from bridge.contract.roster import Availability
+from bridge.contract.shapes import FieldError, load, schema_of
+from bridge.contract.values import MAX_ID, check_id
 from bridge.domain.moments import parse_moment
 from bridge.domain.policy import ROLES
 from bridge.domain.roster import (
@@ -29,20 +32,8 @@ from bridge.domain.roster import (
 )
 from bridge.domain.text import clean_name, is_blank
 
-MAX_ID = 255
 MAX_TEXT = 500
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _ZONES = frozenset(available_timezones() | {"UTC"})
-
-
-class FieldError(ValueError):
-    """A request field that is missing or wrong; `field` is its dotted path."""
-
-    def __init__(self, field_path: str, message: str) -> None:
-        super().__init__(f"{field_path}: {message}")
-        self.field = field_path
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -141,15 +132,8 @@ def validate_body(
     return values
 
 
-def check_id(path: str, value: Any, _spec: Field | None = None) -> str:
-    """An identifier: a non-empty string of at most 255 characters."""
-    if not isinstance(value, str) or not value.strip():
-        raise FieldError(path, "expected a non-empty string")
-    if len(value) > MAX_ID:
-        raise FieldError(path, f"longer than {MAX_ID} characters")
-    if "\x00" in value:
-        raise FieldError(path, "must not contain NUL characters")
-    return value
+def _id_value(path: str, value: Any, _spec: Field) -> str:
+    return check_id(path, value)
 
 
 def _text(path: str, value: Any, _spec: Field) -> str:
@@ -209,35 +193,18 @@ def check_moment(path: str, value: Any, _spec: Field | None = None) -> datetime:
 
 
 def _availability(path: str, value: Any, _spec: Field) -> str:
-    if not isinstance(value, dict):
-        raise FieldError(path, "expected an object with timezone, weekly_hours and note")
-    unknown = set(value) - {"timezone", "weekly_hours", "note"}
-    if unknown:
-        raise FieldError(f"{path}.{sorted(unknown)[0]}", "unknown field")
-    if value.get("timezone") is not None:
-        _timezone(f"{path}.timezone", value["timezone"], _spec)
-    hours = value.get("weekly_hours", [])
-    if not isinstance(hours, list) or len(hours) > 50:
-        raise FieldError(f"{path}.weekly_hours", "expected a list of at most 50 slots")
-    for n, slot in enumerate(hours):
-        where = f"{path}.weekly_hours[{n}]"
-        if not isinstance(slot, dict) or set(slot) != {"day", "start", "end"}:
-            raise FieldError(where, "expected {day, start, end}")
-        if slot["day"] not in _DAYS:
-            raise FieldError(f"{where}.day", f"expected one of {', '.join(_DAYS)}")
-        for key in ("start", "end"):
-            if not isinstance(slot[key], str) or not _HHMM.fullmatch(slot[key]):
-                raise FieldError(f"{where}.{key}", "expected HH:MM")
-        if slot["end"] <= slot["start"]:
-            raise FieldError(f"{where}.end", "must be after start")
-    note = value.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > MAX_TEXT):
-        raise FieldError(f"{path}.note", f"expected text of at most {MAX_TEXT} characters")
+    # The shape checks the fields and their forms; what it can't say is checked here.
+    availability = load(Availability, value, path)
+    if isinstance(availability.timezone, str):
+        _timezone(f"{path}.timezone", availability.timezone, _spec)
+    for n, slot in enumerate(availability.weekly_hours or []):
+        if slot.end <= slot.start:
+            raise FieldError(f"{path}.weekly_hours[{n}].end", "must be after start")
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 _CHECKS = {
-    "id": check_id,
+    "id": _id_value,
     "text": _text,
     "boolean": _boolean,
     "url": _url,
@@ -377,31 +344,8 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
     "region": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
     "role": {"type": "string", "enum": list(ROLES)},
     "moment": {"type": "string", "description": "ISO 8601 date or date-time"},
-    "availability": {
-        "type": "object",
-        "properties": {
-            "timezone": {"type": ["string", "null"], "example": "Europe/Berlin"},
-            "weekly_hours": {
-                "type": "array",
-                "maxItems": 50,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "day": {"type": "string", "enum": list(_DAYS)},
-                        "start": {"type": "string", "pattern": f"^{_HHMM.pattern}$"},
-                        "end": {"type": "string", "pattern": f"^{_HHMM.pattern}$"},
-                    },
-                    "required": ["day", "start", "end"],
-                    "additionalProperties": False,
-                },
-            },
-            "note": {"type": ["string", "null"], "maxLength": MAX_TEXT},
-        },
-        "additionalProperties": False,
-    },
+    "availability": schema_of(Availability, request=True),
 }
-# A tutor's availability, as sent and as answered.
-AVAILABILITY_SCHEMA = _SCHEMAS["availability"]
 # How a stored field is answered, where that differs from what a request may send.
 _STORED: dict[str, dict[str, Any]] = {
     "text": {"type": "string", "minLength": 1},

@@ -9,21 +9,20 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.api.http import ApiFailure
+from bridge.contract.messaging import SendFile
+from bridge.contract.shapes import load, wire_names
 from bridge.domain.content import Attachment
-from bridge.domain.text import has_lone_surrogate
 from bridge.services.messages import FileUpload
 
 MAX_FIELD_BYTES = 64 * 1024
-TEXT_FIELDS = ("sender", "client_message_id", "body")
+TEXT_FIELDS = tuple(name for name in wire_names(SendFile) if name != "file")
 # Types a browser may show inline from the bridge's origin; anything else (HTML, SVG, scripts)
 # is offered as bytes to save.
 _SAFE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/", "video/")
 
 
-async def read_file_form(
-    request: web.Request, max_file_bytes: int
-) -> tuple[dict[str, Any], FileUpload]:
-    """The text fields and the file of a `multipart/form-data` message; 400 or 413 otherwise."""
+async def read_file_form(request: web.Request, max_file_bytes: int) -> tuple[SendFile, FileUpload]:
+    """The fields and the file of a `multipart/form-data` message; 400 or 413 otherwise."""
     fields: dict[str, Any] = {}
     upload: FileUpload | None = None
     try:
@@ -31,6 +30,8 @@ async def read_file_form(
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise _bad("nested multipart bodies are not accepted", "body")
+            if part.name in fields or (part.name == "file" and upload is not None):
+                raise _bad(f"{part.name}: sent twice", str(part.name))
             if part.name == "file":
                 data = await _read(part, max_file_bytes, "file")
                 mimetype = part.headers.get("Content-Type", "application/octet-stream")
@@ -41,17 +42,15 @@ async def read_file_form(
                     fields[part.name] = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     raise _bad(f"{part.name}: not UTF-8 text", part.name) from None
-                if has_lone_surrogate(fields[part.name]) or "\x00" in fields[part.name]:
-                    raise _bad(f"{part.name}: not valid text", part.name)
             else:
                 raise _bad(f"{part.name}: unknown field", str(part.name))
     # aiohttp's words for a malformed body; a part's bad headers are an HttpProcessingError.
     except (ValueError, AssertionError, HttpProcessingError) as exc:
         raise _bad(f"not a valid multipart body ({_reason(exc)})", "body") from None
-    if upload is None:
-        raise _bad("file: required", "file")
-    caption = str(fields.get("body") or "").strip() or None
-    return fields, FileUpload(upload.name, upload.mimetype, upload.data, caption)
+    form = load(SendFile, {**fields, **({"file": upload.data} if upload else {})})
+    assert upload is not None  # the form's file is required
+    caption = (form.body or "").strip() or None
+    return form, FileUpload(upload.name, upload.mimetype, upload.data, caption)
 
 
 async def _read(part: BodyPartReader, limit: int, name: str) -> bytes:

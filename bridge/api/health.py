@@ -9,7 +9,34 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from bridge.api.http import reply
+from bridge.api.operations import Operation, Reply, bind
+from bridge.contract.probes import Health, Readiness
+
 ReadinessProbe = Callable[[], Awaitable[dict[str, bool]]]
+OPERATIONS = (
+    Operation(
+        "GET",
+        "/health",
+        "health",
+        "operations",
+        "The process answers",
+        replies=(Reply(200, "Yes", Health),),
+        public=True,
+    ),
+    Operation(
+        "GET",
+        "/ready",
+        "ready",
+        "operations",
+        "Ready to work: started, database schema current, homeserver reachable",
+        replies=(
+            Reply(200, "Yes", Readiness),
+            Reply(503, "No; `checks` says which condition fails", Readiness),
+        ),
+        public=True,
+    ),
+)
 
 
 class HealthRoutes:
@@ -20,17 +47,14 @@ class HealthRoutes:
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the bridge's web application."""
-        return [web.get("/health", self.health), web.get("/ready", self.ready)]
+        return bind(self, OPERATIONS)
 
     async def health(self, _request: web.Request) -> web.Response:
         """Always 200 while the process serves requests."""
-        return web.json_response({"status": "ok"})
+        return reply(Health("ok"))
 
     async def ready(self, _request: web.Request) -> web.Response:
         """200 when every readiness condition holds, else 503 naming the ones that don't."""
         checks = await self._readiness()
         ready = all(checks.values())
-        return web.json_response(
-            {"status": "ready" if ready else "not_ready", "checks": checks},
-            status=200 if ready else 503,
-        )
+        return reply(Readiness("ready" if ready else "not_ready", checks), 200 if ready else 503)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from bridge.api.errors import api_error
+from bridge.contract.shapes import FieldError, ParameterError, dump, load, load_query
 from bridge.domain.text import has_lone_surrogate, lone_surrogate_path
 from bridge.matrix.client import HomeserverError, HomeserverUnreachable
 from bridge.services.refusals import Refused
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 class ApiFailure(Exception):
@@ -42,6 +44,10 @@ def lms_auth_middleware(api_token: str, prefix: str = "/api/") -> Any:
                 return api_error(403, "forbidden", "This API token is not valid")
         try:
             return await handler(request)
+        except ParameterError as exc:
+            return api_error(400, "invalid_parameter", str(exc), field=exc.field)
+        except FieldError as exc:
+            return api_error(400, "invalid_field", str(exc), field=exc.field)
         except (ApiFailure, Refused) as failure:
             # A service's refusal carries the same status, code and details as the API's own.
             return api_error(failure.status, failure.code, failure.message, **failure.details)
@@ -93,20 +99,20 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
     return value
 
 
-def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter within [low, high]; 400 otherwise."""
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiFailure(
-            400, "invalid_parameter", f"{name}: expected a whole number", field=name
-        ) from None
-    if not low <= value <= high:
-        raise ApiFailure(400, "invalid_parameter", f"{name}: expected {low} to {high}", field=name)
-    return value
+async def read_body(request: web.Request, shape: type[T], max_bytes: int) -> T:
+    """The request's JSON body as `shape` (400 naming the field at fault, 413 past
+    `max_bytes`)."""
+    return load(shape, await read_json(request, max_bytes))
+
+
+def read_query(request: web.Request, shape: type[T]) -> T:
+    """The request's query parameters as `shape` (400 naming the parameter at fault)."""
+    return load_query(shape, request.query)
+
+
+def reply(view: Any, status: int = 200) -> web.Response:
+    """A JSON answer holding a shape."""
+    return web.json_response(dump(view), status=status)
 
 
 def path_id(request: web.Request, name: str) -> str:

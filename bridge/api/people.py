@@ -4,10 +4,34 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bridge.api.http import ApiFailure, path_id, query_int
+from bridge.api.http import ApiFailure, path_id, read_query, reply
+from bridge.api.operations import Operation, Reply, bind
+from bridge.contract.policy import CanMessage, Contact, Contacts, ContactsQuery
 from bridge.domain.avatar import initials_avatar
 from bridge.domain.ids import MatrixIdMapper
-from bridge.services.policy import MAX_CONTACTS, PolicyService, UnknownUser
+from bridge.services.policy import PolicyService, UnknownUser
+
+OPERATIONS = (
+    Operation(
+        "GET",
+        "/api/v1/users/{user_id}/can-message/{other_id}",
+        "can_message",
+        "policy",
+        "May the user start a conversation with the other person, and why",
+        replies=(Reply(200, "OK", CanMessage),),
+        errors=(400, 404),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/users/{user_id}/contacts",
+        "contacts",
+        "policy",
+        "People the user may start a conversation with, best matches first",
+        query=ContactsQuery,
+        replies=(Reply(200, "OK", Contacts),),
+        errors=(400, 404),
+    ),
+)
 
 
 class PeopleRoutes:
@@ -19,10 +43,7 @@ class PeopleRoutes:
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the bridge's web application."""
-        return [
-            web.get("/api/v1/users/{user_id}/can-message/{other_id}", self.can_message),
-            web.get("/api/v1/users/{user_id}/contacts", self.contacts),
-        ]
+        return bind(self, OPERATIONS)
 
     async def can_message(self, request: web.Request) -> web.Response:
         """Whether the user may start a conversation with the other, and why."""
@@ -32,42 +53,33 @@ class PeopleRoutes:
             )
         except UnknownUser as exc:
             raise _unknown(exc) from None
-        return web.json_response(
-            {
-                "allowed": decision.allowed,
-                "code": decision.code,
-                "reason": decision.reason,
-                "institution_id": decision.institution_id,
-            }
+        return reply(
+            CanMessage(decision.allowed, decision.code, decision.reason, decision.institution_id)
         )
 
     async def contacts(self, request: web.Request) -> web.Response:
         """The people the user may start a conversation with, best name matches first."""
-        query = request.query.get("q", "")
-        if len(query) > 200:
-            raise ApiFailure(400, "invalid_parameter", "q: at most 200 characters", field="q")
-        limit = query_int(request, "limit", 20, 1, MAX_CONTACTS)
+        query = read_query(request, ContactsQuery)
         try:
-            found = await self._policy.contacts(path_id(request, "user_id"), query, limit)
+            found = await self._policy.contacts(path_id(request, "user_id"), query.q, query.limit)
         except UnknownUser as exc:
             raise _unknown(exc) from None
-        return web.json_response(
-            {
-                "contacts": [
-                    {
-                        "user_id": c.user_id,
-                        "display_name": c.display_name,
-                        "avatar_url": c.avatar_url,
-                        "initials": initials_avatar(c.display_name, c.user_id).initials,
-                        "avatar_color": initials_avatar(c.display_name, c.user_id).color,
-                        "role": c.role,
-                        "reason": c.reason,
-                        "matrix_id": self._ids.user_id(c.user_id),
-                    }
-                    for c in found
-                ]
-            }
-        )
+        contacts = []
+        for c in found:
+            avatar = initials_avatar(c.display_name, c.user_id)
+            contacts.append(
+                Contact(
+                    user_id=c.user_id,
+                    display_name=c.display_name,
+                    avatar_url=c.avatar_url,
+                    initials=avatar.initials,
+                    avatar_color=avatar.color,
+                    role=c.role,
+                    reason=c.reason,
+                    matrix_id=self._ids.user_id(c.user_id),
+                )
+            )
+        return reply(Contacts(contacts))
 
 
 def _unknown(exc: UnknownUser) -> ApiFailure:

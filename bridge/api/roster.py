@@ -8,13 +8,18 @@ from typing import Any
 from aiohttp import web
 
 from bridge.api.fields import (
+    RECORD_FIELDS,
     FieldError,
+    json_schema,
     parse_bulk_record,
     to_change,
     to_delete,
     validate_body,
 )
-from bridge.api.http import ApiFailure, path_id, read_json
+from bridge.api.http import ApiFailure, path_id, read_json, reply
+from bridge.api.operations import Operation, Reply, bind
+from bridge.contract.roster import Availability, BulkResult, Membership, UserView
+from bridge.contract.shapes import load
 from bridge.domain.avatar import initials_avatar
 from bridge.domain.ids import MatrixIdMapper
 from bridge.domain.roster import RosterChange
@@ -68,22 +73,57 @@ RECORD_ROUTES: list[tuple[str, str, str, dict[str, str]]] = [
 ]
 
 
-def user_json(user: UserRecord, ids: MatrixIdMapper) -> dict[str, Any]:
+def user_view(user: UserRecord, ids: MatrixIdMapper) -> UserView:
     """A person as the API shows them."""
     avatar = initials_avatar(user.display_name, user.id)
+    return UserView(
+        id=user.id,
+        display_name=user.display_name,
+        avatar_url=user.avatar_url,
+        initials=avatar.initials,
+        avatar_color=avatar.color,
+        active=user.active,
+        availability=load(Availability, json.loads(user.availability))
+        if user.availability
+        else None,
+        matrix_id=ids.user_id(user.id),
+        memberships=[Membership(institution, role) for institution, role in user.memberships],
+    )
+
+
+def _bulk_body() -> dict[str, Any]:
+    records = [json_schema(kind, with_keys=True) for kind in RECORD_FIELDS]
     return {
-        "id": user.id,
-        "display_name": user.display_name,
-        "avatar_url": user.avatar_url,
-        "initials": avatar.initials,
-        "avatar_color": avatar.color,
-        "active": user.active,
-        "availability": json.loads(user.availability) if user.availability else None,
-        "matrix_id": ids.user_id(user.id),
-        "memberships": [
-            {"institution_id": institution, "role": role} for institution, role in user.memberships
-        ],
+        "type": "object",
+        "required": ["records"],
+        "properties": {
+            "records": {"type": "array", "maxItems": MAX_BULK_RECORDS, "items": {"oneOf": records}}
+        },
     }
+
+
+# The routes beside the single-record ones (those are in RECORD_ROUTES).
+OPERATIONS = (
+    Operation(
+        "GET",
+        "/api/v1/users/{user_id}",
+        "get_user",
+        "roster",
+        "A person with memberships and Matrix ID",
+        replies=(Reply(200, "OK", UserView),),
+        errors=(400, 404),
+    ),
+    Operation(
+        "POST",
+        "/api/v1/roster/bulk",
+        "bulk",
+        "roster",
+        f"Apply up to {MAX_BULK_RECORDS} records at once, all or none",
+        body=_bulk_body(),
+        replies=(Reply(200, "OK", BulkResult),),
+        errors=(400, 409, 413, 422),
+    ),
+)
 
 
 class RosterRoutes:
@@ -105,9 +145,7 @@ class RosterRoutes:
             web.route(method, path, self._record_handler(method, record_type, params))
             for method, path, record_type, params in RECORD_ROUTES
         ]
-        routes.append(web.get("/api/v1/users/{user_id}", self.get_user))
-        routes.append(web.post("/api/v1/roster/bulk", self.bulk))
-        return routes
+        return [*routes, *bind(self, OPERATIONS)]
 
     def _record_handler(self, method: str, record_type: str, params: dict[str, str]) -> Any:
         async def handle(request: web.Request) -> web.Response:
@@ -172,7 +210,7 @@ class RosterRoutes:
             raise ApiFailure(
                 404, "not_found", f"No user with id {user_id!r}", missing={"user_id": user_id}
             )
-        return web.json_response(user_json(user, self._ids))
+        return reply(user_view(user, self._ids))
 
     async def get_user(self, request: web.Request) -> web.Response:
         """`GET /api/v1/users/{user_id}`: the person, memberships and Matrix ID."""
@@ -226,7 +264,7 @@ class RosterRoutes:
                     for p in rejected.problems
                 ],
             ) from None
-        return web.json_response({"applied": len(changes), "counts": result.counts})
+        return reply(BulkResult(len(changes), result.counts))
 
 
 def _conflict() -> ApiFailure:

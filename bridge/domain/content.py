@@ -44,10 +44,6 @@ class Attachment:
     size: int | None
     mimetype: str | None
 
-    def json(self) -> dict[str, Any]:
-        """How the LMS sees it (the content URI stays the bridge's business)."""
-        return {"kind": self.kind, "name": self.name, "size": self.size, "mimetype": self.mimetype}
-
 
 def mxc_parts(uri: str) -> tuple[str, str] | None:
     """(server name, media id) of a well-formed mxc:// URI."""

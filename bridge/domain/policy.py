@@ -12,6 +12,8 @@ from typing import Literal
 
 Role = Literal["student", "tutor", "admin"]
 ROLES: tuple[Role, ...] = ("student", "tutor", "admin")
+# The most people one search for contacts answers with.
+MAX_CONTACTS = 100
 
 
 @dataclass(frozen=True)

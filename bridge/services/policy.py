@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bridge.domain.names import MAX_NAME_WORDS, name_words
-from bridge.domain.policy import Decision, Role, may_converse, may_start
+from bridge.domain.policy import MAX_CONTACTS, Decision, Role, may_converse, may_start
 from bridge.store.roster import RosterRepository
 
 # Where a contact comes from → (their role, how the reason starts); the order is the preference
@@ -20,7 +20,6 @@ _SOURCES: dict[str, tuple[Role, str]] = {
     "admin_to_student": ("student", "Student"),
 }
 _PREFERENCE = {source: n for n, source in enumerate(_SOURCES)}
-MAX_CONTACTS = 100
 
 
 class UnknownUser(LookupError):

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from bridge.contract.shapes import dump
 from bridge.domain.signing import sign
 from bridge.services.workers import Backoff, Wakeup
 from bridge.store.events import EventLogRepository, LoggedEvent
@@ -71,15 +72,7 @@ class WebhookDelivery:
 
     async def _post(self, session: aiohttp.ClientSession, event: LoggedEvent) -> bool:
         body = json.dumps(
-            {
-                "id": event.id,
-                "seq": event.seq,
-                "type": event.type,
-                "created_at": event.created_at.isoformat(),
-                "data": event.data,
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
+            dump(event.envelope()), separators=(",", ":"), ensure_ascii=False
         ).encode()
         headers = {
             "Content-Type": "application/json",

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bridge.contract.events import ConversationCreated, ConversationStateChanged
 from bridge.store.database import Database
 from bridge.store.events import append_event
 from bridge.store.schema import conversations, messages, read_markers
@@ -155,18 +156,14 @@ class ConversationRepository:
             if result.rowcount:
                 row = (await conn.execute(select(*_COLUMNS).where(_c.id == conversation_id))).one()
                 record = _record(row)
-                await append_event(
-                    conn,
-                    "conversation.created",
-                    {
-                        "conversation_id": record.id,
-                        "participants": [record.user_a, record.user_b],
-                        "started_by": record.started_by,
-                        "room_id": room_id,
-                        "state": "active",
-                    },
-                    now,
+                created = ConversationCreated(
+                    conversation_id=record.id,
+                    participants=[record.user_a, record.user_b],
+                    started_by=record.started_by,
+                    room_id=room_id,
+                    state="active",
                 )
+                await append_event(conn, created, now)
 
     async def set_state(
         self, conversation_id: str, state: str, reason_code: str, reason: str, now: datetime
@@ -185,17 +182,8 @@ class ConversationRepository:
             )
             if not result.rowcount:
                 return False
-            await append_event(
-                conn,
-                "conversation.state_changed",
-                {
-                    "conversation_id": conversation_id,
-                    "state": state,
-                    "reason_code": reason_code,
-                    "reason": reason,
-                },
-                now,
-            )
+            changed = ConversationStateChanged(conversation_id, state, reason_code, reason)  # type: ignore[arg-type]
+            await append_event(conn, changed, now)
         return True
 
     async def mark_encrypted(self, conversation_id: str) -> bool:

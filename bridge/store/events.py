@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.contract.events import Event, EventPayload
+from bridge.contract.shapes import dump
 from bridge.store.database import Database
 from bridge.store.schema import events, webhook_cursor
 
@@ -25,13 +27,15 @@ class LoggedEvent:
     data: dict[str, Any]
     created_at: datetime
 
+    def envelope(self) -> Event:
+        """The event as the feed lists it and the webhook receives it."""
+        return Event(self.id, self.seq, self.type, self.created_at, self.data)
+
 
 _EVENT_LOG_LOCK = 0x6C6D7362  # "lmsb": the advisory lock that orders event-log commits
 
 
-async def append_event(
-    conn: AsyncConnection, event_type: str, data: dict[str, Any], now: datetime
-) -> None:
+async def append_event(conn: AsyncConnection, payload: EventPayload, now: datetime) -> None:
     """Add an event in the caller's transaction, so the change and its event commit together.
 
     Call it last in the transaction: on PostgreSQL it takes the lock that orders event commits,
@@ -46,8 +50,8 @@ async def append_event(
     await conn.execute(
         events.insert().values(
             id=uuid.uuid4().hex,
-            type=event_type,
-            data=json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+            type=payload.TYPE,
+            data=json.dumps(dump(payload), separators=(",", ":"), ensure_ascii=False),
             created_at=now,
         )
     )

@@ -11,6 +11,16 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.contract.events import (
+    MessageCreated,
+    MessageDeleted,
+    MessageEdited,
+    MessageFailed,
+    ReactionAdded,
+    ReactionRemoved,
+    attachment_info,
+)
+from bridge.contract.values import OriginName
 from bridge.domain.content import Attachment
 from bridge.store.database import Database
 from bridge.store.events import append_event
@@ -100,33 +110,27 @@ def _record(row: Any) -> MessageRecord:
     return MessageRecord(*values)
 
 
-def _change_data(record: MessageRecord, origin: str) -> dict[str, Any]:
-    return {
-        "message_id": record.id,
-        "conversation_id": record.conversation_id,
-        "sender": record.sender,
-        "origin": origin,
-    }
-
-
-def _edited_data(
+def _edited(
     record: MessageRecord,
-    origin: str,
+    origin: OriginName,
     body: str,
     text_format: str,
     html: str | None,
     now: datetime,
     **matrix_ids: str | None,
-) -> dict[str, Any]:
+) -> MessageEdited:
     """The `message.edited` payload: the new text, and the Matrix events behind the change."""
-    return {
-        **_change_data(record, origin),
-        "body": body,
-        "format": text_format,
-        "html": html,
-        **matrix_ids,
-        "edited_at": now.isoformat(),
-    }
+    return MessageEdited(
+        message_id=record.id,
+        conversation_id=record.conversation_id,
+        sender=record.sender,
+        body=body,
+        format=text_format,  # type: ignore[arg-type]
+        html=html,
+        origin=origin,
+        edited_at=now,
+        **matrix_ids,  # type: ignore[arg-type]
+    )
 
 
 async def _set_text(
@@ -229,7 +233,7 @@ class MessageRepository:
         return inserted is not None
 
     async def _add(
-        self, values: dict[str, Any], unique: list[str], origin: str
+        self, values: dict[str, Any], unique: list[str], origin: OriginName
     ) -> MessageRecord | None:
         """Insert a message unless its unique key exists; its `message.created` event commits
         with it. The stored message, or None when it existed."""
@@ -246,24 +250,24 @@ class MessageRepository:
             if row is None:
                 return None
             record = _record(row)
-            data = {
-                "message_id": values["id"],
-                "conversation_id": values["conversation_id"],
-                "sender": values["sender"],
-                "body": values["body"],
-                "format": values["format"],
-                "html": values["html"],
-                "event_id": values.get("event_id"),
-                "origin": origin,
-                "created_at": now.isoformat(),
-                "attachment": record.attachment.json() if record.attachment else None,
-            }
+            created = MessageCreated(
+                message_id=record.id,
+                conversation_id=record.conversation_id,
+                sender=record.sender,
+                body=record.body,
+                format=record.format,  # type: ignore[arg-type]
+                html=record.html,
+                event_id=record.event_id,
+                origin=origin,
+                created_at=now,
+                attachment=attachment_info(record.attachment),
+            )
             await conn.execute(
                 update(conversations)
                 .where(conversations.c.id == values["conversation_id"])
                 .values(last_message_at=now)
             )
-            await append_event(conn, "message.created", data, now)
+            await append_event(conn, created, now)
         return record
 
     async def by_client_message_id(
@@ -360,9 +364,8 @@ class MessageRepository:
             await conn.execute(
                 update(messages).where(messages.c.id == message_id).values(status="failed")
             )
-            await append_event(
-                conn, "message.failed", {**_change_data(record, "lms"), "reason": reason}, now
-            )
+            failed = MessageFailed(record.id, record.conversation_id, record.sender, "lms", reason)
+            await append_event(conn, failed, now)
 
     async def failed(self, limit: int) -> list[MessageRecord]:
         """Messages the homeserver refused for good, oldest first (for an operator)."""
@@ -401,12 +404,7 @@ class MessageRepository:
             # A sent message waits for Matrix to get the edit; an unsent one goes out edited.
             pending = "edit" if record.status == "sent" else None
             await _set_text(conn, message_id, body, html, text_format, now, pending=pending)
-            await append_event(
-                conn,
-                "message.edited",
-                _edited_data(record, "lms", body, text_format, html, now),
-                now,
-            )
+            await append_event(conn, _edited(record, "lms", body, text_format, html, now), now)
         return await self.get(message_id)
 
     async def delete_outgoing(self, message_id: str, now: datetime) -> MessageRecord | None:
@@ -430,12 +428,8 @@ class MessageRepository:
                     status=record.status if sent else "withdrawn",
                 )
             )
-            await append_event(
-                conn,
-                "message.deleted",
-                {**_change_data(record, "lms"), "deleted_at": now.isoformat()},
-                now,
-            )
+            deleted = MessageDeleted(record.id, record.conversation_id, record.sender, "lms", now)
+            await append_event(conn, deleted, now)
         return await self.get(message_id)
 
     async def pending_changes(self, limit: int) -> list[MessageRecord]:
@@ -519,14 +513,10 @@ class MessageRepository:
             if inserted.first() is None:
                 return False
             await _set_text(conn, message_id, body, html, text_format, now)
-            await append_event(
-                conn,
-                "message.edited",
-                _edited_data(
-                    record, "matrix", body, text_format, html, now, edit_event_id=edit_event_id
-                ),
-                now,
+            edited = _edited(
+                record, "matrix", body, text_format, html, now, edit_event_id=edit_event_id
             )
+            await append_event(conn, edited, now)
         return True
 
     async def undo_edit(
@@ -580,8 +570,7 @@ class MessageRepository:
             await _set_text(conn, message_id, body, html, text_format, now)
             await append_event(
                 conn,
-                "message.edited",
-                _edited_data(
+                _edited(
                     record,
                     "matrix",
                     body,
@@ -609,16 +598,15 @@ class MessageRepository:
                 .where(messages.c.id == message_id)
                 .values(deleted_at=now, pending=None)  # an edit Matrix lacks no longer matters
             )
-            await append_event(
-                conn,
-                "message.deleted",
-                {
-                    **_change_data(record, "matrix"),
-                    "redaction_event_id": redaction_event_id,
-                    "deleted_at": now.isoformat(),
-                },
-                now,
+            deleted = MessageDeleted(
+                message_id=record.id,
+                conversation_id=record.conversation_id,
+                sender=record.sender,
+                origin="matrix",
+                deleted_at=now,
+                redaction_event_id=redaction_event_id,
             )
+            await append_event(conn, deleted, now)
         return True
 
     # --- reactions ---
@@ -642,19 +630,8 @@ class MessageRepository:
             )
             if inserted.first() is None:
                 return False
-            await append_event(
-                conn,
-                "reaction.added",
-                {
-                    "message_id": message.id,
-                    "conversation_id": message.conversation_id,
-                    "sender": sender,
-                    "key": key,
-                    "event_id": event_id,
-                    "created_at": now.isoformat(),
-                },
-                now,
-            )
+            added = ReactionAdded(message.id, message.conversation_id, sender, key, event_id, now)
+            await append_event(conn, added, now)
         return True
 
     async def remove_reaction(
@@ -680,20 +657,16 @@ class MessageRepository:
             await conn.execute(
                 update(reactions).where(r.event_id == event_id).values(removed_at=now)
             )
-            await append_event(
-                conn,
-                "reaction.removed",
-                {
-                    "message_id": found.message_id,
-                    "conversation_id": conversation_id,
-                    "sender": found.sender,
-                    "key": found.key,
-                    "event_id": event_id,
-                    "redaction_event_id": redaction_event_id,
-                    "removed_at": now.isoformat(),
-                },
-                now,
+            removed = ReactionRemoved(
+                message_id=found.message_id,
+                conversation_id=conversation_id,
+                sender=found.sender,
+                key=found.key,
+                event_id=event_id,
+                redaction_event_id=redaction_event_id,
+                removed_at=now,
             )
+            await append_event(conn, removed, now)
         return True
 
     # --- reading ---

@@ -14,10 +14,16 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.config import async_database_url
+from bridge.contract.events import ConversationStateChanged
 from bridge.store import migrate
 from bridge.store.database import Database
 from bridge.store.events import EventLogRepository, append_event
 from tests.conftest import PG_ADMIN_URL, PgDatabases, _pg_available, require_service
+
+
+def _numbered(n: int) -> ConversationStateChanged:
+    """An event that says which it is."""
+    return ConversationStateChanged("c", "active", "test", str(n))
 
 
 @pytest.fixture
@@ -39,15 +45,15 @@ async def test_a_later_event_waits_for_an_earlier_uncommitted_one(pg: Database) 
 
     async def second() -> None:
         async with pg.engine.begin() as conn:
-            await append_event(conn, "message.created", {"n": 2}, now)
+            await append_event(conn, _numbered(2), now)
 
     async with pg.engine.connect() as first:
         await first.begin()
-        await append_event(first, "message.created", {"n": 1}, now)
+        await append_event(first, _numbered(1), now)
         later = asyncio.create_task(second())
         await asyncio.sleep(0.5)
         assert not later.done()  # it waits for the first to commit
         assert await log.after(0, 10) == []
         await first.commit()
     await later
-    assert [e.data["n"] for e in await log.after(0, 10)] == [1, 2]
+    assert [e.data["reason"] for e in await log.after(0, 10)] == ["1", "2"]
