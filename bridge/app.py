@@ -18,9 +18,11 @@ from bridge.api.health import HealthRoutes
 from bridge.api.http import lms_auth_middleware
 from bridge.api.openapi import OpenApiRoute
 from bridge.api.people import PeopleRoutes
+from bridge.api.reports import ReportRoutes
 from bridge.api.roster import RosterRoutes
 from bridge.config import Config, missing_secrets, redact_database_url
 from bridge.domain.ids import MatrixIdMapper
+from bridge.matrix.admin import HomeserverAdmin
 from bridge.matrix.appservice import AppserviceEndpoint, matrix_error
 from bridge.matrix.checks import CheckResult, run_checks
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
@@ -29,6 +31,7 @@ from bridge.services.attachments import AttachmentDownloads
 from bridge.services.attempts import MatrixSideAttempts
 from bridge.services.catch_up import HistoryCatchUp
 from bridge.services.conversations import ConversationService
+from bridge.services.homeserver_reports import HomeserverReportSync
 from bridge.services.inbound import EventDispatcher, InboundProcessor
 from bridge.services.incoming import IncomingMessages
 from bridge.services.lifecycle import ConversationLifecycle
@@ -38,6 +41,7 @@ from bridge.services.policy import PolicyService
 from bridge.services.profile_sync import ProfileSyncWorker
 from bridge.services.pruning import InboxPruner
 from bridge.services.reading import ReadingService
+from bridge.services.reports import ReportFiler, ReportService
 from bridge.services.roster import RosterService
 from bridge.services.roster_watch import RosterWatch
 from bridge.services.webhooks import WebhookDelivery
@@ -49,6 +53,7 @@ from bridge.store.database import Database
 from bridge.store.events import EventLogRepository
 from bridge.store.inbox import InboxRepository
 from bridge.store.messages import MessageRepository
+from bridge.store.reports import ReportRepository
 from bridge.store.roster import RosterRepository
 
 log = logging.getLogger(__name__)
@@ -136,6 +141,24 @@ class Bridge:
             messages, conversations, self.client, config.messages.max_attachment_bytes
         )
         self.reading = ReadingService(conversations, messages, self.roster, self.client, self.ids)
+        self.report_store = report_store = ReportRepository(self.db)
+        self.report_filer = ReportFiler(
+            report_store, messages, conversations, self.client, self.ids
+        )
+        self.reports = ReportService(
+            report_store, messages, conversations, self.roster, self.ids, self._reports_changed
+        )
+        moderation = config.moderation
+        self.report_sync = (
+            HomeserverReportSync(
+                HomeserverAdmin(self.client, moderation.homeserver_admin_token),
+                report_store,
+                self.reports,
+                moderation.report_poll_seconds,
+            )
+            if moderation.homeserver_admin_token
+            else None
+        )
         self.dispatcher = EventDispatcher()
         self.processor = InboundProcessor(self.inbox, self.dispatcher)
         self.appservice = AppserviceEndpoint(
@@ -201,6 +224,9 @@ class Bridge:
         workers.add("roster-watch", self.roster_watch.run, self.roster_watch.stop)
         workers.add("catch-up", self.catch_up.run, self.catch_up.stop)
         workers.add("pruning", self.pruner.run, self.pruner.stop)
+        workers.add("report-filing", self.report_filer.run, self.report_filer.stop)
+        if self.report_sync is not None:
+            workers.add("homeserver-reports", self.report_sync.run, self.report_sync.stop)
 
     def web_app(self) -> web.Application:
         """The aiohttp application with every route of the bridge."""
@@ -225,9 +251,17 @@ class Bridge:
                 self.config.messages.max_attachment_bytes,
             ).routes()
         )
+        app.add_routes(ReportRoutes(self.reports, self.config.lms.max_body_bytes).routes())
         app.add_routes(EventRoutes(self.event_log).routes())
         app.add_routes(OpenApiRoute().routes())
         return app
+
+    def _reports_changed(self) -> None:
+        """A report was made or resolved: publish it, file it, dismiss it."""
+        self.webhooks.wake()
+        self.report_filer.wake()
+        if self.report_sync is not None:
+            self.report_sync.wake()
 
     async def _profile_of(self, platform_id: str) -> tuple[str, str | None] | None:
         user = await self.roster.get_user(platform_id)

@@ -177,6 +177,22 @@ class ConversationsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModerationConfig:
+    """Reports and the people who review them."""
+
+    homeserver_admin_token: str = setting(
+        "Access token of a homeserver server admin. With it the bridge reads the reports people "
+        'make in their Matrix clients ("Report content") from Synapse\'s admin API, and '
+        "dismisses the homeserver's copy of a report once it is resolved. Empty: reports made "
+        "in Matrix clients are not picked up.",
+        "",
+    )
+    report_poll_seconds: float = setting(
+        "How often the homeserver's report list is read for new reports.", 10.0
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     """What the bridge logs, and how."""
 
@@ -198,6 +214,7 @@ class Config:
     lms: LmsConfig = setting("The learning platform.", example={})
     messages: MessagesConfig = setting("Messages.", example={})
     conversations: ConversationsConfig = setting("Conversations.", example={})
+    moderation: ModerationConfig = setting("Reports and moderation.", example={})
     logging: LoggingConfig = setting("Logging.", example={})
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})
 

@@ -20,7 +20,14 @@ import pytest
 import yaml
 
 from bridge.app import Bridge
-from bridge.config import Config, DatabaseConfig, load_config, render_example, write_back
+from bridge.config import (
+    Config,
+    DatabaseConfig,
+    ModerationConfig,
+    load_config,
+    render_example,
+    write_back,
+)
 from bridge.demo.synapse import (
     LocalSynapse,
     free_port,
@@ -131,11 +138,14 @@ class SynapseEnv:
 
     def bridge_config(self, database_url: str) -> Config:
         """The bridge's config with its own database. The tests' photo host plays an LMS that
-        serves photos from a private network (loopback)."""
+        serves photos from a private network (loopback); the homeserver's admin reads reports."""
         return dataclasses.replace(
             self.config,
             database=DatabaseConfig(url=database_url),
             lms=dataclasses.replace(self.config.lms, photo_allowed_networks=("127.0.0.0/8",)),
+            moderation=ModerationConfig(
+                homeserver_admin_token=self.admin_token, report_poll_seconds=0.5
+            ),
         )
 
     def new_user(self, name: str | None = None, password: str = "pw") -> tuple[str, str]:

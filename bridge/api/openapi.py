@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.api import conversations, events, health, people, roster
+from bridge.api import conversations, events, health, people, reports, roster
 from bridge.api.events import SIGNATURE
 from bridge.api.fields import json_schema, stored_schema
 from bridge.api.http import reply
@@ -80,6 +80,7 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
         *roster.OPERATIONS,
         *people.OPERATIONS,
         *conversations.OPERATIONS,
+        *reports.OPERATIONS,
         *events.OPERATIONS,
         *OPERATIONS,
         *health.OPERATIONS,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
+from bridge.contract.reports import ReportedMessage, ReportPerson, ReportView
 from bridge.contract.shapes import OMITTED, Omitted, Rule, schema_of
 from bridge.contract.values import Origin, State, StoredFormat, Time
 from bridge.domain.content import Attachment
@@ -201,6 +202,27 @@ class ConversationStateChanged(EventPayload):
     reason: str
 
 
+@dataclass(frozen=True)
+class ReportCreated(EventPayload):
+    """Someone reported a message"""
+
+    TYPE: ClassVar[str] = "report.created"
+
+    report: ReportView
+    message: ReportedMessage | None
+    reporter: ReportPerson | None
+    reported: ReportPerson | None
+
+
+@dataclass(frozen=True)
+class ReportResolved(EventPayload):
+    """A moderator handled a report (`report.resolution` says how)"""
+
+    TYPE: ClassVar[str] = "report.resolved"
+
+    report: ReportView
+
+
 EVENT_TYPES: tuple[type[EventPayload], ...] = (
     MessageCreated,
     MessageEdited,
@@ -210,6 +232,8 @@ EVENT_TYPES: tuple[type[EventPayload], ...] = (
     ReactionRemoved,
     ConversationCreated,
     ConversationStateChanged,
+    ReportCreated,
+    ReportResolved,
 )
 EVENT_NAMES = sorted(t.TYPE for t in EVENT_TYPES)
 

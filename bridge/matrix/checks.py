@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 
 from bridge.config import Config
+from bridge.matrix.admin import HomeserverAdmin
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
 
 
@@ -125,7 +126,27 @@ async def _ping(client: HomeserverClient, attempts: int = 3) -> dict[str, object
     raise AssertionError("unreachable")
 
 
-CHECKS = (check_reachable, check_as_token, check_ping)
+async def check_admin_token(client: HomeserverClient, config: Config) -> CheckResult:
+    """The moderation admin token, when set, is a server admin's (it reads the report list)."""
+    name = "homeserver admin token"
+    token = config.moderation.homeserver_admin_token
+    if not token:
+        return CheckResult(name, True, "not set: reports made in Matrix clients are not picked up")
+    try:
+        is_admin = await HomeserverAdmin(client, token).whoami_is_admin()
+    except HomeserverUnreachable as exc:
+        return CheckResult(name, False, f"the homeserver stopped answering ({exc})")
+    if not is_admin:
+        return CheckResult(
+            name,
+            False,
+            "moderation.homeserver_admin_token is not the access token of a homeserver server "
+            "admin (the admin API refused it): log in as an admin and use that token",
+        )
+    return CheckResult(name, True, "reads the homeserver's report list")
+
+
+CHECKS = (check_reachable, check_as_token, check_ping, check_admin_token)
 
 
 async def run_checks(client: HomeserverClient, config: Config) -> list[CheckResult]:

@@ -333,3 +333,51 @@ webhook_cursor = Table(
     Column("delivered_seq", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# Reports of messages, from the LMS, from Matrix clients (through the homeserver's admin API) or
+# from the content rule. One open report per reporter and message.
+reports = Table(
+    "reports",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("origin", String(16), nullable=False),  # lms, matrix, rule
+    Column("state", String(16), nullable=False),  # open, resolved
+    Column("category", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("reporter", String(255), nullable=True),
+    Column("message_id", String(64), ForeignKey("messages.id", ondelete="CASCADE"), nullable=True),
+    Column("conversation_id", String(64), nullable=True),
+    Column("reported_user", String(255), nullable=True, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # When the report was also filed on the homeserver (null: still to do, or not ours to file).
+    Column("filed_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_by", String(255), nullable=True),
+    Column("action", String(16), nullable=True),
+    Column("note", Text, nullable=True),
+    # Where the report is in Matrix: the room and event, who made it, and its id in the
+    # homeserver's own list (null until known), dismissed there once resolved.
+    Column("room_id", String(255), nullable=True),
+    Column("event_id", String(255), nullable=True),
+    Column("reporter_matrix_id", String(255), nullable=True),
+    Column("homeserver_report_id", BigInteger, nullable=True, unique=True),
+    Column("dismissed_at", DateTime(timezone=True), nullable=True),
+    Index("ix_reports_message_id", "message_id"),
+    Index(
+        "uq_reports_open_reporter_message",
+        "reporter",
+        "message_id",
+        unique=True,
+        sqlite_where=Column("state") == "open",
+        postgresql_where=Column("state") == "open",
+    ),
+)
+
+# How far the homeserver's report list has been read (its highest report id taken).
+report_poll = Table(
+    "report_poll",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_event_report_id", BigInteger, nullable=False),
+)

@@ -44,6 +44,7 @@ async def test_synapse_accepts_the_registration_and_every_check_passes(
         ("homeserver reachable", True),
         ("as_token accepted", True),
         ("homeserver reaches the bridge", True),
+        ("homeserver admin token", True),
     ]
     assert await instance.client.whoami() == "@lmsbot:test.local"
 

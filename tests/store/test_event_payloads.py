@@ -3,19 +3,23 @@ the OpenAPI document (the envelope as the feed and the webhook carry it, and its
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.contract.events import EVENT_NAMES
+from bridge.contract.events import EVENT_NAMES, ReportCreated, ReportResolved
+from bridge.contract.reports import ReportPerson, ReportView, Resolution
 from bridge.contract.shapes import dump
 from bridge.domain.content import Attachment
 from bridge.domain.roster import UserPut
+from bridge.services.reports import reported_message
 from bridge.store import migrate
 from bridge.store.conversations import ConversationRepository
 from bridge.store.database import Database
 from bridge.store.events import EventLogRepository, LoggedEvent
 from bridge.store.messages import MessageRepository
+from bridge.store.reports import ReportRepository
 from bridge.store.roster import RosterRepository
 from tests.support.contract import ContractViolation, check_event
 
@@ -58,6 +62,22 @@ async def test_every_event_the_store_appends_matches_its_schema(db: Database) ->
     assert await messages.remove_reaction("$like", conversation, "$unlike", now)
     assert await messages.delete_incoming(text.id, "$redaction", now)
     assert await conversations.set_state(conversation, "read_only", "ended", "It ended", now)
+    # A report of the file, and its outcome.
+    photo_message = await messages.by_event_id("$file")
+    assert photo_message is not None
+    report = ReportView(
+        *("r1", "open", "lms", "spam", "ads", "a", "@a:hs", "b", photo_message.id, conversation),
+        *("!room:hs", "$file", now, None),
+    )
+    person = ReportPerson("a", "Ann", "student", "@a:hs")
+    reports = ReportRepository(db)
+    assert await reports.add(
+        ReportCreated(report, reported_message(photo_message), person, None), now
+    )
+    closed = dataclasses.replace(
+        report, state="resolved", resolution=Resolution("dismiss", "mod", None, later)
+    )
+    assert await reports.resolve(ReportResolved(closed), later)
 
     logged = await EventLogRepository(db).after(0, 100)
     for event in logged:

@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from bridge.contract.events import EVENT_TYPES, MessageDeleted, MessageEdited
 from bridge.contract.messaging import HistoryQuery, SendText
+from bridge.contract.reports import ReportPerson, ReportView
 from bridge.contract.shapes import (
     OMITTED,
     FieldError,
@@ -139,6 +140,9 @@ def test_the_schema_says_what_load_and_dump_do() -> None:
 
 def test_every_event_payload_dumps_to_what_its_schema_accepts() -> None:
     at = datetime(2026, 1, 2, tzinfo=UTC)
+    report = ReportView(
+        *("r", "open", "lms", "spam", "ads", "a", "@a:hs", "b", "m", "c", "!r:hs", "$e", at, None)
+    )
     samples = {
         "message.created": ("m", "c", "a", "hi", "plain", None, "$e", "matrix", at, None),
         "message.edited": ("m", "c", "a", "x", "plain", None, "matrix", at, "$edit"),
@@ -148,6 +152,8 @@ def test_every_event_payload_dumps_to_what_its_schema_accepts() -> None:
         "reaction.removed": ("m", "c", "a", "👍", "$r", "$x", at),
         "conversation.created": ("c", ["a", "b"], "a", "!r:hs", "active"),
         "conversation.state_changed": ("c", "read_only", "ended", "It ended"),
+        "report.created": (report, None, ReportPerson("a", "Ann", None, "@a:hs"), None),
+        "report.resolved": (report,),
     }
     assert set(samples) == {t.TYPE for t in EVENT_TYPES}
     for kind in EVENT_TYPES:

@@ -1,0 +1,78 @@
+"""Reports made in Matrix clients ("Report content" in Element), picked up from the
+homeserver's admin API; and the homeserver's copy of each resolved report dismissed, so its
+list shows only what is open."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from bridge.matrix.admin import HomeserverAdmin
+from bridge.matrix.client import HomeserverError, HomeserverUnreachable
+from bridge.services.reports import ReportService
+from bridge.services.workers import Wakeup
+from bridge.store.reports import ReportRepository
+
+log = logging.getLogger(__name__)
+
+
+class HomeserverReportSync:
+    """The worker that keeps the bridge's reports and the homeserver's in step."""
+
+    def __init__(
+        self,
+        admin: HomeserverAdmin,
+        reports: ReportRepository,
+        service: ReportService,
+        every_seconds: float,
+    ) -> None:
+        self._admin = admin
+        self._reports = reports
+        self._service = service
+        self._every = every_seconds
+        self._wakeup = Wakeup()
+
+    def wake(self) -> None:
+        """Something changed: look now rather than at the next interval."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Make `run` return."""
+        self._wakeup.stop()
+
+    async def run(self) -> None:
+        """Sync now, then at every interval, until stopped."""
+        while not self._wakeup.stopping:
+            self._wakeup.clear()
+            try:
+                await self.sync()
+            except HomeserverUnreachable as exc:
+                log.info("homeserver away; reports are read from it when it is back: %s", exc)
+            except HomeserverError as exc:
+                log.warning(
+                    "the homeserver's admin API refused (%s %s): is moderation."
+                    "homeserver_admin_token a server admin's token?",
+                    exc.status,
+                    exc.errcode,
+                )
+            except Exception:
+                log.exception("syncing reports with the homeserver failed; trying again")
+            await self._wakeup.wait(self._every)
+
+    async def sync(self) -> int:
+        """One pass: take new reports (oldest first), then dismiss resolved ones; returns how
+        many new reports were taken."""
+        last = await self._reports.homeserver_cursor()
+        new = [report async for report in self._admin.event_reports_after(last)]
+        taken = 0
+        for report in reversed(new):
+            taken += await self._service.take_from_homeserver(report)
+        if new:
+            # After the reports: a crash between the two takes them again, and taking is
+            # idempotent on the homeserver's report id.
+            await self._reports.set_homeserver_cursor(max(r.id for r in new))
+        for record in await self._reports.to_dismiss(50):
+            assert record.homeserver_report_id is not None
+            await self._admin.dismiss_event_report(record.homeserver_report_id)
+            await self._reports.mark_dismissed(record.id, datetime.now(UTC))
+        return taken

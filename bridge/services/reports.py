@@ -1,0 +1,365 @@
+"""Reports: filed from the LMS by a participant, shown with their context, resolved by a
+moderator; each report from the LMS is also filed on the homeserver as the reporter."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from bridge.contract.events import ReportCreated, ReportResolved
+from bridge.contract.reports import (
+    MAX_REASON,
+    Category,
+    ReportAction,
+    ReportDetail,
+    ReportedMessage,
+    ReportPerson,
+    ReportView,
+    Resolution,
+)
+from bridge.domain.ids import MatrixIdMapper
+from bridge.matrix.admin import HomeserverReport
+from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
+from bridge.services.refusals import Refused, no_such_message
+from bridge.services.workers import Backoff, Wakeup
+from bridge.store.conversations import ConversationRepository
+from bridge.store.messages import MessageRecord, MessageRepository
+from bridge.store.reports import ReportRecord, ReportRepository
+from bridge.store.roster import RosterRepository
+
+log = logging.getLogger(__name__)
+
+CONTEXT_MESSAGES = 3
+EARLIER_REPORTS = 20
+
+
+def report_view(record: ReportRecord) -> ReportView:
+    """A stored report as the LMS sees it."""
+    resolution = None
+    if record.state == "resolved" and record.resolved_at is not None:
+        resolution = Resolution(
+            record.action,  # type: ignore[arg-type]
+            record.resolved_by or "",
+            record.note,
+            record.resolved_at,
+        )
+    return ReportView(
+        id=record.id,
+        state=record.state,  # type: ignore[arg-type]
+        origin=record.origin,  # type: ignore[arg-type]
+        category=record.category,  # type: ignore[arg-type]
+        reason=record.reason,
+        reporter=record.reporter,
+        reporter_matrix_id=record.reporter_matrix_id or "",
+        reported_user=record.reported_user,
+        message_id=record.message_id,
+        conversation_id=record.conversation_id,
+        room_id=record.room_id,
+        event_id=record.event_id,
+        created_at=record.created_at,
+        resolution=resolution,
+    )
+
+
+def reported_message(record: MessageRecord) -> ReportedMessage:
+    """A message as a report shows it (a deleted one keeps no text)."""
+    deleted = record.deleted_at is not None
+    return ReportedMessage(
+        id=record.id,
+        conversation_id=record.conversation_id,
+        sender=record.sender,
+        body=None if deleted else record.body,
+        created_at=record.created_at,
+        event_id=record.event_id,
+        deleted=deleted,
+    )
+
+
+def no_such_report(report_id: str) -> Refused:
+    """The refusal for a report id that doesn't exist."""
+    return Refused(
+        404, "not_found", f"No report with id {report_id!r}", missing={"report_id": report_id}
+    )
+
+
+class ReportService:
+    """Filing, showing and resolving reports."""
+
+    def __init__(
+        self,
+        reports: ReportRepository,
+        messages: MessageRepository,
+        conversations: ConversationRepository,
+        roster: RosterRepository,
+        ids: MatrixIdMapper,
+        on_change: Callable[[], None],
+    ) -> None:
+        self._reports = reports
+        self._messages = messages
+        self._conversations = conversations
+        self._roster = roster
+        self._ids = ids
+        self._on_change = on_change
+
+    async def file(
+        self, message_id: str, reporter: str, reason: str, category: Category
+    ) -> tuple[ReportView, bool]:
+        """A participant reports the other person's message; (report, new). A repeat while the
+        first is open answers that one."""
+        message = await self._messages.get(message_id)
+        if message is None:
+            raise no_such_message(message_id)
+        conversation = await self._conversations.get(message.conversation_id)
+        if conversation is None or not conversation.has(reporter):
+            raise Refused(
+                403, "not_participant", "Only the people of a conversation can report its messages"
+            )
+        if message.sender == reporter:
+            raise Refused(422, "own_message", "You can't report your own message")
+        existing = await self._reports.open_by(reporter, message_id)
+        if existing is not None:
+            return report_view(existing), False
+        now = datetime.now(UTC)
+        view = ReportView(
+            id=uuid.uuid4().hex,
+            state="open",
+            origin="lms",
+            category=category,
+            reason=reason,
+            reporter=reporter,
+            reporter_matrix_id=self._ids.user_id(reporter),
+            reported_user=message.sender,
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            room_id=conversation.room_id,
+            event_id=message.event_id,
+            created_at=now,
+            resolution=None,
+        )
+        created = ReportCreated(
+            report=view,
+            message=reported_message(message),
+            reporter=await self._person(reporter, message.sender),
+            reported=await self._person(message.sender, reporter),
+        )
+        if not await self._reports.add(created, now):  # a racing request stored it first
+            raced = await self._reports.open_by(reporter, message_id)
+            assert raced is not None
+            return report_view(raced), False
+        self._on_change()
+        return view, True
+
+    async def take_from_homeserver(self, found: HomeserverReport) -> bool:
+        """A report made in a Matrix client, read from the homeserver's list: stored like one
+        from the LMS (origin `matrix`), once per homeserver report. True when new."""
+        conversation = await self._conversations.by_room(found.room_id)
+        message = None
+        if conversation is not None:
+            candidate = await self._messages.by_event_id(found.event_id)
+            # An event id of another room would be a forgery: only the bridge's records count.
+            if candidate is not None and candidate.conversation_id == conversation.id:
+                message = candidate
+        reporter = self._ids.platform_id(found.reporter)
+        if message is not None and reporter is not None:
+            # The bridge's own filing of an LMS report (whatever its state now), or a repeat
+            # of a report still open: the same report, not a new one.
+            existing = await self._reports.filed_unlinked(
+                reporter, message.id
+            ) or await self._reports.open_by(reporter, message.id)
+            if existing is not None:
+                await self._reports.link_homeserver(existing.id, found.id)
+                return False
+        reported = message.sender if message else None
+        if reported is None and found.sender:
+            reported = self._ids.platform_id(found.sender)
+        view = ReportView(
+            id=uuid.uuid4().hex,
+            state="open",
+            origin="matrix",
+            category="other",
+            reason=found.reason.strip()[:MAX_REASON] or "(no reason given)",
+            reporter=reporter,
+            reporter_matrix_id=found.reporter,
+            reported_user=reported,
+            message_id=message.id if message else None,
+            conversation_id=conversation.id if conversation else None,
+            room_id=found.room_id,
+            event_id=found.event_id,
+            created_at=datetime.fromtimestamp(found.received_ms / 1000, UTC)
+            if found.received_ms
+            else datetime.now(UTC),
+            resolution=None,
+        )
+        created = ReportCreated(
+            report=view,
+            message=reported_message(message) if message else None,
+            reporter=await self._person(reporter, reported or "") if reporter else None,
+            reported=await self._person(reported, reporter or "") if reported else None,
+        )
+        if not await self._reports.add(created, datetime.now(UTC), homeserver_report_id=found.id):
+            return False
+        log.info("took report %s from the homeserver (its report %d)", view.id, found.id)
+        self._on_change()
+        return True
+
+    async def _person(self, user_id: str, other_id: str) -> ReportPerson:
+        user = await self._roster.get_user(user_id)
+        other = await self._roster.get_user(other_id)
+        role = None
+        if user is not None:
+            theirs = {institution for institution, _role in other.memberships} if other else set()
+            shared = [role for institution, role in user.memberships if institution in theirs]
+            role = (shared or [r for _i, r in user.memberships] or [None])[0]
+        return ReportPerson(
+            user_id=user_id,
+            display_name=user.display_name if user else user_id,
+            role=role,
+            matrix_id=self._ids.user_id(user_id),
+        )
+
+    async def listed(
+        self, state: str | None, after: int, limit: int
+    ) -> tuple[list[ReportView], int]:
+        """Reports after a cursor, oldest first, and the cursor after them."""
+        found = await self._reports.listed(state, after, limit)
+        return [report_view(r) for r in found], found[-1].seq if found else after
+
+    async def detail(self, report_id: str) -> ReportDetail:
+        """A report with its message, the context before it, the people and earlier reports."""
+        record = await self._reports.get(report_id)
+        if record is None:
+            raise no_such_report(report_id)
+        message = await self._messages.get(record.message_id) if record.message_id else None
+        context: list[ReportedMessage] = []
+        if message is not None:
+            before = await self._messages.page(
+                message.conversation_id, message.seq, CONTEXT_MESSAGES
+            )
+            context = [reported_message(m) for m in before]
+        earlier: list[ReportView] = []
+        if record.reported_user is not None:
+            against = await self._reports.against(record.reported_user, EARLIER_REPORTS + 1)
+            earlier = [report_view(r) for r in against if r.id != record.id][:EARLIER_REPORTS]
+        reporter = reported = None
+        if record.reporter is not None:
+            reporter = await self._person(record.reporter, record.reported_user or "")
+        if record.reported_user is not None:
+            reported = await self._person(record.reported_user, record.reporter or "")
+        return ReportDetail(
+            report=report_view(record),
+            message=None if message is None else reported_message(message),
+            context=context,
+            reporter=reporter,
+            reported=reported,
+            earlier_reports=earlier,
+            filed_on_homeserver=record.filed_at is not None,
+        )
+
+    async def resolve(
+        self, report_id: str, moderator: str, action: ReportAction, note: str | None
+    ) -> ReportView:
+        """Close an open report; `report.resolved` tells the LMS how."""
+        record = await self._reports.get(report_id)
+        if record is None:
+            raise no_such_report(report_id)
+        if record.state != "open":
+            raise Refused(409, "already_resolved", "This report was already handled")
+        now = datetime.now(UTC)
+        closed = dataclasses.replace(
+            report_view(record),
+            state="resolved",
+            resolution=Resolution(action, moderator, note, now),
+        )
+        if not await self._reports.resolve(ReportResolved(closed), now):
+            raise Refused(409, "already_resolved", "This report was already handled")
+        self._on_change()
+        return closed
+
+
+class ReportFiler:
+    """The worker that files the LMS's reports on the homeserver, as the reporter, so the
+    homeserver's own list has them; a report waits while the homeserver is away."""
+
+    def __init__(
+        self,
+        reports: ReportRepository,
+        messages: MessageRepository,
+        conversations: ConversationRepository,
+        client: HomeserverClient,
+        ids: MatrixIdMapper,
+    ) -> None:
+        self._reports = reports
+        self._messages = messages
+        self._conversations = conversations
+        self._client = client
+        self._ids = ids
+        self._wakeup = Wakeup()
+
+    def wake(self) -> None:
+        """There is a report to file."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Make `run` return."""
+        self._wakeup.stop()
+
+    async def run(self) -> None:
+        """File what is waiting, then wait for more (or retry after a backoff)."""
+        backoff = Backoff(first=1.0, ceiling=60.0)
+        while not self._wakeup.stopping:
+            self._wakeup.clear()
+            try:
+                waiting = await self.file_waiting()
+            except HomeserverUnreachable as exc:
+                log.info("homeserver away; reports wait to be filed there: %s", exc)
+                await self._wakeup.pause(backoff.failed())
+                continue
+            except Exception:
+                log.exception("filing reports on the homeserver failed; trying again")
+                await self._wakeup.pause(backoff.failed())
+                continue
+            backoff.succeeded()
+            await self._wakeup.wait(5 if waiting else 60)
+
+    async def file_waiting(self) -> bool:
+        """One pass; True when some report still waits (its message not sent yet)."""
+        waiting = False
+        for record in await self._reports.to_file(50):
+            message = await self._messages.get(record.message_id) if record.message_id else None
+            conversation = (
+                await self._conversations.get(record.conversation_id)
+                if record.conversation_id
+                else None
+            )
+            if message is None or conversation is None or conversation.room_id is None:
+                await self._reports.mark_filed(record.id, datetime.now(UTC))  # nothing to file
+                continue
+            if message.event_id is None:
+                waiting = True  # still queued for Matrix: filed once it is sent
+                continue
+            assert record.reporter is not None
+            path = (
+                f"/_matrix/client/v3/rooms/{quote(conversation.room_id, safe='')}/report/"
+                f"{quote(message.event_id, safe='')}"
+            )
+            try:
+                await self._client.request(
+                    "POST",
+                    path,
+                    body={"reason": f"[{record.category}] {record.reason}"},
+                    as_user=self._ids.user_id(record.reporter),
+                )
+            except HomeserverError as exc:
+                # Kept in the bridge either way; the homeserver's copy is what is lost.
+                log.warning(
+                    "the homeserver refused report %s (%s %s): kept in the bridge only",
+                    record.id,
+                    exc.status,
+                    exc.errcode,
+                )
+            await self._reports.mark_filed(record.id, datetime.now(UTC))
+        return waiting
