@@ -80,9 +80,15 @@ class ReportView:
     reporter: Annotated[str | None, Rule("null when the reporter is not in the roster")]
     reporter_matrix_id: str
     reported_user: Annotated[
-        str | None, Rule("the sender of the reported message (null: not in the roster)")
+        str | None,
+        Rule(
+            "the person reported, or the sender of the reported message (null: not in the roster)"
+        ),
     ]
-    message_id: Annotated[str | None, Rule("null for a report about a room not bridged")]
+    reported_matrix_id: str | None
+    message_id: Annotated[
+        str | None, Rule("null for a report about a person, or about a room not bridged")
+    ]
     conversation_id: str | None
     room_id: Annotated[str | None, Rule("the Matrix room")]
     event_id: Annotated[str | None, Rule("the Matrix event reported")]

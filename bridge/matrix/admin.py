@@ -3,7 +3,6 @@ made in their Matrix clients, and dismiss them once handled."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,27 @@ class HomeserverReport:
     sender: str | None  # who sent the reported event
     reason: str
     received_ms: int
+
+
+@dataclass(frozen=True)
+class HomeserverUserReport:
+    """One report of a person (not of a message) as Synapse lists it."""
+
+    id: int
+    reporter: str  # a Matrix ID
+    target: str  # the Matrix ID reported
+    reason: str
+    received_ms: int
+
+
+def _user_report(item: dict[str, Any]) -> HomeserverUserReport:
+    return HomeserverUserReport(
+        id=int(item["id"]),
+        reporter=str(item.get("user_id", "")),
+        target=str(item.get("target_user_id", "")),
+        reason=str(item.get("reason") or ""),
+        received_ms=int(item.get("received_ts") or 0),
+    )
 
 
 def _report(item: dict[str, Any]) -> HomeserverReport:
@@ -56,35 +76,51 @@ class HomeserverAdmin:
             raise
         return True
 
-    async def event_reports_after(self, last_id: int) -> AsyncIterator[HomeserverReport]:
-        """Event reports with an id above `last_id`, newest first.
+    async def event_reports_after(self, last_id: int) -> list[HomeserverReport]:
+        """Reports of messages with an id above `last_id`, oldest first."""
+        return [_report(item) for item in await self._listed("event_reports", last_id)]
+
+    async def user_reports_after(self, last_id: int) -> list[HomeserverUserReport]:
+        """Reports of people with an id above `last_id`, oldest first (none on a homeserver
+        without the user report list)."""
+        try:
+            items = await self._listed("user_reports", last_id)
+        except HomeserverError as exc:
+            if exc.status in (400, 404) and exc.errcode == "M_UNRECOGNIZED":
+                return []
+            raise
+        return [_user_report(item) for item in items]
+
+    async def _listed(self, listing: str, last_id: int) -> list[dict[str, Any]]:
+        """A report list's items with an id above `last_id`, oldest first.
 
         The list is paged by offset from the newest end; reports dismissed meanwhile only ever
         shift older ones, so paging backwards from the newest never skips a new one.
         """
+        found: list[dict[str, Any]] = []
         start = 0
         while True:
             page = await self._client.request(
                 "GET",
-                "/_synapse/admin/v1/event_reports",
+                f"/_synapse/admin/v1/{listing}",
                 params={"from": str(start), "limit": str(_PAGE), "dir": "b"},
                 token=self._token,
             )
-            items = page.get("event_reports", [])
+            items = page.get(listing, [])
             for item in items:
-                report = _report(item)
-                if report.id <= last_id:
-                    return
-                yield report
+                if int(item["id"]) <= last_id:
+                    return found[::-1]
+                found.append(item)
             if "next_token" not in page or not items:
-                return
+                return found[::-1]
             start = int(page["next_token"])
 
-    async def dismiss_event_report(self, report_id: int) -> None:
-        """Delete a report from the homeserver's list (already gone is fine)."""
+    async def dismiss(self, listing: str, report_id: int) -> None:
+        """Delete a report from one of the homeserver's lists (`event_reports` or
+        `user_reports`; already gone is fine)."""
         try:
             await self._client.request(
-                "DELETE", f"/_synapse/admin/v1/event_reports/{report_id}", token=self._token
+                "DELETE", f"/_synapse/admin/v1/{listing}/{report_id}", token=self._token
             )
         except HomeserverError as exc:
             if exc.status != 404:

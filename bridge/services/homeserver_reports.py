@@ -62,17 +62,25 @@ class HomeserverReportSync:
     async def sync(self) -> int:
         """One pass: take new reports (oldest first), then dismiss resolved ones; returns how
         many new reports were taken."""
-        last = await self._reports.homeserver_cursor()
-        new = [report async for report in self._admin.event_reports_after(last)]
         taken = 0
-        for report in reversed(new):
+        # Each position is stored after its reports: a crash between the two takes them
+        # again, and taking is idempotent on the homeserver's report id.
+        events = await self._admin.event_reports_after(
+            await self._reports.homeserver_cursor("event")
+        )
+        for report in events:
             taken += await self._service.take_from_homeserver(report)
-        if new:
-            # After the reports: a crash between the two takes them again, and taking is
-            # idempotent on the homeserver's report id.
-            await self._reports.set_homeserver_cursor(max(r.id for r in new))
+        if events:
+            await self._reports.set_homeserver_cursor("event", events[-1].id)
+        people = await self._admin.user_reports_after(await self._reports.homeserver_cursor("user"))
+        for person in people:
+            taken += await self._service.take_user_report(person)
+        if people:
+            await self._reports.set_homeserver_cursor("user", people[-1].id)
         for record in await self._reports.to_dismiss(50):
-            assert record.homeserver_report_id is not None
-            await self._admin.dismiss_event_report(record.homeserver_report_id)
+            if record.homeserver_report_id is not None:
+                await self._admin.dismiss("event_reports", record.homeserver_report_id)
+            if record.homeserver_user_report_id is not None:
+                await self._admin.dismiss("user_reports", record.homeserver_user_report_id)
             await self._reports.mark_dismissed(record.id, datetime.now(UTC))
         return taken

@@ -22,7 +22,7 @@ from bridge.contract.reports import (
     Resolution,
 )
 from bridge.domain.ids import MatrixIdMapper
-from bridge.matrix.admin import HomeserverReport
+from bridge.matrix.admin import HomeserverReport, HomeserverUserReport
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
 from bridge.services.refusals import Refused, no_such_message
 from bridge.services.workers import Backoff, Wakeup
@@ -56,6 +56,7 @@ def report_view(record: ReportRecord) -> ReportView:
         reporter=record.reporter,
         reporter_matrix_id=record.reporter_matrix_id or "",
         reported_user=record.reported_user,
+        reported_matrix_id=record.reported_matrix_id,
         message_id=record.message_id,
         conversation_id=record.conversation_id,
         room_id=record.room_id,
@@ -77,6 +78,11 @@ def reported_message(record: MessageRecord) -> ReportedMessage:
         event_id=record.event_id,
         deleted=deleted,
     )
+
+
+def _received(milliseconds: int) -> datetime:
+    """When the homeserver received a report (now, when it doesn't say)."""
+    return datetime.fromtimestamp(milliseconds / 1000, UTC) if milliseconds else datetime.now(UTC)
 
 
 def no_such_report(report_id: str) -> Refused:
@@ -133,6 +139,7 @@ class ReportService:
             reporter=reporter,
             reporter_matrix_id=self._ids.user_id(reporter),
             reported_user=message.sender,
+            reported_matrix_id=self._ids.user_id(message.sender),
             message_id=message.id,
             conversation_id=message.conversation_id,
             room_id=conversation.room_id,
@@ -185,13 +192,12 @@ class ReportService:
             reporter=reporter,
             reporter_matrix_id=found.reporter,
             reported_user=reported,
+            reported_matrix_id=self._ids.user_id(reported) if reported else found.sender,
             message_id=message.id if message else None,
             conversation_id=conversation.id if conversation else None,
             room_id=found.room_id,
             event_id=found.event_id,
-            created_at=datetime.fromtimestamp(found.received_ms / 1000, UTC)
-            if found.received_ms
-            else datetime.now(UTC),
+            created_at=_received(found.received_ms),
             resolution=None,
         )
         created = ReportCreated(
@@ -203,6 +209,41 @@ class ReportService:
         if not await self._reports.add(created, datetime.now(UTC), homeserver_report_id=found.id):
             return False
         log.info("took report %s from the homeserver (its report %d)", view.id, found.id)
+        self._on_change()
+        return True
+
+    async def take_user_report(self, found: HomeserverUserReport) -> bool:
+        """A report of a person made in a Matrix client (not of a message), read from the
+        homeserver's list: stored once per homeserver report. True when new."""
+        reporter = self._ids.platform_id(found.reporter)
+        reported = self._ids.platform_id(found.target)
+        view = ReportView(
+            id=uuid.uuid4().hex,
+            state="open",
+            origin="matrix",
+            category="other",
+            reason=found.reason.strip()[:MAX_REASON] or "(no reason given)",
+            reporter=reporter,
+            reporter_matrix_id=found.reporter,
+            reported_user=reported,
+            reported_matrix_id=found.target,
+            message_id=None,
+            conversation_id=None,
+            room_id=None,
+            event_id=None,
+            created_at=_received(found.received_ms),
+            resolution=None,
+        )
+        created = ReportCreated(
+            report=view,
+            message=None,
+            reporter=await self._person(reporter, reported or "") if reporter else None,
+            reported=await self._person(reported, reporter or "") if reported else None,
+        )
+        now = datetime.now(UTC)
+        if not await self._reports.add(created, now, homeserver_user_report_id=found.id):
+            return False
+        log.info("took report %s of a person from the homeserver (%d)", view.id, found.id)
         self._on_change()
         return True
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.contract.events import ReportCreated, ReportResolved
@@ -15,6 +15,8 @@ from bridge.store.events import append_event
 from bridge.store.schema import report_poll, reports
 
 _r = reports.c
+HomeserverList = Literal["event", "user"]
+_CURSORS = {"event": "last_event_report_id", "user": "last_user_report_id"}
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,9 @@ class ReportRecord:
     room_id: str | None
     event_id: str | None
     reporter_matrix_id: str | None
+    reported_matrix_id: str | None
     homeserver_report_id: int | None
+    homeserver_user_report_id: int | None
     dismissed_at: datetime | None
 
 
@@ -64,7 +68,9 @@ _COLUMNS = (
     _r.room_id,
     _r.event_id,
     _r.reporter_matrix_id,
+    _r.reported_matrix_id,
     _r.homeserver_report_id,
+    _r.homeserver_user_report_id,
     _r.dismissed_at,
 )
 
@@ -85,7 +91,11 @@ class ReportRepository:
         self._dialect = postgresql if db.dialect == "postgresql" else sqlite
 
     async def add(
-        self, created: ReportCreated, now: datetime, homeserver_report_id: int | None = None
+        self,
+        created: ReportCreated,
+        now: datetime,
+        homeserver_report_id: int | None = None,
+        homeserver_user_report_id: int | None = None,
     ) -> bool:
         """Store a new open report; `report.created` commits with it. False when the reporter
         already has an open report of that message, or the homeserver's report was taken
@@ -107,7 +117,9 @@ class ReportRepository:
                     room_id=report.room_id,
                     event_id=report.event_id,
                     reporter_matrix_id=report.reporter_matrix_id,
+                    reported_matrix_id=report.reported_matrix_id,
                     homeserver_report_id=homeserver_report_id,
+                    homeserver_user_report_id=homeserver_user_report_id,
                     created_at=report.created_at,
                 )
                 .on_conflict_do_nothing()
@@ -219,22 +231,24 @@ class ReportRepository:
                 .values(homeserver_report_id=homeserver_report_id)
             )
 
-    async def homeserver_cursor(self) -> int:
-        """The highest homeserver report id taken (0 before the first)."""
+    async def homeserver_cursor(self, listing: HomeserverList) -> int:
+        """The highest id taken from one of the homeserver's report lists (0 before the
+        first)."""
+        column = report_poll.c[_CURSORS[listing]]
         async with self._db.engine.connect() as conn:
-            value = (await conn.execute(select(report_poll.c.last_event_report_id))).scalar()
+            value = (await conn.execute(select(column))).scalar()
         return int(value or 0)
 
-    async def set_homeserver_cursor(self, last_id: int) -> None:
-        """Remember how far the homeserver's report list has been read."""
+    async def set_homeserver_cursor(self, listing: HomeserverList, last_id: int) -> None:
+        """Remember how far one of the homeserver's report lists has been read."""
+        values = {_CURSORS[listing]: last_id}
         async with self._db.engine.begin() as conn:
             result = await conn.execute(
-                update(report_poll)
-                .where(report_poll.c.id == 1)
-                .values(last_event_report_id=last_id)
+                update(report_poll).where(report_poll.c.id == 1).values(**values)
             )
             if result.rowcount == 0:
-                await conn.execute(report_poll.insert().values(id=1, last_event_report_id=last_id))
+                start = dict.fromkeys(_CURSORS.values(), 0)
+                await conn.execute(report_poll.insert().values(id=1, **{**start, **values}))
 
     async def to_dismiss(self, limit: int) -> list[ReportRecord]:
         """Resolved reports whose homeserver copy is still listed there, oldest first."""
@@ -242,7 +256,10 @@ class ReportRepository:
             select(*_COLUMNS)
             .where(
                 _r.state == "resolved",
-                _r.homeserver_report_id.is_not(None),
+                or_(
+                    _r.homeserver_report_id.is_not(None),
+                    _r.homeserver_user_report_id.is_not(None),
+                ),
                 _r.dismissed_at.is_(None),
             )
             .order_by(_r.seq)

@@ -356,12 +356,15 @@ reports = Table(
     Column("resolved_by", String(255), nullable=True),
     Column("action", String(16), nullable=True),
     Column("note", Text, nullable=True),
-    # Where the report is in Matrix: the room and event, who made it, and its id in the
-    # homeserver's own list (null until known), dismissed there once resolved.
+    # Where the report is in Matrix: the room and event, who made it about whom, and its id in
+    # the homeserver's own list of event or user reports (null until known), dismissed there
+    # once resolved.
     Column("room_id", String(255), nullable=True),
     Column("event_id", String(255), nullable=True),
     Column("reporter_matrix_id", String(255), nullable=True),
+    Column("reported_matrix_id", String(255), nullable=True),
     Column("homeserver_report_id", BigInteger, nullable=True, unique=True),
+    Column("homeserver_user_report_id", BigInteger, nullable=True, unique=True),
     Column("dismissed_at", DateTime(timezone=True), nullable=True),
     Index("ix_reports_message_id", "message_id"),
     Index(
@@ -374,10 +377,11 @@ reports = Table(
     ),
 )
 
-# How far the homeserver's report list has been read (its highest report id taken).
+# How far the homeserver's report lists have been read (the highest report ids taken).
 report_poll = Table(
     "report_poll",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("last_event_report_id", BigInteger, nullable=False),
+    Column("last_user_report_id", BigInteger, nullable=False),
 )

@@ -21,14 +21,16 @@ from tests.integration.test_roster_api import call
 pytestmark = pytest.mark.synapse
 
 
-async def _reports_on_homeserver(env: SynapseEnv) -> list[dict[str, Any]]:
-    url = f"{env.synapse.url}/_synapse/admin/v1/event_reports?limit=100&dir=b"
+async def _reports_on_homeserver(
+    env: SynapseEnv, listing: str = "event_reports"
+) -> list[dict[str, Any]]:
+    url = f"{env.synapse.url}/_synapse/admin/v1/{listing}?limit=100&dir=b"
     async with (
         aiohttp.ClientSession() as session,
         session.get(url, headers={"Authorization": f"Bearer {env.admin_token}"}) as response,
     ):
         assert response.status == 200, await response.text()
-        return list((await response.json())["event_reports"])
+        return list((await response.json())[listing])
 
 
 async def _events(instance: Bridge, kind: str) -> list[dict[str, Any]]:
@@ -209,7 +211,7 @@ async def test_a_report_made_in_a_matrix_client_reaches_the_lms_once_and_is_dism
     # Read again from the start (as after a crash before the position was stored): nothing
     # is taken twice.
     assert instance.report_sync is not None
-    await instance.report_store.set_homeserver_cursor(0)
+    await instance.report_store.set_homeserver_cursor("event", 0)
     assert await instance.report_sync.sync() == 0
     assert len(await created()) == 1
 
@@ -276,3 +278,53 @@ async def test_the_start_up_checks_say_when_the_admin_token_is_not_an_admins(
     assert not refused.ok
     assert "moderation.homeserver_admin_token is not the access token" in refused.message
     assert (await check_admin_token(instance.client, instance.config)).ok
+
+
+async def test_a_person_reported_in_a_matrix_client_is_a_report_too(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
+) -> None:
+    instance, _ = bridge
+    ids, _conversation = await start_conversation(instance)
+    tutor = instance.ids.user_id(ids["tutor"])
+    client = await matrix_client(synapse_env, instance, ids["student"])
+    try:
+        url = f"{synapse_env.synapse.url}/_matrix/client/v3/users/{tutor}/report"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                url,
+                json={"reason": "Keeps messaging at night"},
+                headers={"Authorization": f"Bearer {client.access_token}"},
+            ) as response,
+        ):
+            assert response.status == 200, await response.text()
+    finally:
+        await client.close()
+
+    async def created() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in await _events(instance, "report.created")
+            if e["report"]["reported_user"] == ids["tutor"] and e["report"]["message_id"] is None
+        ]
+
+    [event] = await _until("report.created", created)
+    report = event["report"]
+    assert (report["origin"], report["reporter"], report["reason"]) == (
+        "matrix",
+        ids["student"],
+        "Keeps messaging at night",
+    )
+    assert event["reported"]["display_name"] == "Alex Kim"
+    await instance.report_store.set_homeserver_cursor("user", 0)
+    assert instance.report_sync is not None
+    assert await instance.report_sync.sync() == 0  # never taken twice
+    resolve = {"moderator": "mod-1", "action": "resolve", "note": "Asked them to stop"}
+    status, _ = await call(instance, "POST", f"/api/v1/reports/{report['id']}/resolve", resolve)
+    assert status == 200
+
+    async def dismissed() -> bool:
+        listed = await _reports_on_homeserver(synapse_env, "user_reports")
+        return not [r for r in listed if r["target_user_id"] == tutor]
+
+    await _until("the homeserver's copy dismissed", dismissed)

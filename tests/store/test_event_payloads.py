@@ -66,7 +66,8 @@ async def test_every_event_the_store_appends_matches_its_schema(db: Database) ->
     photo_message = await messages.by_event_id("$file")
     assert photo_message is not None
     report = ReportView(
-        *("r1", "open", "lms", "spam", "ads", "a", "@a:hs", "b", photo_message.id, conversation),
+        *("r1", "open", "lms", "spam", "ads", "a", "@a:hs", "b", "@b:hs", photo_message.id),
+        conversation,
         *("!room:hs", "$file", now, None),
     )
     person = ReportPerson("a", "Ann", "student", "@a:hs")

@@ -141,7 +141,8 @@ def test_the_schema_says_what_load_and_dump_do() -> None:
 def test_every_event_payload_dumps_to_what_its_schema_accepts() -> None:
     at = datetime(2026, 1, 2, tzinfo=UTC)
     report = ReportView(
-        *("r", "open", "lms", "spam", "ads", "a", "@a:hs", "b", "m", "c", "!r:hs", "$e", at, None)
+        *("r", "open", "lms", "spam", "ads", "a", "@a:hs", "b", "@b:hs", "m", "c", "!r:hs", "$e"),
+        *(at, None),
     )
     samples = {
         "message.created": ("m", "c", "a", "hi", "plain", None, "$e", "matrix", at, None),

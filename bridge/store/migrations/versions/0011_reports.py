@@ -49,13 +49,16 @@ def upgrade() -> None:
         sa.Column("room_id", sa.String(255), nullable=True),
         sa.Column("event_id", sa.String(255), nullable=True),
         sa.Column("reporter_matrix_id", sa.String(255), nullable=True),
+        sa.Column("reported_matrix_id", sa.String(255), nullable=True),
         sa.Column("homeserver_report_id", sa.BigInteger, nullable=True, unique=True),
+        sa.Column("homeserver_user_report_id", sa.BigInteger, nullable=True, unique=True),
         sa.Column("dismissed_at", _TS, nullable=True),
     )
     op.create_table(
         "report_poll",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("last_event_report_id", sa.BigInteger, nullable=False),
+        sa.Column("last_user_report_id", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_reports_message_id", "reports", ["message_id"])
     op.create_index(
