@@ -380,7 +380,10 @@ class ReportFiler:
                 await self._reports.mark_filed(record.id, datetime.now(UTC))  # nothing to file
                 continue
             if message.event_id is None:
-                waiting = True  # still queued for Matrix: filed once it is sent
+                if message.status == "queued":
+                    waiting = True  # filed once Matrix has the message
+                else:  # refused or withdrawn: Matrix never had it, so there is nothing to file
+                    await self._reports.mark_filed(record.id, datetime.now(UTC))
                 continue
             assert record.reporter is not None
             path = (
