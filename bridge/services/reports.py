@@ -24,6 +24,7 @@ from bridge.contract.reports import (
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.admin import HomeserverReport, HomeserverUserReport
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
+from bridge.services.reading import shared_role
 from bridge.services.refusals import Refused, no_such_message
 from bridge.services.workers import Backoff, Wakeup
 from bridge.store.conversations import ConversationRepository
@@ -183,78 +184,87 @@ class ReportService:
         reported = message.sender if message else None
         if reported is None and found.sender:
             reported = self._ids.platform_id(found.sender)
+        return await self._take(
+            found.reporter,
+            reported,
+            self._ids.user_id(reported) if reported else found.sender,
+            found.reason,
+            found.received_ms,
+            message,
+            conversation_id=conversation.id if conversation else None,
+            room_id=found.room_id,
+            event_id=found.event_id,
+            homeserver_report_id=found.id,
+        )
+
+    async def take_user_report(self, found: HomeserverUserReport) -> bool:
+        """A report of a person made in a Matrix client (not of a message), read from the
+        homeserver's list: stored once per homeserver report. True when new."""
+        reported = self._ids.platform_id(found.target)
+        return await self._take(
+            found.reporter,
+            reported,
+            found.target,
+            found.reason,
+            found.received_ms,
+            None,
+            homeserver_user_report_id=found.id,
+        )
+
+    async def _take(
+        self,
+        reporter_matrix_id: str,
+        reported: str | None,
+        reported_matrix_id: str | None,
+        reason: str,
+        received_ms: int,
+        message: MessageRecord | None,
+        conversation_id: str | None = None,
+        room_id: str | None = None,
+        event_id: str | None = None,
+        **homeserver_ids: int,
+    ) -> bool:
+        """Store a report read from the homeserver, once per homeserver report id."""
+        reporter = self._ids.platform_id(reporter_matrix_id)
         view = ReportView(
             id=uuid.uuid4().hex,
             state="open",
             origin="matrix",
             category="other",
-            reason=found.reason.strip()[:MAX_REASON] or "(no reason given)",
+            reason=reason.strip()[:MAX_REASON] or "(no reason given)",
             reporter=reporter,
-            reporter_matrix_id=found.reporter,
+            reporter_matrix_id=reporter_matrix_id,
             reported_user=reported,
-            reported_matrix_id=self._ids.user_id(reported) if reported else found.sender,
+            reported_matrix_id=reported_matrix_id,
             message_id=message.id if message else None,
-            conversation_id=conversation.id if conversation else None,
-            room_id=found.room_id,
-            event_id=found.event_id,
-            created_at=_received(found.received_ms),
+            conversation_id=conversation_id,
+            room_id=room_id,
+            event_id=event_id,
+            created_at=_received(received_ms),
             resolution=None,
         )
         created = ReportCreated(
             report=view,
             message=reported_message(message) if message else None,
-            reporter=await self._person(reporter, reported or "") if reporter else None,
-            reported=await self._person(reported, reporter or "") if reported else None,
+            reporter=await self._person(reporter, reported) if reporter else None,
+            reported=await self._person(reported, reporter) if reported else None,
         )
-        if not await self._reports.add(created, datetime.now(UTC), homeserver_report_id=found.id):
+        if not await self._reports.add(created, datetime.now(UTC), **homeserver_ids):
             return False
-        log.info("took report %s from the homeserver (its report %d)", view.id, found.id)
+        log.info("took report %s from the homeserver (%s)", view.id, homeserver_ids)
         self._on_change()
         return True
 
-    async def take_user_report(self, found: HomeserverUserReport) -> bool:
-        """A report of a person made in a Matrix client (not of a message), read from the
-        homeserver's list: stored once per homeserver report. True when new."""
-        reporter = self._ids.platform_id(found.reporter)
-        reported = self._ids.platform_id(found.target)
-        view = ReportView(
-            id=uuid.uuid4().hex,
-            state="open",
-            origin="matrix",
-            category="other",
-            reason=found.reason.strip()[:MAX_REASON] or "(no reason given)",
-            reporter=reporter,
-            reporter_matrix_id=found.reporter,
-            reported_user=reported,
-            reported_matrix_id=found.target,
-            message_id=None,
-            conversation_id=None,
-            room_id=None,
-            event_id=None,
-            created_at=_received(found.received_ms),
-            resolution=None,
-        )
-        created = ReportCreated(
-            report=view,
-            message=None,
-            reporter=await self._person(reporter, reported or "") if reporter else None,
-            reported=await self._person(reported, reporter or "") if reported else None,
-        )
-        now = datetime.now(UTC)
-        if not await self._reports.add(created, now, homeserver_user_report_id=found.id):
-            return False
-        log.info("took report %s of a person from the homeserver (%d)", view.id, found.id)
-        self._on_change()
-        return True
-
-    async def _person(self, user_id: str, other_id: str) -> ReportPerson:
+    async def _person(self, user_id: str, other_id: str | None) -> ReportPerson:
+        """Someone a report is about or from, with their role where both people belong."""
         user = await self._roster.get_user(user_id)
-        other = await self._roster.get_user(other_id)
+        other = await self._roster.get_user(other_id) if other_id else None
         role = None
         if user is not None:
-            theirs = {institution for institution, _role in other.memberships} if other else set()
-            shared = [role for institution, role in user.memberships if institution in theirs]
-            role = (shared or [r for _i, r in user.memberships] or [None])[0]
+            if other is not None:
+                role = shared_role(other, user)
+            elif user.memberships:
+                role = user.memberships[0][1]
         return ReportPerson(
             user_id=user_id,
             display_name=user.display_name if user else user_id,
@@ -287,9 +297,9 @@ class ReportService:
             earlier = [report_view(r) for r in against if r.id != record.id][:EARLIER_REPORTS]
         reporter = reported = None
         if record.reporter is not None:
-            reporter = await self._person(record.reporter, record.reported_user or "")
+            reporter = await self._person(record.reporter, record.reported_user)
         if record.reported_user is not None:
-            reported = await self._person(record.reported_user, record.reporter or "")
+            reported = await self._person(record.reported_user, record.reporter)
         return ReportDetail(
             report=report_view(record),
             message=None if message is None else reported_message(message),

@@ -72,17 +72,13 @@ async def test_a_report_from_the_lms_is_stored_published_and_filed_on_the_homese
 
     # The homeserver's own list has it, made by the reporter's account, about that event.
     reporter_mxid = instance.ids.user_id(ids["student"])
-    deadline = asyncio.get_running_loop().time() + 20
-    while True:
-        found = [
-            r
-            for r in await _reports_on_homeserver(synapse_env)
-            if r["event_id"] == message["event_id"]
-        ]
-        if found or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.2)
-    assert len(found) == 1, "the report never reached the homeserver"
+
+    async def on_homeserver() -> list[dict[str, Any]]:
+        listed = await _reports_on_homeserver(synapse_env)
+        return [r for r in listed if r["event_id"] == message["event_id"]]
+
+    found = await _until("the report on the homeserver", on_homeserver)
+    assert len(found) == 1
     assert found[0]["user_id"] == reporter_mxid
     assert found[0]["room_id"] == conversation["room_id"]
     assert "Asks for my number" in found[0]["reason"]
@@ -165,6 +161,16 @@ async def _until(what: str, check: Any, seconds: float = 20) -> Any:
         await asyncio.sleep(0.2)
 
 
+async def _until_dismissed(env: SynapseEnv, listing: str, key: str, value: str) -> None:
+    """Wait until the homeserver's list has no report whose `key` is `value`."""
+
+    async def dismissed() -> bool:
+        listed = await _reports_on_homeserver(env, listing)
+        return not [r for r in listed if r[key] == value]
+
+    await _until("the homeserver's copy dismissed", dismissed)
+
+
 async def test_a_report_made_in_a_matrix_client_reaches_the_lms_once_and_is_dismissed_when_resolved(
     bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
 ) -> None:
@@ -219,11 +225,7 @@ async def test_a_report_made_in_a_matrix_client_reaches_the_lms_once_and_is_dism
     status, _ = await call(instance, "POST", f"/api/v1/reports/{report['id']}/resolve", resolve)
     assert status == 200
 
-    async def dismissed() -> bool:
-        listed = await _reports_on_homeserver(synapse_env)
-        return not [r for r in listed if r["event_id"] == message["event_id"]]
-
-    await _until("the homeserver's copy dismissed", dismissed)
+    await _until_dismissed(synapse_env, "event_reports", "event_id", message["event_id"])
 
 
 async def test_the_lms_report_filed_on_the_homeserver_is_the_same_report_there(
@@ -258,11 +260,7 @@ async def test_the_lms_report_filed_on_the_homeserver_is_the_same_report_there(
     )
     assert status == 200
 
-    async def dismissed() -> bool:
-        listed = await _reports_on_homeserver(synapse_env)
-        return not [r for r in listed if r["event_id"] == message["event_id"]]
-
-    await _until("the homeserver's copy dismissed", dismissed)
+    await _until_dismissed(synapse_env, "event_reports", "event_id", message["event_id"])
 
 
 async def test_the_start_up_checks_say_when_the_admin_token_is_not_an_admins(
@@ -323,8 +321,4 @@ async def test_a_person_reported_in_a_matrix_client_is_a_report_too(
     status, _ = await call(instance, "POST", f"/api/v1/reports/{report['id']}/resolve", resolve)
     assert status == 200
 
-    async def dismissed() -> bool:
-        listed = await _reports_on_homeserver(synapse_env, "user_reports")
-        return not [r for r in listed if r["target_user_id"] == tutor]
-
-    await _until("the homeserver's copy dismissed", dismissed)
+    await _until_dismissed(synapse_env, "user_reports", "target_user_id", tutor)

@@ -67,10 +67,10 @@ async def test_a_worker_that_fails_is_started_again_and_stop_lets_work_finish() 
 async def test_a_backoff_pause_ends_at_stop_but_not_at_new_work() -> None:
     wakeup = Wakeup()
     pause = asyncio.create_task(wakeup.pause(60))
+    marker = asyncio.create_task(wakeup.wait(60))  # a wait that new work does end
     wakeup.set()  # new work
-    for _ in range(10):  # let the loop run the pause and anything new work would wake
-        await asyncio.sleep(0)
-    assert not pause.done()
+    assert await marker  # by now the new work reached every waiter …
+    assert not pause.done()  # … and the pause goes on
     wakeup.stop()
     async with asyncio.timeout(1):
         await pause
