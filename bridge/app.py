@@ -27,23 +27,28 @@ from bridge.matrix.appservice import AppserviceEndpoint, matrix_error
 from bridge.matrix.checks import CheckResult, run_checks
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
 from bridge.services.accounts import AccountService
+from bridge.services.admin_room import AdminRoom, AdminRoomUnavailable
 from bridge.services.attachments import AttachmentDownloads
-from bridge.services.attempts import MatrixSideAttempts
 from bridge.services.catch_up import HistoryCatchUp
 from bridge.services.conversations import ConversationService
 from bridge.services.homeserver_reports import HomeserverReportSync
-from bridge.services.inbound import EventDispatcher, InboundProcessor
-from bridge.services.incoming import IncomingMessages
+from bridge.services.inbound import InboundProcessor
 from bridge.services.lifecycle import ConversationLifecycle
 from bridge.services.messages import MessageService
+from bridge.services.moderation import ModerationService
 from bridge.services.photos import PhotoFetcher
 from bridge.services.policy import PolicyService
 from bridge.services.profile_sync import ProfileSyncWorker
 from bridge.services.pruning import InboxPruner
 from bridge.services.reading import ReadingService
 from bridge.services.reports import ReportFiler, ReportService
+from bridge.services.rooms.admin import AdminRoomEvents
+from bridge.services.rooms.conversation import ConversationRoomEvents
+from bridge.services.rooms.foreign import ForeignRooms
+from bridge.services.rooms.router import RoomKind, RoomRouter
 from bridge.services.roster import RosterService
 from bridge.services.roster_watch import RosterWatch
+from bridge.services.suspensions import Suspensions
 from bridge.services.webhooks import WebhookDelivery
 from bridge.services.workers import Supervisor
 from bridge.store import migrate
@@ -53,6 +58,7 @@ from bridge.store.database import Database
 from bridge.store.events import EventLogRepository
 from bridge.store.inbox import InboxRepository
 from bridge.store.messages import MessageRepository
+from bridge.store.moderation import ModerationRepository
 from bridge.store.reports import ReportRepository
 from bridge.store.roster import RosterRepository
 
@@ -94,9 +100,19 @@ class Bridge:
             self.client, accounts, self.ids, self.photos, self._profile_of
         )
         self.profile_sync = ProfileSyncWorker(self.roster, self.accounts)
+        moderation = config.moderation
+        self.homeserver_admin = (
+            HomeserverAdmin(self.client, moderation.homeserver_admin_token)
+            if moderation.homeserver_admin_token
+            else None
+        )
+        self.moderation_store = ModerationRepository(self.db)
         self.policy = PolicyService(self.roster)
         self.webhooks = WebhookDelivery(
             self.event_log, config.lms.webhook_url, config.lms.webhook_secret
+        )
+        self.suspensions = Suspensions(
+            self.moderation_store, self.ids, self.homeserver_admin, self.webhooks.wake
         )
         self.lifecycle = ConversationLifecycle(
             conversations,
@@ -125,6 +141,7 @@ class Bridge:
             account_prefix=config.appservice.account_prefix,
             server_name=config.homeserver.server_name,
             federate=config.appservice.federate_rooms,
+            suspensions=self.suspensions,
             on_made=self.lifecycle.check_soon,
         )
         self.messages = MessageService(
@@ -135,6 +152,7 @@ class Bridge:
             self.ids,
             config.messages,
             config.bot_user_id,
+            self.suspensions,
             on_events=self.webhooks.wake,
         )
         self.downloads = AttachmentDownloads(
@@ -148,19 +166,37 @@ class Bridge:
         self.reports = ReportService(
             report_store, messages, conversations, self.roster, self.ids, self._reports_changed
         )
-        moderation = config.moderation
         self.report_sync = (
             HomeserverReportSync(
-                HomeserverAdmin(self.client, moderation.homeserver_admin_token),
-                report_store,
-                self.reports,
-                moderation.report_poll_seconds,
+                self.homeserver_admin, report_store, self.reports, moderation.report_poll_seconds
             )
-            if moderation.homeserver_admin_token
+            if self.homeserver_admin is not None
             else None
         )
-        self.dispatcher = EventDispatcher()
-        self.processor = InboundProcessor(self.inbox, self.dispatcher)
+        self.admin_room = AdminRoom(
+            moderation,
+            self.moderation_store,
+            self.reports,
+            self.client,
+            config.bot_user_id,
+            config.homeserver.server_name,
+            config.appservice.account_prefix,
+        )
+        self.moderation = ModerationService(
+            self.reports,
+            report_store,
+            self.moderation_store,
+            self.messages,
+            self.suspensions,
+            conversations,
+            self.roster,
+            self.client,
+            self.ids,
+            config.bot_user_id,
+            moderation.moderators,
+        )
+        self.router = RoomRouter(conversations, self.admin_room.room_id)
+        self.processor = InboundProcessor(self.inbox, self.router)
         self.appservice = AppserviceEndpoint(
             config.appservice.hs_token,
             self.inbox,
@@ -168,7 +204,7 @@ class Bridge:
             on_stored=self.processor.wake,
             user_query=self.accounts.handle_user_query,
         )
-        self.incoming = IncomingMessages(
+        self.conversation_rooms = conversation_rooms = ConversationRoomEvents(
             conversations,
             messages,
             accounts,
@@ -179,24 +215,41 @@ class Bridge:
             on_events=self.webhooks.wake,
             on_stale=self.lifecycle.check_soon,
             max_attachment_bytes=config.messages.max_attachment_bytes,
+            restore_profile=self.accounts.restore_profile,
+            set_aside_encrypted=self.conversations.set_aside_encrypted,
+            suspended=self.suspensions.in_force,
         )
-        self.dispatcher.on("m.room.message", self.incoming.on_message)
-        self.dispatcher.on("m.room.redaction", self.incoming.on_redaction)
-        self.dispatcher.on("m.receipt", self.incoming.on_receipt)
-        self.dispatcher.on("m.reaction", self.incoming.on_reaction)
-        self.dispatcher.on(None, self.incoming.on_other)
-        self.attempts = MatrixSideAttempts(
-            self.conversations,
+        for event_type, handler in (
+            ("m.room.message", conversation_rooms.on_message),
+            ("m.room.redaction", conversation_rooms.on_redaction),
+            ("m.receipt", conversation_rooms.on_receipt),
+            ("m.reaction", conversation_rooms.on_reaction),
+            ("m.room.member", conversation_rooms.on_member),
+            ("m.room.encryption", conversation_rooms.on_encryption),
+            (None, conversation_rooms.on_other),
+        ):
+            self.router.on(RoomKind.CONVERSATION, event_type, handler)
+        foreign_rooms = ForeignRooms(
+            self.conversations, accounts, self.client, config.bot_user_id, self.ids
+        )
+        self.router.on(RoomKind.FOREIGN, "m.room.member", foreign_rooms.on_member)
+        self.router.on(RoomKind.FOREIGN, "m.room.join_rules", foreign_rooms.on_join_rules)
+        admin_events = AdminRoomEvents(
+            self.admin_room,
+            self.moderation,
+            self.moderation_store,
+            report_store,
+            self.suspensions,
+            self.policy,
+            self.roster,
             conversations,
-            accounts,
             self.client,
-            config.bot_user_id,
             self.ids,
-            self.accounts,
+            config.bot_user_id,
         )
-        self.dispatcher.on("m.room.member", self.attempts.on_member)
-        self.dispatcher.on("m.room.join_rules", self.attempts.on_join_rules)
-        self.dispatcher.on("m.room.encryption", self.attempts.on_encryption)
+        self.router.on(RoomKind.ADMIN, "m.room.message", admin_events.on_message)
+        self.router.on(RoomKind.ADMIN, "m.reaction", admin_events.on_reaction)
+        self.router.on(RoomKind.ADMIN, "m.room.member", admin_events.on_member)
         self.catch_up = HistoryCatchUp(
             conversations,
             self.inbox,
@@ -225,6 +278,8 @@ class Bridge:
         workers.add("catch-up", self.catch_up.run, self.catch_up.stop)
         workers.add("pruning", self.pruner.run, self.pruner.stop)
         workers.add("report-filing", self.report_filer.run, self.report_filer.stop)
+        workers.add("report-cards", self.admin_room.run, self.admin_room.stop)
+        workers.add("suspensions", self.suspensions.run, self.suspensions.stop)
         if self.report_sync is not None:
             workers.add("homeserver-reports", self.report_sync.run, self.report_sync.stop)
 
@@ -251,7 +306,9 @@ class Bridge:
                 self.config.messages.max_attachment_bytes,
             ).routes()
         )
-        app.add_routes(ReportRoutes(self.reports, self.config.lms.max_body_bytes).routes())
+        app.add_routes(
+            ReportRoutes(self.reports, self.moderation, self.config.lms.max_body_bytes).routes()
+        )
         app.add_routes(EventRoutes(self.event_log).routes())
         app.add_routes(OpenApiRoute().routes())
         return app
@@ -260,6 +317,7 @@ class Bridge:
         """A report was made or resolved: publish it, file it, dismiss it."""
         self.webhooks.wake()
         self.report_filer.wake()
+        self.admin_room.wake()
         if self.report_sync is not None:
             self.report_sync.wake()
 
@@ -337,6 +395,12 @@ class Bridge:
                 raise StartupError(result.message)
             log.info("check passed: %s: %s", result.name, result.message)
         await self._set_up_bot()
+        try:
+            await self.admin_room.set_up()
+        except AdminRoomUnavailable as exc:
+            raise StartupError(str(exc)) from exc
+        except HomeserverUnreachable as exc:
+            raise StartupError(f"could not set up the admin room: {exc}") from exc
 
     async def _set_up_bot(self) -> None:
         bot = self.config.bot_user_id

@@ -190,6 +190,21 @@ class ModerationConfig:
     report_poll_seconds: float = setting(
         "How often the homeserver's report list is read for new reports.", 10.0
     )
+    admin_room: str = setting(
+        "The moderators' admin room, where the bot posts a card for every report and takes "
+        "commands: a room ID (!…) the bot is invited to, or an alias (#…). An alias in the "
+        "bridge's own alias namespace (#<account_prefix>…) that doesn't exist yet is made with "
+        "the room. Empty: the bot makes a room at start-up and keeps using it.",
+        "",
+    )
+    moderators: tuple[str, ...] = setting(
+        'Matrix IDs of the moderators (e.g. ["@dana:example.org"]): invited to the admin '
+        "room with power level 50; only their commands and reactions there count. In the "
+        "environment: comma-separated.",
+        (),
+        example=[],
+    )
+    command_prefix: str = setting("What starts a command in the admin room.", "!")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -397,6 +412,9 @@ def _describe(value: Any) -> str:
 # --- validation beyond types --------------------------------------------------------------------
 
 _LOCALPART_RE = re.compile(r"[a-z0-9._=/+-]+")
+_USER_ID_RE = re.compile(r"@[^:\s]+:[A-Za-z0-9.:\[\]-]+")
+# Room IDs of room version 12 have no server part.
+_ROOM_RE = re.compile(r"![^\s]+|#[^:\s]+:[A-Za-z0-9.:\[\]-]+")
 
 
 def validate(config: Config) -> list[str]:
@@ -453,6 +471,21 @@ def validate(config: Config) -> list[str]:
             ipaddress.ip_network(network)
         except ValueError as exc:
             problems.append(f"lms.photo_allowed_networks: not a CIDR network: {exc}")
+    moderation = config.moderation
+    for moderator in moderation.moderators:
+        if not _USER_ID_RE.fullmatch(moderator):
+            problems.append(
+                f"moderation.moderators: {moderator!r} is not a Matrix user ID (@name:server)"
+            )
+    if moderation.admin_room and not _ROOM_RE.fullmatch(moderation.admin_room):
+        problems.append(
+            "moderation.admin_room: expected a room ID (!…) or an alias (#…:server), "
+            f"got {moderation.admin_room!r}"
+        )
+    if not moderation.command_prefix.strip() or len(moderation.command_prefix) > 8:
+        problems.append("moderation.command_prefix: expected 1 to 8 characters, not spaces")
+    if moderation.report_poll_seconds < 0.1:
+        problems.append("moderation.report_poll_seconds: expected at least 0.1")
     if asc.inbox_retention_days < 1:
         problems.append("appservice.inbox_retention_days: expected at least 1")
     try:

@@ -144,9 +144,19 @@ class SynapseEnv:
             database=DatabaseConfig(url=database_url),
             lms=dataclasses.replace(self.config.lms, photo_allowed_networks=("127.0.0.0/8",)),
             moderation=ModerationConfig(
-                homeserver_admin_token=self.admin_token, report_poll_seconds=0.5
+                homeserver_admin_token=self.admin_token,
+                report_poll_seconds=0.5,
+                # One admin room for the session's bridges (the first makes it), with the
+                # homeserver's admin as moderator.
+                admin_room=f"#{self.config.appservice.account_prefix}moderation:test.local",
+                moderators=(self.moderator,),
             ),
         )
+
+    @property
+    def moderator(self) -> str:
+        """The homeserver admin, a moderator of the bridge."""
+        return "@admin:test.local"
 
     def new_user(self, name: str | None = None, password: str = "pw") -> tuple[str, str]:
         """Register a plain (non-bridged) local user; returns (user id, password)."""
@@ -350,7 +360,7 @@ async def bridge(
     """A started bridge (on both databases) wired to the session's Synapse, with a recorder."""
     instance = Bridge(synapse_env.bridge_config(database_url))
     recorder = Recorder()
-    instance.dispatcher.on(None, recorder)
+    instance.router.observe(None, recorder)
     await instance.start()
     try:
         yield instance, recorder

@@ -50,6 +50,11 @@ ERROR_SCHEMA = closed(
                 "limit": {"type": "integer", "description": "the limit exceeded (413)"},
                 "limit_bytes": {"type": "integer", "description": "the size limit exceeded"},
                 "retry_after_seconds": {"type": "number", "description": "when to retry (429)"},
+                "until": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "when a suspension ends (null: until lifted)",
+                },
                 "message_id": {
                     "type": "string",
                     "description": "the message a reused client_message_id belongs to",
@@ -62,13 +67,15 @@ ERROR_SCHEMA = closed(
 DESCRIPTIONS = {
     400: "Invalid input; `error.field` names the field",
     401: "No API token",
-    403: "Wrong API token, or not allowed (`error.message` says why)",
+    403: "Wrong API token, or not allowed (`error.message` says why; `suspended`: the sender's "
+    "messaging is suspended, `error.until` says until when)",
     404: "Unknown id; `error.missing` names it",
     409: "Conflicts with the current state (see `error.code`; a reused client_message_id "
     "names its message in `error.message_id`)",
     413: "Too large: the body, a file, a text or the number of records; `error.limit` (or "
     "`error.limit_bytes`) says the limit",
-    422: "A referenced record doesn't exist; `error.missing` names it",
+    422: "A referenced record doesn't exist (`error.missing` names it), or the request can't "
+    "apply to it (`error.message` says why)",
     429: "Too many messages; `error.retry_after_seconds` says when to retry",
     502: "The homeserver refused the request; `error.message` says how",
     503: "The homeserver is unreachable; retry",

@@ -15,6 +15,7 @@ from bridge.contract.reports import (
     ReportView,
     ResolveReport,
 )
+from bridge.services.moderation import ModerationService
 from bridge.services.reports import ReportService
 
 _TAG = "reports"
@@ -60,9 +61,12 @@ OPERATIONS = (
         "resolve",
         _TAG,
         "Handle an open report (published as `report.resolved`)",
+        description="The same actions as the moderators' commands in the admin room, with the "
+        "same effects. The moderator is an institution admin (by platform id) or one of the "
+        "configured moderators (by Matrix ID).",
         body=ResolveReport,
         replies=(Reply(200, "Resolved", ReportView),),
-        errors=(400, 404, 409, 413),
+        errors=(400, 403, 404, 409, 413, 422, 502, 503),
     ),
 )
 
@@ -70,8 +74,11 @@ OPERATIONS = (
 class ReportRoutes:
     """HTTP handlers of the report API."""
 
-    def __init__(self, reports: ReportService, max_body_bytes: int) -> None:
+    def __init__(
+        self, reports: ReportService, moderation: ModerationService, max_body_bytes: int
+    ) -> None:
         self._reports = reports
+        self._moderation = moderation
         self._max_body = max_body_bytes
 
     def routes(self) -> list[web.RouteDef]:
@@ -102,5 +109,12 @@ class ReportRoutes:
         """`POST /api/v1/reports/{r}/resolve {moderator, action, note?}`."""
         report_id = path_id(request, "report_id")
         body = await read_body(request, ResolveReport, self._max_body)
-        note = body.note or None
-        return reply(await self._reports.resolve(report_id, body.moderator, body.action, note))
+        resolved = await self._moderation.act(
+            report_id,
+            body.moderator,
+            body.action,
+            body.note or None,
+            body.days or None,
+            check_moderator=True,
+        )
+        return reply(resolved)

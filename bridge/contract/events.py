@@ -133,6 +133,9 @@ class MessageDeleted(EventPayload):
     origin: Origin
     deleted_at: Time
     redaction_event_id: Annotated[str | Omitted, Rule("for a deletion made in Matrix")] = OMITTED
+    moderator: Annotated[
+        str | Omitted, Rule("who removed it, when a moderator did (not its sender)")
+    ] = OMITTED
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,49 @@ class ReportResolved(EventPayload):
     report: ReportView
 
 
+@dataclass(frozen=True)
+class UserWarned(EventPayload):
+    """A moderator warned someone (the bot told them in the conversation's room)"""
+
+    TYPE: ClassVar[str] = "user.warned"
+
+    user_id: str
+    matrix_id: str
+    moderator: str
+    note: str | None
+    report_id: Annotated[str | None, Rule("the report that led to it")]
+    conversation_id: Annotated[str | None, Rule("where they were told")]
+    warned_at: Time
+
+
+@dataclass(frozen=True)
+class UserSuspended(EventPayload):
+    """A moderator suspended someone's messaging: their sends are refused, through the API and
+    (where the homeserver can suspend accounts) from Matrix clients"""
+
+    TYPE: ClassVar[str] = "user.suspended"
+
+    user_id: str
+    matrix_id: str
+    moderator: str
+    note: str | None
+    until: Annotated[Time | None, Rule("null: until a moderator lifts it")]
+    report_id: Annotated[str | None, Rule("the report that led to it")]
+    suspended_at: Time
+
+
+@dataclass(frozen=True)
+class UserUnsuspended(EventPayload):
+    """Someone may message again"""
+
+    TYPE: ClassVar[str] = "user.unsuspended"
+
+    user_id: str
+    matrix_id: str
+    moderator: Annotated[str | None, Rule("null: the suspension ran out")]
+    unsuspended_at: Time
+
+
 EVENT_TYPES: tuple[type[EventPayload], ...] = (
     MessageCreated,
     MessageEdited,
@@ -234,6 +280,9 @@ EVENT_TYPES: tuple[type[EventPayload], ...] = (
     ConversationStateChanged,
     ReportCreated,
     ReportResolved,
+    UserWarned,
+    UserSuspended,
+    UserUnsuspended,
 )
 EVENT_NAMES = sorted(t.TYPE for t in EVENT_TYPES)
 

@@ -16,8 +16,16 @@ ReportOrigin = Annotated[
     Rule("where it was made: the LMS, a Matrix client, or the content rule"),
 ]
 ReportState = Literal["open", "resolved"]
-# What a moderator may do with a report through the API.
-ReportAction = Literal["dismiss", "resolve"]
+MAX_SUSPENSION_DAYS = 3650
+# What a moderator may do with a report (the admin room's commands do the same).
+ReportAction = Annotated[
+    Literal["dismiss", "resolve", "delete", "warn", "suspend"],
+    Rule(
+        "dismiss: nothing wrong; resolve: handled (say how in the note); delete: the message "
+        "is removed, in Matrix too; warn: the bot tells the sender in the conversation; "
+        "suspend: the sender may not message (for `days`, or until lifted)"
+    ),
+]
 
 
 def _words(path: str, value: str) -> str:
@@ -45,6 +53,14 @@ class ResolveReport:
     moderator: Annotated[Id, Rule("who handled it (the LMS's own id for the person)")]
     action: ReportAction
     note: Annotated[Words | Omitted, Rule("for the record, and for the reporter")] = OMITTED
+    days: Annotated[
+        int | Omitted,
+        Rule(
+            "how long a suspension lasts (none: until lifted)",
+            minimum=1,
+            maximum=MAX_SUSPENSION_DAYS,
+        ),
+    ] = OMITTED
 
 
 @dataclass(frozen=True)

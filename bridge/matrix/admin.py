@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from bridge.matrix.client import HomeserverClient, HomeserverError
 
@@ -125,3 +126,19 @@ class HomeserverAdmin:
         except HomeserverError as exc:
             if exc.status != 404:
                 raise
+
+    async def suspend(self, user_id: str, suspended: bool) -> bool:
+        """Suspend (or unsuspend) a local account, so its clients can't post; False on a
+        homeserver without the suspension API."""
+        try:
+            await self._client.request(
+                "PUT",
+                f"/_synapse/admin/v1/suspend/{quote(user_id, safe='')}",
+                body={"suspend": suspended},
+                token=self._token,
+            )
+        except HomeserverError as exc:
+            if exc.status in (400, 404) and exc.errcode == "M_UNRECOGNIZED":
+                return False
+            raise
+        return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from bridge.config import Config
 from bridge.matrix.admin import HomeserverAdmin
@@ -146,7 +147,64 @@ async def check_admin_token(client: HomeserverClient, config: Config) -> CheckRe
     return CheckResult(name, True, "reads the homeserver's report list")
 
 
-CHECKS = (check_reachable, check_as_token, check_ping, check_admin_token)
+async def check_admin_room(client: HomeserverClient, config: Config) -> CheckResult:
+    """The moderators' admin room can be used, and every moderator exists."""
+    name = "admin room"
+    moderation = config.moderation
+    bot = config.bot_user_id
+    try:
+        for moderator in moderation.moderators:
+            if not await _exists(client, moderator):
+                return CheckResult(
+                    name, False, f"moderation.moderators: {moderator} has no account here"
+                )
+        configured = moderation.admin_room
+        if not configured:
+            return CheckResult(name, True, "made by the bot at start-up (and kept)")
+        room_id = configured
+        if configured.startswith("#"):
+            found = await client.resolve_alias(configured)
+            if found is None:
+                namespace = f"#{config.appservice.account_prefix}"
+                if configured.startswith(namespace) and configured.endswith(
+                    f":{config.homeserver.server_name}"
+                ):
+                    return CheckResult(name, True, f"{configured} is made at start-up")
+                return CheckResult(
+                    name,
+                    False,
+                    f"moderation.admin_room {configured} doesn't exist, and the bot can only "
+                    f"make aliases starting with {namespace}: make the room and invite {bot}",
+                )
+            room_id = found
+        try:
+            if bot not in await client.joined_members(room_id, bot):
+                raise HomeserverError(403, "M_FORBIDDEN", "not joined")
+        except HomeserverError:
+            try:
+                await client.intent(bot).join(room_id)
+            except HomeserverError as exc:
+                return CheckResult(
+                    name,
+                    False,
+                    f"the bot can't join moderation.admin_room {configured} ({exc.message}): "
+                    f"invite {bot} there",
+                )
+    except HomeserverUnreachable as exc:
+        return CheckResult(name, False, f"the homeserver stopped answering ({exc})")
+    return CheckResult(name, True, f"{configured}: the bot is in it")
+
+
+async def _exists(client: HomeserverClient, user_id: str) -> bool:
+    """Whether an account exists (its profile is found)."""
+    try:
+        await client.request("GET", f"/_matrix/client/v3/profile/{quote(user_id, safe='')}")
+    except HomeserverError as exc:
+        return exc.status != 404
+    return True
+
+
+CHECKS = (check_reachable, check_as_token, check_ping, check_admin_token, check_admin_room)
 
 
 async def run_checks(client: HomeserverClient, config: Config) -> list[CheckResult]:

@@ -115,6 +115,35 @@ class Intent:
         )
         return str(response.room_id)
 
+    async def create_private_room(
+        self,
+        name: str,
+        topic: str,
+        alias_localpart: str | None,
+        power_levels: dict[str, Any],
+    ) -> str:
+        """Create a private, unencrypted group room owned by this account; returns its id."""
+        body: dict[str, Any] = {
+            "preset": "private_chat",
+            "visibility": "private",
+            "name": name,
+            "topic": topic,
+            "power_level_content_override": power_levels,
+            "initial_state": [
+                {
+                    "type": "m.room.guest_access",
+                    "state_key": "",
+                    "content": {"guest_access": "forbidden"},
+                }
+            ],
+        }
+        if alias_localpart is not None:
+            body["room_alias_name"] = alias_localpart
+        response = await self._owner.request(
+            "POST", "/_matrix/client/v3/createRoom", body=body, as_user=self.user_id
+        )
+        return str(response["room_id"])
+
     async def invite(self, room_id: str, user_id: str) -> None:
         """Invite someone (already being a member is fine)."""
         try:

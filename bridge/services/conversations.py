@@ -11,6 +11,8 @@ from bridge.domain.rooms import conversation_room, with_direct_room
 from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
 from bridge.services.accounts import AccountService
 from bridge.services.policy import PolicyService, UnknownUser
+from bridge.services.refusals import Refused
+from bridge.services.suspensions import Suspensions
 from bridge.services.workers import KeyedLocks
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.roster import RosterRepository
@@ -47,8 +49,10 @@ class ConversationService:
         account_prefix: str,
         server_name: str,
         federate: bool,
+        suspensions: Suspensions,
         on_made: Callable[[ConversationRecord], None] = lambda _record: None,
     ) -> None:
+        self._suspensions = suspensions
         self._conversations = conversations
         self._policy = policy
         self._roster = roster
@@ -75,6 +79,11 @@ class ConversationService:
         decision = await self._policy.can_start(initiator, recipient)
         if not decision.allowed:
             raise ConversationRefused(decision)
+        for person, own in ((initiator, True), (recipient, False)):
+            try:
+                await self._suspensions.refuse_if_suspended(person, sender=own)
+            except Refused as refused:
+                raise ConversationRefused(Decision(False, "suspended", refused.message)) from None
         record = await self._conversations.claim(initiator, recipient, datetime.now(UTC))
         async with self._lock(record.id):
             current = await self._conversations.get(record.id)

@@ -44,6 +44,7 @@ from bridge.matrix.client import (
 )
 from bridge.services.policy import PolicyService
 from bridge.services.refusals import Refused, no_such_conversation, no_such_message
+from bridge.services.suspensions import Suspensions
 from bridge.services.workers import IDLE_LOOK_SECONDS, KeyedLocks, Wakeup
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.messages import MessageRecord, MessageRepository
@@ -105,8 +106,10 @@ class MessageService:
         ids: MatrixIdMapper,
         limits: MessagesConfig,
         bot_user_id: str,
+        suspensions: Suspensions,
         on_events: Callable[[], None] = lambda: None,
     ) -> None:
+        self._suspensions = suspensions
         self._messages = messages
         self._conversations = conversations
         self._policy = policy
@@ -244,6 +247,7 @@ class MessageService:
             raise no_such_conversation(conversation_id)
         if not conversation.has(sender):
             raise Refused(403, "not_a_participant", "The sender is not part of this conversation")
+        await self._suspensions.refuse_if_suspended(sender)
         if conversation.encrypted:
             raise Refused(
                 409,
@@ -331,6 +335,43 @@ class MessageService:
         assert deleted is not None
         self._on_events()
         return await self._sync_now(deleted) if deleted.pending else deleted
+
+    async def remove(self, message_id: str, moderator: str, note: str | None) -> MessageRecord:
+        """A moderator removes a message: deleted for the LMS (`message.deleted` names the
+        moderator) and redacted in Matrix by the bot, at once or by the outbox later."""
+        record = await self._messages.get(message_id)
+        if record is None:
+            raise no_such_message(message_id)
+        if record.deleted_at is not None:
+            return record
+        async with self._lock(record.conversation_id):
+            deleted = await self._messages.delete_outgoing(
+                message_id, datetime.now(UTC), moderator=moderator
+            )
+            assert deleted is not None
+            self._on_events()
+            conversation = await self._conversations.get(record.conversation_id)
+            if deleted.pending != "redact" or conversation is None or not conversation.room_id:
+                return deleted
+            assert deleted.event_id is not None
+            reason = "Removed by a moderator" + (f": {note}" if note else "")
+            try:
+                await self._client.intent(self._bot).redact(
+                    conversation.room_id,
+                    deleted.event_id,
+                    reason,
+                    new_txn_id("redact", deleted.id),
+                )
+            except (HomeserverUnreachable, HomeserverError) as exc:
+                log.warning("removal of message %s waits for the outbox: %s", deleted.id, exc)
+                self._wakeup.set()
+                return deleted
+            await self._messages.mark_synced(
+                deleted.id, deleted.revision, "redact", None, datetime.now(UTC)
+            )
+        synced = await self._messages.get(message_id)
+        assert synced is not None
+        return synced
 
     async def _sync_now(self, record: MessageRecord) -> MessageRecord:
         synced = await self._sync(record)

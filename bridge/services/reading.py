@@ -2,7 +2,7 @@
 
 Only participants see a conversation. Marking a conversation read also sends the Matrix read
 receipt as that person, so their Matrix clients agree; receipts made in Matrix clients come back
-through `IncomingMessages.on_receipt`.
+through `ConversationRoomEvents.on_receipt`.
 """
 
 from __future__ import annotations

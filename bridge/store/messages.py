@@ -20,6 +20,7 @@ from bridge.contract.events import (
     ReactionRemoved,
     attachment_info,
 )
+from bridge.contract.shapes import OMITTED
 from bridge.contract.values import OriginName
 from bridge.domain.content import Attachment
 from bridge.store.database import Database
@@ -407,8 +408,11 @@ class MessageRepository:
             await append_event(conn, _edited(record, "lms", body, text_format, html, now), now)
         return await self.get(message_id)
 
-    async def delete_outgoing(self, message_id: str, now: datetime) -> MessageRecord | None:
-        """Delete a message from the LMS; `message.deleted` commits with it.
+    async def delete_outgoing(
+        self, message_id: str, now: datetime, moderator: str | None = None
+    ) -> MessageRecord | None:
+        """Delete a message from the LMS (by its sender, or by a `moderator`);
+        `message.deleted` commits with it.
 
         A message not sent yet is never sent; a sent one is marked `pending = "redact"` until
         Matrix has the redaction. None when it doesn't exist.
@@ -428,7 +432,14 @@ class MessageRepository:
                     status=record.status if sent else "withdrawn",
                 )
             )
-            deleted = MessageDeleted(record.id, record.conversation_id, record.sender, "lms", now)
+            deleted = MessageDeleted(
+                record.id,
+                record.conversation_id,
+                record.sender,
+                "lms",
+                now,
+                moderator=OMITTED if moderator is None else moderator,
+            )
             await append_event(conn, deleted, now)
         return await self.get(message_id)
 

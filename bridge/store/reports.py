@@ -172,6 +172,24 @@ class ReportRepository:
             rows = await conn.execute(query.order_by(_r.seq).limit(limit))
             return [_record(r) for r in rows]
 
+    async def latest(self, state: str | None, limit: int) -> list[ReportRecord]:
+        """The newest reports (in `state`, when given), newest first."""
+        query = select(*_COLUMNS)
+        if state is not None:
+            query = query.where(_r.state == state)
+        async with self._db.engine.connect() as conn:
+            return [
+                _record(r) for r in await conn.execute(query.order_by(_r.seq.desc()).limit(limit))
+            ]
+
+    async def by_prefix(self, prefix: str, limit: int = 2) -> list[ReportRecord]:
+        """Reports whose id starts with `prefix` (ids are hex: anything else finds none)."""
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return []
+        query = select(*_COLUMNS).where(_r.id.startswith(prefix, autoescape=True)).limit(limit)
+        async with self._db.engine.connect() as conn:
+            return [_record(r) for r in await conn.execute(query)]
+
     async def against(self, user_id: str, limit: int) -> list[ReportRecord]:
         """Reports of messages a person sent, newest first."""
         query = (

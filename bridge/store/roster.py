@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Table, bindparam, delete, select, text, tuple_
+from sqlalchemy import DateTime, Table, bindparam, delete, or_, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -311,6 +311,29 @@ class RosterRepository:
                 .order_by(memberships.c.institution_id)
             )
             return [(r.institution_id, r.name, r.role) for r in rows]
+
+    async def batches_of(self, user_id: str, now: datetime) -> list[tuple[str, str, str]]:
+        """(how: "studies"/"teaches", course title, batch title) of a person's current
+        enrollments and teaching assignments."""
+        found: list[tuple[str, str, str]] = []
+        async with self._db.engine.connect() as conn:
+            for how, table in (("studies", enrollments), ("teaches", teaching)):
+                rows = await conn.execute(
+                    select(courses.c.title, batches.c.title.label("batch"))
+                    .select_from(
+                        table.join(batches, batches.c.id == table.c.batch_id).join(
+                            courses, courses.c.id == batches.c.course_id
+                        )
+                    )
+                    .where(
+                        table.c.user_id == user_id,
+                        or_(table.c.begins_at.is_(None), table.c.begins_at <= now),
+                        or_(table.c.ends_at.is_(None), table.c.ends_at > now),
+                    )
+                    .order_by(courses.c.title, batches.c.title)
+                )
+                found.extend((how, r.title, r.batch) for r in rows)
+        return found
 
     async def related_people(
         self, source: str, searcher: str, institution_id: str, now: datetime

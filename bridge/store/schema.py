@@ -385,3 +385,56 @@ report_poll = Table(
     Column("last_event_report_id", BigInteger, nullable=False),
     Column("last_user_report_id", BigInteger, nullable=False),
 )
+
+# The moderators' admin room the bot keeps (one row).
+admin_room = Table(
+    "admin_room",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("room_id", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# The card of each report in the admin room, and the report state it shows (edited when the
+# report's state moves on).
+report_cards = Table(
+    "report_cards",
+    metadata,
+    Column(
+        "report_id",
+        String(64),
+        ForeignKey("reports.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("room_id", String(255), nullable=False),
+    Column("event_id", String(255), nullable=False, unique=True),
+    Column("shown_state", String(16), nullable=False),
+    Column("posted_at", DateTime(timezone=True), nullable=False),
+)
+
+# A reaction shortcut on a card waits for the moderator's confirming reaction on the bot's
+# question.
+card_prompts = Table(
+    "card_prompts",
+    metadata,
+    Column("event_id", String(255), primary_key=True),  # the bot's question
+    Column("report_id", String(64), ForeignKey("reports.id", ondelete="CASCADE"), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("moderator", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+)
+
+# People whose messaging a moderator suspended: in force while not lifted and before `until`
+# (null: until lifted). `homeserver_suspended` is what the homeserver was last told.
+suspensions = Table(
+    "suspensions",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("until", DateTime(timezone=True), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("moderator", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("lifted_at", DateTime(timezone=True), nullable=True),
+    Column("homeserver_suspended", Boolean, nullable=False),
+)

@@ -170,7 +170,7 @@ async def test_a_handler_crash_is_retried_not_fatal(bridge: tuple[Bridge, Record
             if calls["n"] == 1:
                 raise RuntimeError("first attempt fails")
 
-    instance.dispatcher.on("m.room.message", flaky)
+    instance.router.observe("m.room.message", flaky)
     instance.processor._base_delay = 0.1  # keep the retry quick for the test
     await _put(instance, "flaky", {"events": [_message("$flaky")]})
     await recorder.wait_for(lambda r: "$flaky" in r.ids())
@@ -247,7 +247,7 @@ async def test_processing_survives_a_restart(synapse_env: SynapseEnv, sqlite_url
     async def stuck(event: Any) -> None:
         await never.wait()
 
-    first.dispatcher.on(None, stuck)
+    first.router.observe(None, stuck)
     await first.start()
     await _put(
         first,
@@ -264,7 +264,7 @@ async def test_processing_survives_a_restart(synapse_env: SynapseEnv, sqlite_url
 
     second = Bridge(config)
     recorder = Recorder()
-    second.dispatcher.on(None, recorder)
+    second.router.observe(None, recorder)
     await second.start()
     try:
         await recorder.wait_for(lambda r: r.ids() == ["$r1", "$r2"])

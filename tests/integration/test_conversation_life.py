@@ -14,7 +14,7 @@ import pytest
 from nio import AsyncClient, RoomCreateResponse, RoomSendResponse
 
 from bridge.app import Bridge
-from bridge.services.attempts import GROUP_ROOMS_REFUSED
+from bridge.services.rooms.foreign import GROUP_ROOMS_REFUSED
 from bridge.store.inbox import StoredEvent
 from tests.conftest import Recorder, SynapseEnv
 from tests.integration.test_conversations import matrix_client
@@ -524,7 +524,7 @@ async def test_an_edit_aimed_at_another_rooms_message_is_ignored(
                 "m.relates_to": {"rel_type": "m.replace", "event_id": sent.event_id},
             },
         }
-        await instance.incoming.on_message(
+        await instance.conversation_rooms.on_message(
             StoredEvent(0, "$stray-edit", second["room_id"], "timeline", "m.room.message", stray, 0)
         )
         assert await events_of(instance, "message.edited", first["id"]) == []

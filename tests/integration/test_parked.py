@@ -47,7 +47,7 @@ async def test_set_aside_work_is_listed_and_put_back_in_line(
         if event.event_id == "$parked" and broken["on"]:
             raise RuntimeError("the cause of the trouble")
 
-    instance.dispatcher.on("m.room.message", fragile)
+    instance.router.observe("m.room.message", fragile)
     instance.processor._max_attempts = 1  # set aside at the first failure
     payload: dict[str, Any] = {
         "event_id": "$parked",

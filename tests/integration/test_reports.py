@@ -19,6 +19,7 @@ from tests.integration.test_messages import send, start_conversation
 from tests.integration.test_roster_api import call
 
 pytestmark = pytest.mark.synapse
+MODERATOR = "@admin:test.local"
 
 
 async def _reports_on_homeserver(
@@ -92,7 +93,7 @@ async def test_a_report_from_the_lms_is_stored_published_and_filed_on_the_homese
     status, listed = await call(instance, "GET", "/api/v1/reports?state=open&limit=200")
     assert status == 200 and report["id"] in [r["id"] for r in listed["reports"]]
 
-    resolve = {"moderator": "mod-1", "action": "dismiss", "note": "Office phone, fine"}
+    resolve = {"moderator": MODERATOR, "action": "dismiss", "note": "Office phone, fine"}
     status, resolved = await call(
         instance, "POST", f"/api/v1/reports/{report['id']}/resolve", resolve
     )
@@ -221,7 +222,7 @@ async def test_a_report_made_in_a_matrix_client_reaches_the_lms_once_and_is_dism
     assert await instance.report_sync.sync() == 0
     assert len(await created()) == 1
 
-    resolve = {"moderator": "mod-1", "action": "resolve", "note": "Talked to the tutor"}
+    resolve = {"moderator": MODERATOR, "action": "resolve", "note": "Talked to the tutor"}
     status, _ = await call(instance, "POST", f"/api/v1/reports/{report['id']}/resolve", resolve)
     assert status == 200
 
@@ -256,7 +257,7 @@ async def test_the_lms_report_filed_on_the_homeserver_is_the_same_report_there(
         instance,
         "POST",
         f"/api/v1/reports/{report['id']}/resolve",
-        {"moderator": "mod-1", "action": "dismiss"},
+        {"moderator": MODERATOR, "action": "dismiss"},
     )
     assert status == 200
 
@@ -317,7 +318,7 @@ async def test_a_person_reported_in_a_matrix_client_is_a_report_too(
     await instance.report_store.set_homeserver_cursor("user", 0)
     assert instance.report_sync is not None
     assert await instance.report_sync.sync() == 0  # never taken twice
-    resolve = {"moderator": "mod-1", "action": "resolve", "note": "Asked them to stop"}
+    resolve = {"moderator": MODERATOR, "action": "resolve", "note": "Asked them to stop"}
     status, _ = await call(instance, "POST", f"/api/v1/reports/{report['id']}/resolve", resolve)
     assert status == 200
 

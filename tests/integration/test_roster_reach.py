@@ -178,7 +178,7 @@ async def unwatched_bridge(
     )
     instance = Bridge(config)
     recorder = Recorder()
-    instance.dispatcher.on(None, recorder)
+    instance.router.observe(None, recorder)
     await instance.start()
     try:
         yield instance, recorder
@@ -237,7 +237,7 @@ async def test_a_message_typed_before_the_bridge_noticed_is_not_published(
         }
         stored = StoredEvent(0, edit_id, room, "timeline", "m.room.message", edit, 0)
         for _ in range(2):  # handled again after a crash: still one notice
-            await instance.incoming.on_message(stored)
+            await instance.conversation_rooms.on_message(stored)
         assert await events_of(instance, "message.edited", conversation["id"]) == []
         notices = await bot_notices(instance, synapse_env, tutor, room)
         assert [n["body"].split(":")[0] for n in refusals(notices, edit_id)] == [

@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.contract.events import EVENT_NAMES, ReportCreated, ReportResolved
+from bridge.contract.events import (
+    EVENT_NAMES,
+    ReportCreated,
+    ReportResolved,
+    UserSuspended,
+    UserUnsuspended,
+    UserWarned,
+)
 from bridge.contract.reports import ReportPerson, ReportView, Resolution
 from bridge.contract.shapes import dump
 from bridge.domain.content import Attachment
@@ -19,6 +26,7 @@ from bridge.store.conversations import ConversationRepository
 from bridge.store.database import Database
 from bridge.store.events import EventLogRepository, LoggedEvent
 from bridge.store.messages import MessageRepository
+from bridge.store.moderation import ModerationRepository
 from bridge.store.reports import ReportRepository
 from bridge.store.roster import RosterRepository
 from tests.support.contract import ContractViolation, check_event
@@ -79,6 +87,16 @@ async def test_every_event_the_store_appends_matches_its_schema(db: Database) ->
         report, state="resolved", resolution=Resolution("dismiss", "mod", None, later)
     )
     assert await reports.resolve(ReportResolved(closed), later)
+    # A moderator's removal, warning, suspension and its end.
+    removed, _ = await messages.add_outgoing(conversation, "b", "m3", "call me", "plain", None, now)
+    await messages.mark_sent(removed.id, "$removed", 0, now)
+    await messages.delete_outgoing(removed.id, now, moderator="@mod:hs")
+    moderation = ModerationRepository(db)
+    await moderation.record_warning(
+        UserWarned("b", "@b:hs", "@mod:hs", "Be kind", "r1", conversation, now), now
+    )
+    await moderation.suspend(UserSuspended("b", "@b:hs", "@mod:hs", None, later, "r1", now), now)
+    assert await moderation.lift(UserUnsuspended("b", "@b:hs", None, later), later)
 
     logged = await EventLogRepository(db).after(0, 100)
     for event in logged:
@@ -87,6 +105,11 @@ async def test_every_event_the_store_appends_matches_its_schema(db: Database) ->
     origins = {(e.type, e.data.get("origin")) for e in logged if "origin" in e.data}
     assert {("message.edited", "lms"), ("message.edited", "matrix")} <= origins
     assert {("message.deleted", "lms"), ("message.deleted", "matrix")} <= origins
+    assert [e.data.get("moderator") for e in logged if e.type == "message.deleted"] == [
+        None,
+        None,
+        "@mod:hs",
+    ]
 
 
 def test_the_schemas_refuse_what_the_store_never_sends() -> None:

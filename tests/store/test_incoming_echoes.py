@@ -8,8 +8,8 @@ from bridge.domain.formatting import bridged, message_content
 from bridge.domain.ids import MatrixIdMapper
 from bridge.domain.roster import InstitutionPut, MembershipPut, UserPut
 from bridge.matrix.client import HomeserverClient
-from bridge.services.incoming import IncomingMessages
 from bridge.services.policy import PolicyService
+from bridge.services.rooms.conversation import ConversationRoomEvents
 from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRepository
@@ -22,7 +22,15 @@ from bridge.store.roster import RosterRepository
 ROOM = "!room:hs"
 
 
-async def _setup(db: Database) -> tuple[IncomingMessages, MessageRepository, str]:
+async def _never(*_args: object) -> None:
+    raise AssertionError("not expected here")
+
+
+async def _nobody(_user_id: str) -> None:
+    return None
+
+
+async def _setup(db: Database) -> tuple[ConversationRoomEvents, MessageRepository, str]:
     await migrate.upgrade(db)
     now = datetime.now(UTC)
     roster = RosterRepository(db)
@@ -43,7 +51,7 @@ async def _setup(db: Database) -> tuple[IncomingMessages, MessageRepository, str
     record = await conversations.claim("a", "b", now)
     await conversations.activate(record.id, ROOM, now)
     messages = MessageRepository(db)
-    handler = IncomingMessages(
+    handler = ConversationRoomEvents(
         conversations,
         messages,
         accounts,
@@ -51,6 +59,9 @@ async def _setup(db: Database) -> tuple[IncomingMessages, MessageRepository, str
         HomeserverClient("http://127.0.0.1:9", "as-token", "bridge"),  # never called here
         MatrixIdMapper("_lms_", "hs"),
         "@bot:hs",
+        restore_profile=_never,
+        set_aside_encrypted=_never,
+        suspended=_nobody,
     )
     return handler, messages, record.id
 

@@ -155,6 +155,9 @@ def test_every_event_payload_dumps_to_what_its_schema_accepts() -> None:
         "conversation.state_changed": ("c", "read_only", "ended", "It ended"),
         "report.created": (report, None, ReportPerson("a", "Ann", None, "@a:hs"), None),
         "report.resolved": (report,),
+        "user.warned": ("b", "@b:hs", "@mod:hs", None, "r", "c", at),
+        "user.suspended": ("b", "@b:hs", "@mod:hs", "spam", at, "r", at),
+        "user.unsuspended": ("b", "@b:hs", None, at),
     }
     assert set(samples) == {t.TYPE for t in EVENT_TYPES}
     for kind in EVENT_TYPES:

@@ -1,5 +1,6 @@
-"""Matrix → LMS: messages, files, edits, deletions, reactions and read receipts from Matrix
-clients; whatever else a participant sends is answered with a notice that it was not carried.
+"""Conversation rooms, Matrix → LMS: messages, files, edits, deletions, reactions and read
+receipts from Matrix clients; whatever else a participant sends is answered with a notice that it
+was not carried.
 
 The bridge's own sends and edits come back through the transaction stream too, often before the
 send has been answered; they carry the stored message's id in their content, which is how they
@@ -10,12 +11,16 @@ counts once.
 A message or edit is carried only while the pair may still write to each other: the room may not
 be frozen yet when the relationship ends (the roster changed a moment ago, or elsewhere). Then
 the bot says so in the room, and the conversation is rechecked at once, which freezes it.
+
+A participant's member event showing another name or avatar than the roster's (a person renamed
+themselves in a client) gets the roster's put back. A room that turns encrypted can't be read by
+the bridge any more: it says so in the room and stops mirroring it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from bridge.cache import BoundedCache
@@ -26,12 +31,16 @@ from bridge.domain.policy import Decision
 from bridge.domain.text import from_matrix
 from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
 from bridge.services.policy import PolicyService, UnknownUser
+from bridge.services.suspensions import until_words
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.inbox import StoredEvent
 from bridge.store.messages import MessageRepository
+from bridge.store.moderation import Suspension
 
 log = logging.getLogger(__name__)
+# (account, room, the name and avatar its member event shows): puts the roster's back.
+RestoreProfile = Callable[[str, str, object, object], Awaitable[None]]
 CACHE_SIZE = 10_000
 # Event types handled elsewhere: everything else a participant sends gets a "not carried" notice.
 _HANDLED_TYPES = frozenset(
@@ -39,8 +48,8 @@ _HANDLED_TYPES = frozenset(
 )
 
 
-class IncomingMessages:
-    """Records messages from Matrix clients (dispatcher handler for `m.room.message`)."""
+class ConversationRoomEvents:
+    """The handlers of what happens in conversation rooms."""
 
     def __init__(
         self,
@@ -54,9 +63,16 @@ class IncomingMessages:
         on_events: Callable[[], None] = lambda: None,
         on_stale: Callable[[ConversationRecord], None] = lambda _record: None,
         max_attachment_bytes: int = 20 * 1024 * 1024,
+        *,
+        restore_profile: RestoreProfile,
+        set_aside_encrypted: Callable[[str, str], Awaitable[None]],
+        suspended: Callable[[str], Awaitable[Suspension | None]],
     ) -> None:
+        self._suspended = suspended
         self._max_attachment = max_attachment_bytes
         self._conversations = conversations
+        self._restore_profile = restore_profile
+        self._set_aside_encrypted = set_aside_encrypted
         self._messages = messages
         self._accounts = accounts
         self._policy = policy
@@ -166,6 +182,9 @@ class IncomingMessages:
         if not (await self._decision(conversation, sender)).allowed:
             log.info("reaction %s not delivered: the pair may no longer talk", event.event_id)
             return
+        if await self._suspended(sender) is not None:
+            log.info("reaction %s not delivered: %s is suspended", event.event_id, sender)
+            return
         assert event.event_id is not None
         if await self._messages.add_reaction(
             event.event_id, message, sender, from_matrix(key)[:255], datetime.now(UTC)
@@ -206,8 +225,18 @@ class IncomingMessages:
     async def _refused(
         self, event_id: str, conversation: ConversationRecord, sender: str, what: str
     ) -> bool:
-        """Whether the pair may no longer write to each other; if so the bot tells the room
-        the `what` ("message", "edit") was not delivered, and the conversation is rechecked."""
+        """Whether the sender's messaging is suspended, or the pair may no longer write to each
+        other; if so the bot tells the room the `what` ("message", "edit") was not delivered
+        (and a conversation that should be read-only is rechecked)."""
+        suspension = await self._suspended(sender)
+        if suspension is not None:
+            log.info("event %s from suspended %s not delivered", event_id, sender)
+            body = (
+                f"This {what} was not delivered to the learning platform: your messaging is "
+                f"suspended {until_words(suspension)}."
+            )
+            await self._reply_notice(conversation, event_id, body)
+            return True
         decision = await self._decision(conversation, sender)
         if decision.allowed:
             return False
@@ -339,3 +368,25 @@ class IncomingMessages:
                     await self._conversations.mark_read(
                         conversation.id, account.platform_id, message.seq, datetime.now(UTC)
                     )
+
+    async def on_member(self, event: StoredEvent) -> None:
+        """A participant's own name or avatar in the room, changed in a client: the roster's
+        is put back."""
+        target = event.payload.get("state_key")
+        content = event.payload.get("content")
+        if event.room_id is None or not isinstance(content, dict) or not isinstance(target, str):
+            return
+        if content.get("membership") != "join" or target == self._bot:
+            return
+        if self._ids.is_bridged(target):
+            await self._restore_profile(
+                target, event.room_id, content.get("displayname"), content.get("avatar_url")
+            )
+
+    async def on_encryption(self, event: StoredEvent) -> None:
+        """The room turned encrypted: say so, and stop mirroring it."""
+        if event.room_id is None:
+            return
+        record = await self._conversations.by_room(event.room_id)
+        if record is not None:
+            await self._set_aside_encrypted(record.id, event.room_id)

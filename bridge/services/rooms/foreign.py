@@ -1,4 +1,4 @@
-"""Matrix-side attempts to reach bridged accounts outside their conversation rooms.
+"""Foreign rooms: every room that is neither a conversation room nor the admin room.
 
 Conversations happen only in the rooms the bridge makes. An invite of a bridged account into any
 other room is declined: a group room always; a DM with the policy's reason when the pair may not
@@ -7,12 +7,7 @@ talk, otherwise with a pointer to the pair's conversation room (made if needed).
 People log in to their bridged accounts with ordinary clients, so an account may also make a
 room of its own. It may stay there alone (that is where it sees why its invite was declined),
 but it leaves as soon as the room would have company: when it joins a room with others in it,
-invites someone else, or opens the room to anyone. Which rooms are conversations only the
-bridge's own records say: room state claiming to be a conversation, put there by anyone but the
-bot, counts for nothing. A conversation room that turns encrypted can't be read by the bridge
-any more: it says so in the room and stops mirroring it. A bridged account's member event in a
-conversation room that shows another name or avatar than the roster's (a person renamed
-themselves in a client) gets the roster's put back.
+invites someone else, or opens the room to anyone.
 """
 
 from __future__ import annotations
@@ -21,11 +16,9 @@ import logging
 
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverClient, HomeserverError
-from bridge.services.accounts import AccountService
 from bridge.services.conversations import ConversationRefused, ConversationService
 from bridge.services.policy import UnknownUser
 from bridge.store.accounts import AccountRepository
-from bridge.store.conversations import ConversationRepository
 from bridge.store.inbox import StoredEvent
 
 log = logging.getLogger(__name__)
@@ -45,22 +38,18 @@ def room_link(room_id: str) -> str:
     return f"https://matrix.to/#/{room_id}"
 
 
-class MatrixSideAttempts:
-    """Dispatcher handlers for `m.room.member` and `m.room.encryption` events."""
+class ForeignRooms:
+    """The handlers of `m.room.member` and `m.room.join_rules` events in foreign rooms."""
 
     def __init__(
         self,
         conversations: ConversationService,
-        repository: ConversationRepository,
         accounts: AccountRepository,
         client: HomeserverClient,
         bot_user_id: str,
         ids: MatrixIdMapper,
-        account_service: AccountService,
     ) -> None:
-        self._accounts_service = account_service
         self._conversations = conversations
-        self._repository = repository
         self._accounts = accounts
         self._client = client
         self._bot = bot_user_id
@@ -82,16 +71,13 @@ class MatrixSideAttempts:
             reason = await self._refusal(str(sender), target, content.get("is_direct") is True)
             await self._leave(event.room_id, target, reason)
         elif membership == "invite" and self._bridged(sender) and not self._bridged(target):
-            if not await self._is_conversation_room(event.room_id):
-                await self._leave(event.room_id, str(sender), GROUP_ROOMS_REFUSED)
-        elif membership == "join" and self._bridged(target):
-            if await self._is_conversation_room(event.room_id):
-                await self._accounts_service.restore_profile(
-                    target, event.room_id, content.get("displayname"), content.get("avatar_url")
-                )
-                return
-            if await self._has_company(event.room_id, target):
-                await self._leave(event.room_id, target, GROUP_ROOMS_REFUSED)
+            await self._leave(event.room_id, str(sender), GROUP_ROOMS_REFUSED)
+        elif (
+            membership == "join"
+            and self._bridged(target)
+            and await self._has_company(event.room_id, target)
+        ):
+            await self._leave(event.room_id, target, GROUP_ROOMS_REFUSED)
 
     async def on_join_rules(self, event: StoredEvent) -> None:
         """A bridged account opened a room of its own to anyone: it leaves."""
@@ -99,9 +85,7 @@ class MatrixSideAttempts:
         content = event.payload.get("content")
         if event.room_id is None or not self._bridged(sender) or not isinstance(content, dict):
             return
-        if content.get("join_rule") in ("invite", "private"):
-            return
-        if not await self._is_conversation_room(event.room_id):
+        if content.get("join_rule") not in ("invite", "private"):
             await self._leave(event.room_id, str(sender), GROUP_ROOMS_REFUSED)
 
     async def _has_company(self, room_id: str, user_id: str) -> bool:
@@ -134,10 +118,6 @@ class MatrixSideAttempts:
             )
         return f"Please use your conversation room with this person: {room_link(record.room_id)}"
 
-    async def _is_conversation_room(self, room_id: str) -> bool:
-        # Only the bridge's records count: anyone can put a conversation's state in a room.
-        return await self._repository.by_room(room_id) is not None
-
     async def _leave(self, room_id: str, user_id: str, reason: str) -> None:
         try:
             await self._client.intent(user_id).leave(room_id, reason)
@@ -145,11 +125,3 @@ class MatrixSideAttempts:
             log.warning("%s could not leave %s: %s", user_id, room_id, exc)
             return
         log.info("%s declined room %s: %s", user_id, room_id, reason)
-
-    async def on_encryption(self, event: StoredEvent) -> None:
-        """A conversation room turned encrypted: say so, and stop mirroring it."""
-        if event.room_id is None:
-            return
-        record = await self._repository.by_room(event.room_id)
-        if record is not None:
-            await self._conversations.set_aside_encrypted(record.id, event.room_id)

@@ -1,0 +1,331 @@
+"""The contact-info rule's detector: phone numbers, e-mail addresses and social-media handles
+or links in a message, including the usual disguises (spaced or dotted digits, "at" and "dot",
+digits written as words).
+
+Phone numbers are judged by libphonenumber's rules for the institution's region, so times,
+dates, prices, percentages, course codes and room numbers (which are not valid numbers) don't
+count; numbers that are valid phone numbers by shape but say what they are (an ISBN, a page, a
+student id, an amount) don't either. Links are only contact information when they lead to a
+messaging or social platform; links to the institution's own sites are never flagged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import phonenumbers
+from phonenumbers import Leniency, PhoneNumberMatcher
+
+Kind = Literal["phone", "email", "social"]
+MIN_PHONE_DIGITS = 7
+
+# Platform names (and their usual short forms) as people write them.
+DEFAULT_PLATFORMS = (
+    "whatsapp",
+    "whats app",
+    "telegram",
+    "instagram",
+    "insta",
+    "snapchat",
+    "snap",
+    "discord",
+    "facebook",
+    "fb",
+    "ig",
+    "messenger",
+    "tiktok",
+    "signal",
+    "wechat",
+    "kik",
+    "twitter",
+    "skype",
+)
+# Hosts whose links reach a person directly.
+SOCIAL_HOSTS = (
+    "wa.me",
+    "whatsapp.com",
+    "t.me",
+    "telegram.me",
+    "instagram.com",
+    "instagr.am",
+    "snapchat.com",
+    "discord.gg",
+    "discord.com",
+    "discordapp.com",
+    "facebook.com",
+    "fb.com",
+    "fb.me",
+    "m.me",
+    "tiktok.com",
+    "signal.me",
+    "twitter.com",
+    "x.com",
+    "skype.com",
+)
+_TLDS = (
+    "com|net|org|edu|gov|info|biz|io|me|co|uk|ac|de|fr|es|it|nl|be|ch|at|ie|in|au|nz|ca|us|ng|"
+    "za|ke|gh|br|mx|jp|cn|ru|pl|se|no|dk|fi|pt|gr|tr|ae|sg|my|ph|pk|bd|eu|live|email|mail|gg|"
+    "ly|tv|am|app|link|page"
+)
+_URL = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"']+|(?<![@\w.])(?:[a-z0-9-]+\.)+(?:" + _TLDS + r")\b"
+    r"(?:/[^\s<>\"']*)?",
+    re.IGNORECASE,
+)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE)
+_AT = r"\s*(?:[\(\[\{<]\s*(?:at|@)\s*[\)\]\}>]|\s(?:at|AT|At)\s|@)\s*"
+_DOT = r"\s*(?:[\(\[\{<]\s*dot\s*[\)\]\}>]|\s(?:dot|DOT|Dot)\s|\.)\s*"
+_DISGUISED_EMAIL = re.compile(
+    r"\b[\w.+-]{2,64}" + _AT + r"[a-z0-9-]{2,30}(?:" + _DOT + r"[a-z0-9-]{2,20})*"
+    r"(?:" + _DOT + r"(?:" + _TLDS + r"))\b",
+    re.IGNORECASE,
+)
+_WORD_DIGITS = {
+    "zero": "0",
+    "oh": "0",
+    "o": "0",
+    "nought": "0",
+    "nil": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
+_REPEATS = {"double": 2, "triple": 3}
+_DIGIT_WORD = r"(?:zero|oh|o|nought|nil|one|two|three|four|five|six|seven|eight|nine|\d+)"
+_SPOKEN_NUMBER = re.compile(
+    r"(?<![\w])(?:\+\s*)?(?:(?:double|triple)[\s-]+)?"
+    + _DIGIT_WORD
+    + r"(?:[\s,.-]+(?:(?:double|triple)[\s-]+)?"
+    + _DIGIT_WORD
+    + r"){6,}(?![\w])",
+    re.IGNORECASE,
+)
+# Digits kept apart by single spaces, dots or dashes: "0 7 7 0 0 9 0 0 1 2 3".
+_SPACED_DIGITS = re.compile(r"(?<![\w.])\+?\d{1,3}(?:[ .\-/]\d{1,3}){4,}(?![\w])")
+# Words just before a number that say it is not a phone number.
+_NOT_A_PHONE_BEFORE = re.compile(
+    r"(?:isbn(?:-1[03])?|issn|doi|pages?|pp?\.|chapters?|ch\.|sections?|§|exercises?|"
+    r"questions?|q\.|id|ids|no\.|#|ref|reference|ticket|order|invoice|submission|assignment|"
+    r"receipt|account|acct|sort\s+code|rooms?|version|v|£|\$|€|¥|₹|usd|gbp|eur|inr|mod|modulo|"
+    r"sequence|compute|calculate|digits|"
+    r"(?:student|candidate|registration|matric(?:ulation)?|case|serial|policy|personal|ucas|"
+    r"membership|library|staff|employee|exam|seat|ticket|order|account|reference|passport)"
+    r"\s+(?:no\.?|num(?:ber)?|id|code))"
+    r"(?:\s+(?:is|was|=))?[\s:#.\-]*$",
+    re.IGNORECASE,
+)
+# Words before a number that say it is a phone number.
+_PHONE_CONTEXT = re.compile(
+    r"\b(?:call|ring|text|txt|phone|mobile|mob|cell|tel|telephone|number|no|num|whatsapp|"
+    r"contact|reach|sms|landline)\b[^\d]{0,20}$",
+    re.IGNORECASE,
+)
+_HANDLE = r"@?[a-z0-9](?:[a-z0-9_.]{1,28}[a-z0-9_])?(?:#\d{4})?"
+# Words that follow a platform name without being a handle.
+_NOT_HANDLES = frozenset(
+    (  # noqa: SIM905 (a word list reads better as words)
+        "a an the for is it its my me us our your their this that group groups chat chats link "
+        "links page pages channel channels server servers account accounts story stories post "
+        "posts call calls video videos message messages and or but so to of on in at by with "
+        "from about app thing stuff too as was were be been policy discussion forum module "
+        "course class lecture here there instead please thanks"
+    ).split()
+)
+
+
+@dataclass(frozen=True)
+class ContactMatch:
+    """One piece of contact information found in a text."""
+
+    kind: Kind
+    start: int
+    end: int
+    text: str
+
+
+class ContactInfoDetector:
+    """Finds contact information in messages, for one institution's region and sites."""
+
+    def __init__(
+        self,
+        region: str = "GB",
+        allowed_domains: tuple[str, ...] = (),
+        platforms: tuple[str, ...] = DEFAULT_PLATFORMS,
+    ) -> None:
+        self._region = region.upper()
+        self._allowed = tuple(d.lower().lstrip(".") for d in allowed_domains)
+        names = "|".join(
+            re.escape(p).replace(r"\ ", r"\s?") for p in sorted(platforms, key=len, reverse=True)
+        )
+        platform = rf"\b(?:{names})\b"
+        self._invitation = re.compile(
+            rf"\b(?:add|dm|message|msg|text|hmu|follow|find|reach|contact|ping|chat\s+to|talk\s+to)"
+            rf"\s+me\s+(?:up\s+)?(?:@[\w.]+\s+)?(?:on|via|over|at|through|in)\s+{platform}"
+            rf"|{platform}\s+me\b",
+            re.IGNORECASE,
+        )
+        self._handle = re.compile(
+            rf"{platform}(?P<between>(?:[\s?!.,]*\b(?:my|i'?m|im|username|user\s?name|name|"
+            rf"handle|id|tag|is|at)\b)*\s*(?::|=|\s[-–]\s)?\s*)(?P<handle>{_HANDLE})",
+            re.IGNORECASE,
+        )
+        self._handle_first = re.compile(
+            rf"(?P<handle>@[a-z0-9_.]{{3,30}})\s+(?:on|at|via)\s+{platform}", re.IGNORECASE
+        )
+
+    def find(self, text: str) -> list[ContactMatch]:
+        """Every piece of contact information in `text`, in order."""
+        found: list[ContactMatch] = []
+        masked = list(text)
+
+        def take(kind: Kind, start: int, end: int) -> None:
+            found.append(ContactMatch(kind, start, end, text[start:end]))
+            masked[start:end] = " " * (end - start)
+
+        for match in _EMAIL.finditer(text):
+            take("email", match.start(), match.end())
+        for match in _DISGUISED_EMAIL.finditer("".join(masked)):
+            if re.search(r"(?:\s(?:at|dot)\s|[\(\[\{<])", match.group(0), re.IGNORECASE):
+                take("email", match.start(), match.end())
+        for match in _URL.finditer("".join(masked)):
+            link = match.group(0).rstrip(".,;:!?)")
+            end = match.start() + len(link)
+            if self._social_link(link):
+                take("social", match.start(), end)
+            else:  # a site's address, whatever digits it holds, is no phone number
+                masked[match.start() : end] = " " * (end - match.start())
+        current = "".join(masked)
+        for match in self._invitation.finditer(current):
+            take("social", match.start(), match.end())
+        current = "".join(masked)
+        for match in self._handle.finditer(current):
+            if self._looks_like_handle(match.group("handle"), match.group("between")):
+                take("social", match.start(), match.end())
+        current = "".join(masked)
+        for match in self._handle_first.finditer(current):
+            take("social", match.start(), match.end())
+        self._phones(text, masked, take)
+        return sorted(found, key=lambda m: m.start)
+
+    def _social_link(self, link: str) -> bool:
+        host = re.sub(r"^(?:https?://)?(?:www\.)?", "", link, flags=re.IGNORECASE)
+        host = host.split("/", 1)[0].split(":", 1)[0].lower()
+        if any(host == d or host.endswith("." + d) for d in self._allowed):
+            return False
+        return any(host == h or host.endswith("." + h) for h in SOCIAL_HOSTS)
+
+    @staticmethod
+    def _looks_like_handle(handle: str, between: str) -> bool:
+        word = handle.lstrip("@").split("#", 1)[0]
+        if word.lower() in _NOT_HANDLES or len(word) < 3:
+            return False
+        if handle.startswith("@") or "#" in handle:
+            return True
+        if re.search(r"[:=\-–]|\b(?:is|username|user\s?name|handle)\b", between, re.IGNORECASE):
+            return True  # "insta: samlee", "my snap is jaykay"
+        return bool(re.search(r"[0-9_.]", word)) and not word.replace(".", "").isdigit()
+
+    def _phones(self, text: str, masked: list[str], take: object) -> None:
+        current = "".join(masked)
+        if sum(c.isdigit() for c in current) < MIN_PHONE_DIGITS and not _has_number_words(current):
+            return
+        spans: list[tuple[int, int]] = []
+        for match in PhoneNumberMatcher(current, self._region, leniency=Leniency.POSSIBLE):
+            if self._phone_like(
+                match.raw_string, current[: match.start], lenient=_written_as_one(match.raw_string)
+            ):
+                spans.append((match.start, match.end))
+        for pattern in (_SPACED_DIGITS, _SPOKEN_NUMBER):
+            for match in pattern.finditer(current):
+                if any(
+                    s <= match.start() < e or match.start() <= s < match.end() for s, e in spans
+                ):
+                    continue
+                digits = _digits_of(match.group(0))
+                # Spelt digits, or digits spaced out one by one, hide a number; many groups of
+                # several digits are a list (a sequence, scores) unless they make a valid one.
+                spelt = pattern is _SPOKEN_NUMBER and re.search(r"[a-z]", match.group(0), re.I)
+                lenient = bool(spelt) or _written_as_one(match.group(0))
+                if digits is not None and self._phone_like(
+                    digits, current[: match.start()], lenient=lenient
+                ):
+                    spans.append((match.start(), match.end()))
+        for start, end in sorted(spans):
+            if not _says_it_is_something_else(current, start, end):
+                take("phone", start, end)  # type: ignore[operator]
+
+    def _phone_like(self, raw: str, before: str, lenient: bool = True) -> bool:
+        """Whether a number is a phone number: valid by the region's rules; or of a possible
+        length and written as one (with its country code or trunk prefix), or said to be
+        one. (Reserved ranges, such as the UK's fictional 07700 900xxx, are possible but not
+        valid: written like that they are still someone's number to the reader.)"""
+        digits = re.sub(r"[^\d+]", "", raw)
+        if not MIN_PHONE_DIGITS <= len(digits.lstrip("+")) <= 15:
+            return False
+        try:
+            number = phonenumbers.parse(digits, self._region)
+        except phonenumbers.NumberParseException:
+            return False
+        if phonenumbers.is_valid_number(number):
+            return True
+        if not lenient or not phonenumbers.is_possible_number(number):
+            return False
+        dialled = digits.startswith("+") or (digits.startswith("0") and len(digits) >= 10)
+        return dialled or _PHONE_CONTEXT.search(before[-40:]) is not None
+
+
+def _written_as_one(raw: str) -> bool:
+    """Whether digits are grouped as a phone number is (at most four groups, or spaced out one
+    by one), not as a list of numbers."""
+    groups = re.findall(r"\d+", raw)
+    return len(groups) <= 4 or all(len(group) == 1 for group in groups)
+
+
+def _has_number_words(text: str) -> bool:
+    return _SPOKEN_NUMBER.search(text) is not None
+
+
+def _digits_of(spoken: str) -> str | None:
+    """The digits a run of digits and number words spells ("double oh" is "00")."""
+    out = "+" if spoken.lstrip().startswith("+") else ""
+    repeat = 1
+    words = re.findall(r"[a-z]+|\d", spoken.lower())
+    letters = 0
+    for word in words:
+        if word in _REPEATS:
+            repeat = _REPEATS[word]
+            continue
+        digit = word if word.isdigit() else _WORD_DIGITS.get(word)
+        if digit is None:
+            return None
+        letters += not word.isdigit()
+        out += digit * repeat
+        repeat = 1
+    # Single "o"s only count inside a run that is mostly other digits or words.
+    return out
+
+
+def _says_it_is_something_else(text: str, start: int, end: int) -> bool:
+    """Whether the words around a number say it isn't a phone number (an ISBN, a page…)."""
+    before = text[max(0, start - 24) : start]
+    if _NOT_A_PHONE_BEFORE.search(before):
+        return True
+    digits = re.sub(r"\D", "", text[start:end])
+    if len(digits) == 13 and digits[:3] in ("978", "979") and _isbn13(digits):
+        return True
+    if start >= 2 and text[start - 1] in "./-" and text[start - 2].isalnum():
+        return True  # part of a longer token: a decimal, a path, a code such as CN-5521-0093
+    return bool(re.match(r"\s*(?:%|°|[x×]\s*\d)", text[end : end + 4]))
+
+
+def _isbn13(digits: str) -> bool:
+    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits))
+    return total % 10 == 0

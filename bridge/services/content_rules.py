@@ -1,0 +1,86 @@
+"""The contact-info rule as each institution sets it: off, flag (moderators get a report), warn
+(the sender is told) or block (the message is refused, or removed from Matrix).
+
+The institution is the one through which the pair may talk (the policy's answer names it); its
+region is the default region for phone numbers. Detectors are kept per region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.domain.contact_info import ContactInfoDetector, ContactMatch
+from bridge.store.roster import RosterRepository
+
+MODES = ("off", "flag", "warn", "block")
+_KIND_WORDS = {
+    "phone": "a phone number",
+    "email": "an e-mail address",
+    "social": "a social-media contact",
+}
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    """Contact information found in a text, and what the institution's rule says to do."""
+
+    mode: str  # flag, warn or block
+    matches: tuple[ContactMatch, ...]
+
+    @property
+    def what(self) -> str:
+        """What was found, in words ("a phone number and an e-mail address")."""
+        kinds = list(dict.fromkeys(_KIND_WORDS[m.kind] for m in self.matches))
+        return kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " and " + kinds[-1]
+
+
+def guideline_notice(hit: RuleHit, blocked: bool) -> str:
+    """What the bot tells the sender in Matrix."""
+    if blocked:
+        return (
+            f"This message was removed and not delivered: it contains {hit.what}. Please don't "
+            "share personal contact information here; keep messages academic and professional."
+        )
+    return (
+        f"Your message contains {hit.what}. Please don't share personal contact information "
+        "here; keep messages academic and professional."
+    )
+
+
+class ContactInfoRule:
+    """Checks texts against the rule of the institution a conversation belongs to."""
+
+    def __init__(
+        self,
+        roster: RosterRepository,
+        default_mode: str,
+        allowed_domains: tuple[str, ...],
+        platforms: tuple[str, ...],
+        default_region: str = "GB",
+    ) -> None:
+        self._roster = roster
+        self._default = default_mode
+        self._allowed = allowed_domains
+        self._platforms = platforms
+        self._region = default_region
+        self._detectors: dict[str, ContactInfoDetector] = {}
+
+    async def check(self, institution_id: str | None, text: str) -> RuleHit | None:
+        """What the rule says about `text` (None: nothing found, or the rule is off)."""
+        mode, region = self._default, self._region
+        if institution_id is not None:
+            found = await self._roster.content_rule(institution_id)
+            if found is not None:
+                mode = found[0] or mode
+                region = found[1] or region
+        if mode == "off" or not text:
+            return None
+        matches = self._detector(region).find(text)
+        return RuleHit(mode, tuple(matches)) if matches else None
+
+    def _detector(self, region: str) -> ContactInfoDetector:
+        detector = self._detectors.get(region)
+        if detector is None:
+            detector = ContactInfoDetector(region, self._allowed, self._platforms)
+            self._detectors[region] = detector
+        return detector

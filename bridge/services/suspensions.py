@@ -1,0 +1,167 @@
+"""Suspended messaging: a moderator stops someone from sending, for some days or until lifted.
+
+The bridge's own record decides, the instant it commits: every send, edit and new conversation
+of a suspended person through the API is refused, and what they type in a Matrix client is not
+carried. Where the homeserver can suspend accounts, the account is suspended there too, so their
+clients can't post at all; a worker keeps the homeserver in line with the record (also when a
+suspension runs out, which it announces), retrying while the homeserver is away.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from bridge.contract.events import UserSuspended, UserUnsuspended
+from bridge.domain.ids import MatrixIdMapper
+from bridge.matrix.admin import HomeserverAdmin
+from bridge.matrix.client import HomeserverError, HomeserverUnreachable
+from bridge.services.refusals import Refused
+from bridge.services.workers import Backoff, Wakeup
+from bridge.store.moderation import ModerationRepository, Suspension
+
+log = logging.getLogger(__name__)
+IDLE_SECONDS = 300.0
+
+
+def until_words(suspension: Suspension) -> str:
+    """When a suspension ends, in words."""
+    if suspension.until is None:
+        return "until a moderator lifts it"
+    return f"until {suspension.until:%Y-%m-%d %H:%M} UTC"
+
+
+class Suspensions:
+    """Suspending, lifting, checking; and the worker that tells the homeserver."""
+
+    def __init__(
+        self,
+        store: ModerationRepository,
+        ids: MatrixIdMapper,
+        admin: HomeserverAdmin | None,
+        on_events: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._ids = ids
+        self._admin = admin
+        self._on_events = on_events
+        self._wakeup = Wakeup()
+
+    async def in_force(self, user_id: str) -> Suspension | None:
+        """Someone's suspension, while it holds."""
+        found = await self._store.suspension(user_id)
+        return found if found is not None and found.in_force(datetime.now(UTC)) else None
+
+    async def refuse_if_suspended(self, user_id: str, *, sender: bool = True) -> None:
+        """Raise the API's 403 `suspended` while `user_id` is suspended (phrased for them as
+        the sender, or for someone who wants to reach them)."""
+        found = await self.in_force(user_id)
+        if found is None:
+            return
+        if not sender:
+            raise Refused(403, "suspended", "This person can't be messaged at the moment")
+        reason = f": {found.note}" if found.note else ""
+        raise Refused(
+            403,
+            "suspended",
+            f"Your messaging is suspended {until_words(found)}{reason}",
+            until=found.until.isoformat() if found.until else None,
+        )
+
+    async def suspend(
+        self,
+        user_id: str,
+        moderator: str,
+        days: int | None,
+        note: str | None,
+        report_id: str | None = None,
+    ) -> Suspension:
+        """Suspend someone's messaging (a new suspension replaces the one before)."""
+        now = datetime.now(UTC)
+        until = now + timedelta(days=days) if days else None
+        await self._store.suspend(
+            UserSuspended(
+                user_id=user_id,
+                matrix_id=self._ids.user_id(user_id),
+                moderator=moderator,
+                note=note,
+                until=until,
+                report_id=report_id,
+                suspended_at=now,
+            ),
+            now,
+        )
+        log.info("%s suspended %s %s", moderator, user_id, f"for {days} days" if days else "")
+        self._changed()
+        found = await self._store.suspension(user_id)
+        assert found is not None
+        return found
+
+    async def lift(self, user_id: str, moderator: str | None) -> bool:
+        """End someone's suspension; False when there was none in force."""
+        now = datetime.now(UTC)
+        current = await self._store.suspension(user_id)
+        if current is None or not current.in_force(now):
+            return False
+        lifted = UserUnsuspended(user_id, self._ids.user_id(user_id), moderator, now)
+        if not await self._store.lift(lifted, now):
+            return False
+        log.info("%s lifted the suspension of %s", moderator, user_id)
+        self._changed()
+        return True
+
+    def _changed(self) -> None:
+        self._on_events()
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Make `run` return."""
+        self._wakeup.stop()
+
+    async def run(self) -> None:
+        """Announce suspensions that ran out, and keep the homeserver in line."""
+        backoff = Backoff(first=1.0, ceiling=60.0)
+        while not self._wakeup.stopping:
+            self._wakeup.clear()
+            try:
+                await self.tidy()
+            except HomeserverUnreachable as exc:
+                log.info("homeserver away; account suspensions wait: %s", exc)
+                await self._wakeup.pause(backoff.failed())
+                continue
+            except Exception:
+                log.exception("keeping suspensions in line failed; trying again")
+                await self._wakeup.pause(backoff.failed())
+                continue
+            backoff.succeeded()
+            next_end = await self._store.next_end()
+            wait = IDLE_SECONDS
+            if next_end is not None:
+                wait = min(wait, max(0.05, (next_end - datetime.now(UTC)).total_seconds()))
+            await self._wakeup.wait(wait)
+
+    async def tidy(self) -> None:
+        """One pass: lift what ran out, then suspend or unsuspend accounts on the homeserver."""
+        now = datetime.now(UTC)
+        for ended in await self._store.ran_out(now):
+            lifted = UserUnsuspended(ended.user_id, self._ids.user_id(ended.user_id), None, now)
+            if await self._store.lift(lifted, now):
+                log.info("the suspension of %s ran out", ended.user_id)
+                self._on_events()
+        if self._admin is None:
+            return
+        for suspension in await self._store.homeserver_behind(datetime.now(UTC)):
+            wanted = suspension.in_force(datetime.now(UTC))
+            user = self._ids.user_id(suspension.user_id)
+            try:
+                supported = await self._admin.suspend(user, wanted)
+            except HomeserverError as exc:
+                log.warning("the homeserver refused to (un)suspend %s: %s", user, exc)
+                supported = False
+            if not supported:
+                log.warning(
+                    "the homeserver can't suspend %s: only the bridge refuses their messages", user
+                )
+            # Recorded either way, so a refusal isn't retried for ever.
+            await self._store.set_homeserver_suspended(suspension.user_id, wanted)

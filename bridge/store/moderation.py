@@ -1,0 +1,268 @@
+"""Repository of the moderators' side: the admin room, report cards, reaction prompts and
+suspensions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+
+from bridge.contract.events import UserSuspended, UserUnsuspended, UserWarned
+from bridge.store.database import Database
+from bridge.store.events import append_event
+from bridge.store.schema import admin_room, card_prompts, report_cards, reports, suspensions
+
+_s = suspensions.c
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+@dataclass(frozen=True)
+class CardRecord:
+    """A report's card in the admin room."""
+
+    report_id: str
+    room_id: str
+    event_id: str
+    shown_state: str
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    """A reaction shortcut waiting for its confirmation."""
+
+    event_id: str
+    report_id: str
+    action: str
+    moderator: str
+
+
+@dataclass(frozen=True)
+class Suspension:
+    """A suspension of someone's messaging."""
+
+    user_id: str
+    until: datetime | None
+    note: str | None
+    moderator: str
+    created_at: datetime
+    lifted_at: datetime | None
+    homeserver_suspended: bool
+
+    def in_force(self, now: datetime) -> bool:
+        """Whether it holds at `now`."""
+        return self.lifted_at is None and (self.until is None or self.until > now)
+
+
+def _suspension(row: Any) -> Suspension:
+    return Suspension(
+        row.user_id,
+        _utc(row.until),
+        row.note,
+        row.moderator,
+        _utc(row.created_at),  # type: ignore[arg-type]
+        _utc(row.lifted_at),
+        bool(row.homeserver_suspended),
+    )
+
+
+class ModerationRepository:
+    """All SQL about the admin room, cards, prompts and suspensions."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- the admin room ---
+
+    async def admin_room(self) -> str | None:
+        """The admin room the bot keeps, once known."""
+        async with self._db.engine.connect() as conn:
+            return (await conn.execute(select(admin_room.c.room_id))).scalar()
+
+    async def set_admin_room(self, room_id: str, now: datetime) -> None:
+        """Remember the admin room (replacing an earlier one)."""
+        async with self._db.engine.begin() as conn:
+            await conn.execute(delete(admin_room))
+            await conn.execute(admin_room.insert().values(id=1, room_id=room_id, created_at=now))
+
+    # --- cards ---
+
+    async def cards_due(self, limit: int) -> list[tuple[str, str, CardRecord | None]]:
+        """Reports whose card is missing or shows an older state: (report id, its state, the
+        card if posted), oldest report first."""
+        c = report_cards.c
+        query = (
+            select(reports.c.id, reports.c.state, c.report_id, c.room_id, c.event_id, c.shown_state)
+            .select_from(reports.outerjoin(report_cards, c.report_id == reports.c.id))
+            .where(or_(c.report_id.is_(None), c.shown_state != reports.c.state))
+            .order_by(reports.c.seq)
+            .limit(limit)
+        )
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            (
+                row[0],
+                row[1],
+                CardRecord(row[2], row[3], row[4], row[5]) if row[2] is not None else None,
+            )
+            for row in rows
+        ]
+
+    async def card_posted(
+        self, report_id: str, room_id: str, event_id: str, state: str, now: datetime
+    ) -> None:
+        """A card was posted (or edited) to show `state`."""
+        c = report_cards.c
+        async with self._db.engine.begin() as conn:
+            changed = await conn.execute(
+                update(report_cards)
+                .where(c.report_id == report_id)
+                .values(room_id=room_id, event_id=event_id, shown_state=state)
+            )
+            if not changed.rowcount:
+                await conn.execute(
+                    report_cards.insert().values(
+                        report_id=report_id,
+                        room_id=room_id,
+                        event_id=event_id,
+                        shown_state=state,
+                        posted_at=now,
+                    )
+                )
+
+    async def report_of_card(self, event_id: str) -> str | None:
+        """The report a card event shows."""
+        c = report_cards.c
+        async with self._db.engine.connect() as conn:
+            return (await conn.execute(select(c.report_id).where(c.event_id == event_id))).scalar()
+
+    async def forget_cards(self) -> None:
+        """Cards live in one admin room: a new room gets them all again."""
+        async with self._db.engine.begin() as conn:
+            await conn.execute(delete(report_cards))
+
+    # --- reaction prompts ---
+
+    async def add_prompt(self, prompt: PromptRecord, now: datetime) -> None:
+        """The bot asked a moderator to confirm a shortcut."""
+        async with self._db.engine.begin() as conn:
+            await conn.execute(
+                card_prompts.insert().values(
+                    event_id=prompt.event_id,
+                    report_id=prompt.report_id,
+                    action=prompt.action,
+                    moderator=prompt.moderator,
+                    created_at=now,
+                )
+            )
+
+    async def prompt_waiting(self, event_id: str) -> bool:
+        """Whether an event is a bot question still waiting for its confirmation."""
+        c = card_prompts.c
+        query = select(c.event_id).where(c.event_id == event_id, c.answered_at.is_(None))
+        async with self._db.engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
+
+    async def answer_prompt(self, event_id: str, now: datetime) -> PromptRecord | None:
+        """Take an unanswered prompt (once: a second confirmation finds nothing)."""
+        c = card_prompts.c
+        async with self._db.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(card_prompts)
+                    .where(c.event_id == event_id, c.answered_at.is_(None))
+                    .values(answered_at=now)
+                    .returning(c.event_id, c.report_id, c.action, c.moderator)
+                )
+            ).first()
+        return PromptRecord(*row) if row else None
+
+    # --- warnings and suspensions ---
+
+    async def record_warning(self, warned: UserWarned, now: datetime) -> None:
+        """Publish `user.warned`."""
+        async with self._db.engine.begin() as conn:
+            await append_event(conn, warned, now)
+
+    async def suspension(self, user_id: str) -> Suspension | None:
+        """Someone's latest suspension, lifted or not."""
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(select(suspensions).where(_s.user_id == user_id))).first()
+        return _suspension(row) if row else None
+
+    async def suspend(self, suspended: UserSuspended, now: datetime) -> None:
+        """Suspend someone (replacing an earlier suspension); `user.suspended` commits with it."""
+        async with self._db.engine.begin() as conn:
+            told = (
+                await conn.execute(
+                    select(_s.homeserver_suspended).where(_s.user_id == suspended.user_id)
+                )
+            ).scalar()
+            await conn.execute(delete(suspensions).where(_s.user_id == suspended.user_id))
+            await conn.execute(
+                suspensions.insert().values(
+                    user_id=suspended.user_id,
+                    until=suspended.until,
+                    note=suspended.note,
+                    moderator=suspended.moderator,
+                    created_at=now,
+                    homeserver_suspended=bool(told),
+                )
+            )
+            await append_event(conn, suspended, now)
+
+    async def lift(self, lifted: UserUnsuspended, now: datetime) -> bool:
+        """End a suspension in force (or one that ran out, unannounced); `user.unsuspended`
+        commits with it. False when there was none."""
+        async with self._db.engine.begin() as conn:
+            result = await conn.execute(
+                update(suspensions)
+                .where(_s.user_id == lifted.user_id, _s.lifted_at.is_(None))
+                .values(lifted_at=now)
+            )
+            if not result.rowcount:
+                return False
+            await append_event(conn, lifted, now)
+        return True
+
+    async def ran_out(self, now: datetime) -> list[Suspension]:
+        """Suspensions past their end not yet lifted."""
+        query = select(suspensions).where(
+            _s.lifted_at.is_(None), _s.until.is_not(None), _s.until <= now
+        )
+        async with self._db.engine.connect() as conn:
+            return [_suspension(r) for r in await conn.execute(query)]
+
+    async def homeserver_behind(self, now: datetime) -> list[Suspension]:
+        """Suspensions whose state on the homeserver differs from what holds now."""
+        in_force = and_(_s.lifted_at.is_(None), or_(_s.until.is_(None), _s.until > now))
+        query = select(suspensions).where(
+            or_(
+                and_(in_force, _s.homeserver_suspended.is_(False)),
+                and_(~in_force, _s.homeserver_suspended.is_(True)),
+            )
+        )
+        async with self._db.engine.connect() as conn:
+            return [_suspension(r) for r in await conn.execute(query)]
+
+    async def next_end(self) -> datetime | None:
+        """When the next suspension in force runs out."""
+        query = select(_s.until).where(_s.lifted_at.is_(None), _s.until.is_not(None))
+        async with self._db.engine.connect() as conn:
+            ends = [_utc(v) for v in (await conn.execute(query)).scalars()]
+        return min((e for e in ends if e is not None), default=None)
+
+    async def set_homeserver_suspended(self, user_id: str, value: bool) -> None:
+        """What the homeserver now holds for someone."""
+        async with self._db.engine.begin() as conn:
+            await conn.execute(
+                update(suspensions).where(_s.user_id == user_id).values(homeserver_suspended=value)
+            )
