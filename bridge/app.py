@@ -28,8 +28,10 @@ from bridge.matrix.checks import CheckResult, run_checks
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
 from bridge.services.accounts import AccountService
 from bridge.services.admin_room import AdminRoom, AdminRoomUnavailable
+from bridge.services.alerts import RefusalAlerts
 from bridge.services.attachments import AttachmentDownloads
 from bridge.services.catch_up import HistoryCatchUp
+from bridge.services.content_rules import ContactInfoRule
 from bridge.services.conversations import ConversationService
 from bridge.services.homeserver_reports import HomeserverReportSync
 from bridge.services.inbound import InboundProcessor
@@ -131,40 +133,18 @@ class Bridge:
             self.lifecycle.roster_changed,
             self.profile_sync.wake,
         )
-        self.conversations = ConversationService(
-            conversations,
-            self.policy,
-            self.roster,
-            self.accounts,
-            self.client,
-            bot_user_id=config.bot_user_id,
-            account_prefix=config.appservice.account_prefix,
-            server_name=config.homeserver.server_name,
-            federate=config.appservice.federate_rooms,
-            suspensions=self.suspensions,
-            on_made=self.lifecycle.check_soon,
-        )
-        self.messages = MessageService(
-            messages,
-            conversations,
-            self.policy,
-            self.client,
-            self.ids,
-            config.messages,
-            config.bot_user_id,
-            self.suspensions,
-            on_events=self.webhooks.wake,
-        )
-        self.downloads = AttachmentDownloads(
-            messages, conversations, self.client, config.messages.max_attachment_bytes
-        )
-        self.reading = ReadingService(conversations, messages, self.roster, self.client, self.ids)
         self.report_store = report_store = ReportRepository(self.db)
         self.report_filer = ReportFiler(
             report_store, messages, conversations, self.client, self.ids
         )
         self.reports = ReportService(
-            report_store, messages, conversations, self.roster, self.ids, self._reports_changed
+            report_store,
+            messages,
+            conversations,
+            self.roster,
+            self.ids,
+            self._reports_changed,
+            config.bot_user_id,
         )
         self.report_sync = (
             HomeserverReportSync(
@@ -182,6 +162,45 @@ class Bridge:
             config.homeserver.server_name,
             config.appservice.account_prefix,
         )
+        self.alerts = RefusalAlerts(moderation.alert_refusals_per_hour, self.admin_room.post_alert)
+        self.contact_rule = ContactInfoRule(
+            self.roster,
+            moderation.contact_info,
+            moderation.contact_info_allowed_domains,
+            moderation.contact_info_platforms,
+        )
+        self.conversations = ConversationService(
+            conversations,
+            self.policy,
+            self.roster,
+            self.accounts,
+            self.client,
+            bot_user_id=config.bot_user_id,
+            account_prefix=config.appservice.account_prefix,
+            server_name=config.homeserver.server_name,
+            federate=config.appservice.federate_rooms,
+            suspensions=self.suspensions,
+            on_made=self.lifecycle.check_soon,
+            on_refused=self.alerts.refused,
+        )
+        self.messages = MessageService(
+            messages,
+            conversations,
+            self.policy,
+            self.client,
+            self.ids,
+            config.messages,
+            config.bot_user_id,
+            self.suspensions,
+            self.contact_rule,
+            on_rule_flag=self.reports.file_by_rule,
+            on_refused=self.alerts.refused,
+            on_events=self.webhooks.wake,
+        )
+        self.downloads = AttachmentDownloads(
+            messages, conversations, self.client, config.messages.max_attachment_bytes
+        )
+        self.reading = ReadingService(conversations, messages, self.roster, self.client, self.ids)
         self.moderation = ModerationService(
             self.reports,
             report_store,
@@ -218,6 +237,9 @@ class Bridge:
             restore_profile=self.accounts.restore_profile,
             set_aside_encrypted=self.conversations.set_aside_encrypted,
             suspended=self.suspensions.in_force,
+            rule=self.contact_rule,
+            on_rule_flag=self.reports.file_by_rule,
+            on_refused=self.alerts.refused,
         )
         for event_type, handler in (
             ("m.room.message", conversation_rooms.on_message),
@@ -280,6 +302,7 @@ class Bridge:
         workers.add("report-filing", self.report_filer.run, self.report_filer.stop)
         workers.add("report-cards", self.admin_room.run, self.admin_room.stop)
         workers.add("suspensions", self.suspensions.run, self.suspensions.stop)
+        workers.add("refusal-alerts", self.alerts.run, self.alerts.stop)
         if self.report_sync is not None:
             workers.add("homeserver-reports", self.report_sync.run, self.report_sync.stop)
 

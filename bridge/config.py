@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from bridge.domain.contact_info import DEFAULT_PLATFORMS
+
 ENV_PREFIX = "LMS_BRIDGE_"
 _MISSING = dataclasses.MISSING
 
@@ -205,6 +207,31 @@ class ModerationConfig:
         example=[],
     )
     command_prefix: str = setting("What starts a command in the admin room.", "!")
+    contact_info: Literal["off", "flag", "warn", "block"] = setting(
+        "The contact-info rule of institutions that don't set their own (PUT "
+        "/api/v1/institutions/{id} `content_rules.contact_info`): phone numbers, e-mail addresses "
+        "and social-media handles or links in a message are off (allowed), flag (delivered, and "
+        "reported to the moderators), warn (delivered, and the sender is told) or block (an API "
+        "send is refused; a message typed in Matrix is removed).",
+        "flag",
+    )
+    contact_info_allowed_domains: tuple[str, ...] = setting(
+        "Sites whose links are never contact information (the institution's own LMS, e.g. "
+        "[learn.example.edu]); their subdomains too. In the environment: comma-separated.",
+        (),
+        example=[],
+    )
+    contact_info_platforms: tuple[str, ...] = setting(
+        'Messaging and social platforms whose names, followed by a handle ("insta: @sam"), or '
+        'in an invitation ("add me on snapchat"), count as contact information.',
+        DEFAULT_PLATFORMS,
+        example=list(DEFAULT_PLATFORMS),
+    )
+    alert_refusals_per_hour: int = setting(
+        "How many refusals of one person's messages in an hour (rate limit, policy, suspension, "
+        "contact-info rule) post an alert card in the admin room.",
+        10,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -484,6 +511,8 @@ def validate(config: Config) -> list[str]:
         )
     if not moderation.command_prefix.strip() or len(moderation.command_prefix) > 8:
         problems.append("moderation.command_prefix: expected 1 to 8 characters, not spaces")
+    if moderation.alert_refusals_per_hour < 1:
+        problems.append("moderation.alert_refusals_per_hour: expected at least 1")
     if moderation.report_poll_seconds < 0.1:
         problems.append("moderation.report_poll_seconds: expected at least 0.1")
     if asc.inbox_retention_days < 1:

@@ -12,6 +12,7 @@ from bridge.api.http import ApiFailure, path_id, read_body, read_query, reply
 from bridge.api.operations import Operation, Reply, bind
 from bridge.contract.events import attachment_info
 from bridge.contract.messaging import (
+    ContactInfoFound,
     ConversationView,
     DeleteQuery,
     DownloadQuery,
@@ -28,13 +29,16 @@ from bridge.contract.messaging import (
     OtherPerson,
     Participant,
     ReadResult,
+    RuleNotice,
     SendFile,
     SendText,
+    SentMessage,
     StartConversation,
 )
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverUnreachable
 from bridge.services.attachments import AttachmentDownloads
+from bridge.services.content_rules import RuleHit, guideline_notice
 from bridge.services.conversations import ConversationRefused, ConversationService
 from bridge.services.messages import MessageService
 from bridge.services.policy import UnknownUser
@@ -85,6 +89,18 @@ def _message_fields(record: MessageRecord) -> dict[str, Any]:
 def message_view(record: MessageRecord) -> MessageView:
     """A message as the API shows it."""
     return MessageView(**_message_fields(record))
+
+
+def sent_message(record: MessageRecord, hit: RuleHit | None) -> SentMessage:
+    """A message as sent or edited, with what the contact-info rule did about it."""
+    if hit is None:
+        return SentMessage(**_message_fields(record))
+    notice = RuleNotice(
+        rule=hit.mode,  # type: ignore[arg-type]
+        message=guideline_notice(hit, blocked=False),
+        found=[ContactInfoFound(m.kind, m.text, m.start, m.end) for m in hit.matches],
+    )
+    return SentMessage(**_message_fields(record), contact_info=notice)
 
 
 def inbox_item(item: InboxEntry, ids: MatrixIdMapper) -> InboxItem:
@@ -170,11 +186,11 @@ OPERATIONS = (
         body=SendText,
         form=SendFile,
         replies=(
-            Reply(201, "Sent; `event_id` is the Matrix event", MessageView),
-            Reply(202, "Stored and queued: the homeserver is unreachable", MessageView),
-            Reply(200, "A repeat of an earlier request", MessageView),
+            Reply(201, "Sent; `event_id` is the Matrix event", SentMessage),
+            Reply(202, "Stored and queued: the homeserver is unreachable", SentMessage),
+            Reply(200, "A repeat of an earlier request", SentMessage),
         ),
-        errors=(400, 404, 409, 413, 429, 502, 503),
+        errors=(400, 404, 409, 413, 422, 429, 502, 503),
     ),
     Operation(
         "POST",
@@ -194,10 +210,10 @@ OPERATIONS = (
         "Edit one's own message (an m.replace edit in Matrix)",
         body=EditText,
         replies=(
-            Reply(200, "Edited, in Matrix too", MessageView),
-            Reply(202, "Edited; Matrix gets it when it is back", MessageView),
+            Reply(200, "Edited, in Matrix too", SentMessage),
+            Reply(202, "Edited; Matrix gets it when it is back", SentMessage),
         ),
-        errors=(400, 404, 409, 413),
+        errors=(400, 404, 409, 413, 422),
     ),
     Operation(
         "DELETE",
@@ -307,16 +323,16 @@ class ConversationRoutes:
         conversation_id = path_id(request, "conversation_id")
         if request.content_type == "multipart/form-data":
             form, upload = await read_file_form(request, self._max_attachment)
-            record, created = await self._messages.send_file(
+            record, created, hit = await self._messages.send_file(
                 conversation_id, form.sender, form.client_message_id, upload
             )
         else:
             text = await read_body(request, SendText, self._max_body)
-            record, created = await self._messages.send(
+            record, created, hit = await self._messages.send(
                 conversation_id, text.sender, text.body, text.format, text.client_message_id
             )
         status = 200 if not created else 201 if record.status == "sent" else 202
-        return reply(message_view(record), status)
+        return reply(sent_message(record, hit), status)
 
     async def read(self, request: web.Request) -> web.Response:
         """`POST /api/v1/conversations/{c}/read {user, up_to}`: marks read, sends the receipt."""
@@ -329,8 +345,8 @@ class ConversationRoutes:
         """`PATCH /api/v1/messages/{m} {user, body, format?}`: 200 done, 202 Matrix pending."""
         message_id = path_id(request, "message_id")
         text = await read_body(request, EditText, self._max_body)
-        record = await self._messages.edit(message_id, text.user, text.body, text.format)
-        return reply(message_view(record), 202 if record.pending else 200)
+        record, hit = await self._messages.edit(message_id, text.user, text.body, text.format)
+        return reply(sent_message(record, hit), 202 if record.pending else 200)
 
     async def delete(self, request: web.Request) -> web.Response:
         """`DELETE /api/v1/messages/{m}?as={u}`: 200 done, 202 Matrix pending."""

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from bridge.contract.roster import Availability
+from bridge.contract.roster import Availability, ContentRules
 from bridge.contract.shapes import FieldError, load, schema_of
 from bridge.contract.values import MAX_ID, check_id
 from bridge.domain.moments import parse_moment
@@ -57,6 +57,7 @@ RECORD_FIELDS: dict[str, list[Field]] = {
         Field("name", "text", required=True, nullable=False, description="Display name"),
         Field("region", "region", description="ISO 3166 country code, for phone number rules"),
         Field("timezone", "timezone", description="IANA time zone, e.g. Europe/Berlin"),
+        Field("content_rules", "content_rules", description="The institution's content rules"),
     ],
     "user": [
         Field("display_name", "text", required=True, nullable=False, description="Full name"),
@@ -203,6 +204,10 @@ def _availability(path: str, value: Any, _spec: Field) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _content_rules(path: str, value: Any, _spec: Field) -> str:
+    return load(ContentRules, value, path).contact_info
+
+
 _CHECKS = {
     "id": _id_value,
     "text": _text,
@@ -213,6 +218,7 @@ _CHECKS = {
     "role": _role,
     "moment": check_moment,
     "availability": _availability,
+    "content_rules": _content_rules,
 }
 
 
@@ -221,7 +227,13 @@ def to_change(record_type: str, keys: dict[str, str], values: dict[str, Any]) ->
     k = keys
     match record_type:
         case "institution":
-            return InstitutionPut(k["id"], values["name"], values["region"], values["timezone"])
+            return InstitutionPut(
+                k["id"],
+                values["name"],
+                values["region"],
+                values["timezone"],
+                contact_info=values["content_rules"],
+            )
         case "user":
             return UserPut(
                 k["id"],
@@ -345,6 +357,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
     "role": {"type": "string", "enum": list(ROLES)},
     "moment": {"type": "string", "description": "ISO 8601 date or date-time"},
     "availability": schema_of(Availability, request=True),
+    "content_rules": schema_of(ContentRules, request=True),
 }
 # How a stored field is answered, where that differs from what a request may send.
 _STORED: dict[str, dict[str, Any]] = {

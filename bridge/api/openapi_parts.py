@@ -50,6 +50,21 @@ ERROR_SCHEMA = closed(
                 "limit": {"type": "integer", "description": "the limit exceeded (413)"},
                 "limit_bytes": {"type": "integer", "description": "the size limit exceeded"},
                 "retry_after_seconds": {"type": "number", "description": "when to retry (429)"},
+                "found": {
+                    "type": "array",
+                    "description": "the contact information found (422 `contact_info`)",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "kind": {"type": "string", "enum": ["phone", "email", "social"]},
+                            "text": {"type": "string"},
+                            "start": {"type": "integer"},
+                            "end": {"type": "integer"},
+                        },
+                        "required": ["kind", "text", "start", "end"],
+                        "additionalProperties": False,
+                    },
+                },
                 "until": {
                     "type": ["string", "null"],
                     "format": "date-time",

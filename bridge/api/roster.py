@@ -286,6 +286,8 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = value.isoformat()
         elif key == "availability" and value is not None:
             out[key] = json.loads(value)
+        elif key == "content_rules" and value is not None:
+            out[key] = {"contact_info": value}  # the one rule there is
         else:
             out[key] = value
     return out

@@ -7,7 +7,7 @@ document describes each type from the same classes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from bridge.contract.reports import ReportedMessage, ReportPerson, ReportView
 from bridge.contract.shapes import OMITTED, Omitted, Rule, schema_of
@@ -136,6 +136,22 @@ class MessageDeleted(EventPayload):
     moderator: Annotated[
         str | Omitted, Rule("who removed it, when a moderator did (not its sender)")
     ] = OMITTED
+
+
+@dataclass(frozen=True)
+class MessageBlocked(EventPayload):
+    """A message (or an edit) typed in a Matrix client held contact information the
+    institution's rule blocks: the bot removed it from Matrix, so it never reached the LMS"""
+
+    TYPE: ClassVar[str] = "message.blocked"
+
+    conversation_id: str
+    sender: str
+    event_id: Annotated[str, Rule("the Matrix event removed")]
+    change: Annotated[Literal["message", "edit"], Rule("a new message, or an edit of one")]
+    message_id: Annotated[str | None, Rule("the message an edit was for")]
+    kinds: Annotated[list[str], Rule("what was found: phone, email, social")]
+    blocked_at: Time
 
 
 @dataclass(frozen=True)
@@ -273,6 +289,7 @@ EVENT_TYPES: tuple[type[EventPayload], ...] = (
     MessageCreated,
     MessageEdited,
     MessageDeleted,
+    MessageBlocked,
     MessageFailed,
     ReactionAdded,
     ReactionRemoved,

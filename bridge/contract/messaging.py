@@ -152,6 +152,37 @@ class MessageView:
 
 
 @dataclass(frozen=True)
+class ContactInfoFound:
+    """Contact information found in a text (offsets in characters)"""
+
+    kind: Literal["phone", "email", "social"]
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class RuleNotice:
+    """What the institution's contact-info rule did with the message"""
+
+    rule: Annotated[
+        Literal["flag", "warn"],
+        Rule("flag: delivered and reported to the moderators; warn: delivered, sender told"),
+    ]
+    message: Annotated[str, Rule("for the sender")]
+    found: list[ContactInfoFound]
+
+
+@dataclass(frozen=True)
+class SentMessage(MessageView):
+    """A message as sent or edited"""
+
+    contact_info: Annotated[
+        RuleNotice | Omitted, Rule("there when the contact-info rule found something")
+    ] = OMITTED
+
+
+@dataclass(frozen=True)
 class HistoryMessage(MessageView):
     """A message in a page of history, and whether the reader has read it"""
 

@@ -16,6 +16,23 @@ Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 HourMinute = Annotated[str, Rule(pattern=f"^{HHMM_PATTERN}$", example="09:30")]
 
 
+ContactInfoMode = Annotated[
+    Literal["off", "flag", "warn", "block"],
+    Rule(
+        "phone numbers, e-mail addresses and social-media contacts in a message: allowed, "
+        "reported to the moderators, the sender told, or the message refused (removed from "
+        "Matrix)"
+    ),
+]
+
+
+@dataclass(frozen=True)
+class ContentRules:
+    """The institution's content rules (left out: the bridge's configured default)"""
+
+    contact_info: ContactInfoMode
+
+
 @dataclass(frozen=True)
 class WeeklySlot:
     """Hours on one day of the week, in the availability's time zone"""

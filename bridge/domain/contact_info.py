@@ -41,6 +41,7 @@ DEFAULT_PLATFORMS = (
     "kik",
     "twitter",
     "skype",
+    "the gram",
 )
 # Hosts whose links reach a person directly.
 SOCIAL_HOSTS = (
@@ -75,8 +76,10 @@ _URL = re.compile(
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE)
-_AT = r"\s*(?:[\(\[\{<]\s*(?:at|@)\s*[\)\]\}>]|\s(?:at|AT|At)\s|@)\s*"
-_DOT = r"\s*(?:[\(\[\{<]\s*dot\s*[\)\]\}>]|\s(?:dot|DOT|Dot)\s|\.)\s*"
+_AT = r"\s*(?:[\(\[\{<'\"]\s*(?:at|@)\s*[\)\]\}>'\"]|\s(?:at|AT|At)\s|@)\s*"
+_DOT = r"\s*(?:[\(\[\{<'\"]\s*dot\s*[\)\]\}>'\"]|\s(?:dot|DOT|Dot)\s|\.)\s*"
+# What makes an address a disguised one (a plain one is found as it is).
+_DISGUISE = re.compile(r"\s(?:at|dot)\s|[\(\[\{<'\"]|\s[@.]|[@.]\s", re.IGNORECASE)
 _DISGUISED_EMAIL = re.compile(
     r"\b[\w.+-]{2,64}" + _AT + r"[a-z0-9-]{2,30}(?:" + _DOT + r"[a-z0-9-]{2,20})*"
     r"(?:" + _DOT + r"(?:" + _TLDS + r"))\b",
@@ -99,13 +102,23 @@ _WORD_DIGITS = {
     "nine": "9",
 }
 _REPEATS = {"double": 2, "triple": 3}
-_DIGIT_WORD = r"(?:zero|oh|o|nought|nil|one|two|three|four|five|six|seven|eight|nine|\d+)"
+# Longest first, so "one" is read as one and not as "o" and "ne".
+_DIGIT_NAMES = r"nought|zero|three|seven|eight|four|five|nine|one|two|six|nil|oh|o"
+# A token of a spelt number: digits and digit names, also run together ("07nine11").
+_DIGIT_WORD = r"(?:(?:" + _DIGIT_NAMES + r"|\d)+)"
 _SPOKEN_NUMBER = re.compile(
     r"(?<![\w])(?:\+\s*)?(?:(?:double|triple)[\s-]+)?"
     + _DIGIT_WORD
     + r"(?:[\s,.-]+(?:(?:double|triple)[\s-]+)?"
     + _DIGIT_WORD
-    + r"){6,}(?![\w])",
+    + r"){1,}(?![\w])",
+    re.IGNORECASE,
+)
+# Cheap gates: a run of seven digits or more (whatever separates them), or a digit's name.
+_DIGIT_RUN = re.compile(r"\d(?:\D{0,3}\d){6}")
+_NUMBER_WORD = re.compile(
+    r"(?:\b|\d)(?:" + _DIGIT_NAMES + r")(?:\d|[\s,.-]+(?:\d|(?:" + _DIGIT_NAMES + r"|double|"
+    r"triple)\b))",
     re.IGNORECASE,
 )
 # Digits kept apart by single spaces, dots or dashes: "0 7 7 0 0 9 0 0 1 2 3".
@@ -117,9 +130,12 @@ _NOT_A_PHONE_BEFORE = re.compile(
     r"receipt|account|acct|sort\s+code|rooms?|version|v|£|\$|€|¥|₹|usd|gbp|eur|inr|mod|modulo|"
     r"sequence|compute|calculate|digits|"
     r"(?:student|candidate|registration|matric(?:ulation)?|case|serial|policy|personal|ucas|"
-    r"membership|library|staff|employee|exam|seat|ticket|order|account|reference|passport)"
-    r"\s+(?:no\.?|num(?:ber)?|id|code))"
-    r"(?:\s+(?:is|was|=))?[\s:#.\-]*$",
+    r"membership|library|staff|employee|exam|seat|ticket|order|account|reference|passport|"
+    r"roll|enrol(?:l?ment)?|application|card|tracking|booking)"
+    r"\s+(?:no\.?|num(?:ber)?|id|code)|"
+    # Compound words naming a number (German and Dutch), other than a phone's.
+    r"\b(?!telefon|handy|mobil|ruf|telefoon)\w{3,}nummer)"
+    r"(?:\s+(?:is|was|=|ist|est))?[\s:#.\-]*$",
     re.IGNORECASE,
 )
 # Words before a number that say it is a phone number.
@@ -139,6 +155,9 @@ _NOT_HANDLES = frozenset(
         "course class lecture here there instead please thanks"
     ).split()
 )
+
+
+_GROUP_MENTIONS = frozenset({"@everyone", "@here", "@channel", "@room", "@all"})
 
 
 @dataclass(frozen=True)
@@ -180,40 +199,61 @@ class ContactInfoDetector:
         self._handle_first = re.compile(
             rf"(?P<handle>@[a-z0-9_.]{{3,30}})\s+(?:on|at|via)\s+{platform}", re.IGNORECASE
         )
+        # An @handle shortly after a platform's name, whatever words come between ("telegram
+        # pe aa ja, username @rahul"); X only this way, as "x" is a common word.
+        self._any_platform = re.compile(rf"{platform}|\b(?:on|via)\s+x\b", re.IGNORECASE)
+        self._handle_near = re.compile(
+            rf"(?:{platform}|\b(?:on|via)\s+x\b)[^@\n]{{0,40}}?(?P<handle>@[a-z0-9_.]{{3,30}})",
+            re.IGNORECASE,
+        )
 
     def find(self, text: str) -> list[ContactMatch]:
         """Every piece of contact information in `text`, in order."""
         found: list[ContactMatch] = []
-        masked = list(text)
+        # What is found (and sites' addresses) is blanked out of `work`, so no pass sees it
+        # again: an e-mail's digits are no phone number.
+        work = text
+
+        def blank(start: int, end: int) -> None:
+            nonlocal work
+            work = work[:start] + " " * (end - start) + work[end:]
 
         def take(kind: Kind, start: int, end: int) -> None:
             found.append(ContactMatch(kind, start, end, text[start:end]))
-            masked[start:end] = " " * (end - start)
+            blank(start, end)
 
-        for match in _EMAIL.finditer(text):
-            take("email", match.start(), match.end())
-        for match in _DISGUISED_EMAIL.finditer("".join(masked)):
-            if re.search(r"(?:\s(?:at|dot)\s|[\(\[\{<])", match.group(0), re.IGNORECASE):
+        lowered = text.lower()
+        if "@" in text:
+            for match in _EMAIL.finditer(work):
                 take("email", match.start(), match.end())
-        for match in _URL.finditer("".join(masked)):
-            link = match.group(0).rstrip(".,;:!?)")
-            end = match.start() + len(link)
-            if self._social_link(link):
-                take("social", match.start(), end)
-            else:  # a site's address, whatever digits it holds, is no phone number
-                masked[match.start() : end] = " " * (end - match.start())
-        current = "".join(masked)
-        for match in self._invitation.finditer(current):
-            take("social", match.start(), match.end())
-        current = "".join(masked)
-        for match in self._handle.finditer(current):
-            if self._looks_like_handle(match.group("handle"), match.group("between")):
-                take("social", match.start(), match.end())
-        current = "".join(masked)
-        for match in self._handle_first.finditer(current):
-            take("social", match.start(), match.end())
-        self._phones(text, masked, take)
+        if "." in text or "dot" in lowered:
+            if "at" in lowered or "@" in text:
+                for match in _DISGUISED_EMAIL.finditer(work):
+                    if _DISGUISE.search(match.group(0)):
+                        take("email", match.start(), match.end())
+            for match in _URL.finditer(work):
+                link = match.group(0).rstrip(".,;:!?)")
+                end = match.start() + len(link)
+                if self._social_link(link):
+                    take("social", match.start(), end)
+                else:  # a site's address, whatever digits it holds, is no phone number
+                    blank(match.start(), end)
+        if self._any_platform.search(work):
+            for pattern in (self._handle, self._handle_first, self._handle_near, self._invitation):
+                for match in pattern.finditer(work):
+                    if self._is_contact(pattern, match, work):
+                        take("social", match.start(), match.end())
+        for start, end in self._phones(work):
+            take("phone", start, end)
         return sorted(found, key=lambda m: m.start)
+
+    def _is_contact(self, pattern: re.Pattern[str], match: re.Match[str], work: str) -> bool:
+        if pattern is self._handle:
+            mine = work[max(0, match.start() - 4) : match.start()].lower().endswith("my ")
+            return self._looks_like_handle(match.group("handle"), match.group("between"), mine)
+        if pattern is self._handle_near:
+            return match.group("handle").lower() not in _GROUP_MENTIONS
+        return True
 
     def _social_link(self, link: str) -> bool:
         host = re.sub(r"^(?:https?://)?(?:www\.)?", "", link, flags=re.IGNORECASE)
@@ -223,44 +263,49 @@ class ContactInfoDetector:
         return any(host == h or host.endswith("." + h) for h in SOCIAL_HOSTS)
 
     @staticmethod
-    def _looks_like_handle(handle: str, between: str) -> bool:
+    def _looks_like_handle(handle: str, between: str, mine: bool) -> bool:
+        """Whether the word after a platform's name is someone's handle there: marked as one
+        (@, a Discord #tag), introduced as one ("insta: sam", "username sam", "my snap is
+        sam"), or shaped like one (digits, dots or underscores in a name)."""
         word = handle.lstrip("@").split("#", 1)[0]
-        if word.lower() in _NOT_HANDLES or len(word) < 3:
+        if word.lower() in _NOT_HANDLES or len(word) < 3 or word.replace(".", "").isdigit():
             return False
         if handle.startswith("@") or "#" in handle:
             return True
-        if re.search(r"[:=\-–]|\b(?:is|username|user\s?name|handle)\b", between, re.IGNORECASE):
-            return True  # "insta: samlee", "my snap is jaykay"
-        return bool(re.search(r"[0-9_.]", word)) and not word.replace(".", "").isdigit()
+        if re.search(r"[:=\-–]|\b(?:username|user\s?name|handle|id)\b", between, re.IGNORECASE):
+            return True
+        if mine and re.search(r"\bis\b", between, re.IGNORECASE):
+            return True
+        return bool(re.search(r"[0-9_.]", word))
 
-    def _phones(self, text: str, masked: list[str], take: object) -> None:
-        current = "".join(masked)
-        if sum(c.isdigit() for c in current) < MIN_PHONE_DIGITS and not _has_number_words(current):
-            return
+    def _phones(self, work: str) -> list[tuple[int, int]]:
+        """Where phone numbers are in `work`."""
+        digits = _DIGIT_RUN.search(work) is not None
+        spoken = _NUMBER_WORD.search(work) is not None
         spans: list[tuple[int, int]] = []
-        for match in PhoneNumberMatcher(current, self._region, leniency=Leniency.POSSIBLE):
+        matches = (
+            PhoneNumberMatcher(work, self._region, leniency=Leniency.POSSIBLE) if digits else ()
+        )
+        for match in matches:
             if self._phone_like(
-                match.raw_string, current[: match.start], lenient=_written_as_one(match.raw_string)
+                match.raw_string, work[: match.start], lenient=_written_as_one(match.raw_string)
             ):
                 spans.append((match.start, match.end))
-        for pattern in (_SPACED_DIGITS, _SPOKEN_NUMBER):
-            for match in pattern.finditer(current):
-                if any(
-                    s <= match.start() < e or match.start() <= s < match.end() for s, e in spans
-                ):
-                    continue
-                digits = _digits_of(match.group(0))
+        patterns = ((_SPACED_DIGITS,) if digits else ()) + ((_SPOKEN_NUMBER,) if spoken else ())
+        for pattern in patterns:
+            for match in pattern.finditer(work):
+                if any(s < match.end() and match.start() < e for s, e in spans):
+                    continue  # overlaps a number found already
+                spelt_digits = _digits_of(match.group(0))
                 # Spelt digits, or digits spaced out one by one, hide a number; many groups of
                 # several digits are a list (a sequence, scores) unless they make a valid one.
                 spelt = pattern is _SPOKEN_NUMBER and re.search(r"[a-z]", match.group(0), re.I)
                 lenient = bool(spelt) or _written_as_one(match.group(0))
-                if digits is not None and self._phone_like(
-                    digits, current[: match.start()], lenient=lenient
+                if spelt_digits is not None and self._phone_like(
+                    spelt_digits, work[: match.start()], lenient=lenient
                 ):
                     spans.append((match.start(), match.end()))
-        for start, end in sorted(spans):
-            if not _says_it_is_something_else(current, start, end):
-                take("phone", start, end)  # type: ignore[operator]
+        return [s for s in sorted(spans) if not _says_it_is_something_else(work, *s)]
 
     def _phone_like(self, raw: str, before: str, lenient: bool = True) -> bool:
         """Whether a number is a phone number: valid by the region's rules; or of a possible
@@ -289,15 +334,11 @@ def _written_as_one(raw: str) -> bool:
     return len(groups) <= 4 or all(len(group) == 1 for group in groups)
 
 
-def _has_number_words(text: str) -> bool:
-    return _SPOKEN_NUMBER.search(text) is not None
-
-
 def _digits_of(spoken: str) -> str | None:
     """The digits a run of digits and number words spells ("double oh" is "00")."""
     out = "+" if spoken.lstrip().startswith("+") else ""
     repeat = 1
-    words = re.findall(r"[a-z]+|\d", spoken.lower())
+    words = re.findall(r"double|triple|" + _DIGIT_NAMES + r"|\d|[a-z]+", spoken.lower())
     letters = 0
     for word in words:
         if word in _REPEATS:

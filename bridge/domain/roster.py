@@ -20,7 +20,8 @@ class InstitutionPut:
     name: str
     region: str | None = None
     timezone: str | None = None
-    keep_unset: bool = False  # True: leave region and timezone as they are (imports)
+    keep_unset: bool = False  # True: leave region, timezone and rules as they are (imports)
+    contact_info: str | None = None  # the contact-info rule (None: the configured default)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from bridge.matrix.client import (
     HomeserverUnreachable,
     new_txn_id,
 )
-from bridge.services.cards import Text, report_card
+from bridge.services.cards import Text, plain, report_card
 from bridge.services.reports import ReportService
 from bridge.services.workers import Backoff, Wakeup
 from bridge.store.moderation import ModerationRepository
@@ -229,6 +229,16 @@ class AdminRoom:
                 event_id = card.event_id
             await self._store.card_posted(report_id, room_id, event_id, state, datetime.now(UTC))
         return len(due) == batch
+
+    async def post_alert(self, text: str, key: str) -> None:
+        """Post an alert in the admin room (once per `key`); nothing before it is set up."""
+        room_id = await self.room_id()
+        if room_id is None:
+            log.warning("no admin room yet: alert not posted: %s", text)
+            return
+        await self._client.intent(self._bot).send_message(
+            room_id, plain(text).content("m.text"), new_txn_id("alert", key)
+        )
 
     async def card_of(self, report_id: str) -> Text:
         """The card of a report, as it stands."""

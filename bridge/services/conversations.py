@@ -51,7 +51,9 @@ class ConversationService:
         federate: bool,
         suspensions: Suspensions,
         on_made: Callable[[ConversationRecord], None] = lambda _record: None,
+        on_refused: Callable[[str, str], None] = lambda _user, _code: None,
     ) -> None:
+        self._on_refused = on_refused
         self._suspensions = suspensions
         self._conversations = conversations
         self._policy = policy
@@ -78,11 +80,13 @@ class ConversationService:
             return existing, False  # either side may ask for it, whatever the policy says now
         decision = await self._policy.can_start(initiator, recipient)
         if not decision.allowed:
+            self._on_refused(initiator, "not_allowed")
             raise ConversationRefused(decision)
         for person, own in ((initiator, True), (recipient, False)):
             try:
                 await self._suspensions.refuse_if_suspended(person, sender=own)
             except Refused as refused:
+                self._on_refused(initiator, "suspended")
                 raise ConversationRefused(Decision(False, "suspended", refused.message)) from None
         record = await self._conversations.claim(initiator, recipient, datetime.now(UTC))
         async with self._lock(record.id):

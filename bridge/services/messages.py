@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,6 +42,7 @@ from bridge.matrix.client import (
     HomeserverUnreachable,
     new_txn_id,
 )
+from bridge.services.content_rules import ContactInfoRule, RuleHit, guideline_notice
 from bridge.services.policy import PolicyService
 from bridge.services.refusals import Refused, no_such_conversation, no_such_message
 from bridge.services.suspensions import Suspensions
@@ -107,9 +108,16 @@ class MessageService:
         limits: MessagesConfig,
         bot_user_id: str,
         suspensions: Suspensions,
+        rule: ContactInfoRule,
+        *,
+        on_rule_flag: Callable[[MessageRecord, RuleHit], Awaitable[object]],
+        on_refused: Callable[[str, str], None] = lambda _user, _code: None,
         on_events: Callable[[], None] = lambda: None,
     ) -> None:
         self._suspensions = suspensions
+        self._rule = rule
+        self._on_rule_flag = on_rule_flag
+        self._on_refused = on_refused
         self._messages = messages
         self._conversations = conversations
         self._policy = policy
@@ -135,9 +143,10 @@ class MessageService:
         text_format: TextFormat,
         client_message_id: str,
         attachment: Attachment | None = None,
-    ) -> tuple[MessageRecord, bool]:
+    ) -> tuple[MessageRecord, bool, RuleHit | None]:
         """Store and send a message (a text, or a file uploaded before with `body` its caption
-        or name); returns (message, whether this call stored it).
+        or name); returns (message, whether this call stored it, what the contact-info rule
+        found when it let the message through).
 
         The message's `status` says "sent" (with its event id) or "queued". A repeat of a stored
         message returns it whatever happened since (a freeze, the rate limit).
@@ -152,17 +161,19 @@ class MessageService:
                     "This client_message_id was used for another message",
                     message_id=existing.id,
                 )
-            return existing, False
-        conversation = await self._open_conversation(conversation_id, sender)
+            return existing, False, None
+        conversation, institution_id = await self._open_conversation(conversation_id, sender)
         self._check_text(body)
         wait = self._rate.retry_after(sender, time.monotonic())
         if wait:
+            self._on_refused(sender, "rate_limited")
             raise Refused(
                 429,
                 "rate_limited",
                 f"Too many messages; try again in {wait:.0f} s",
                 retry_after_seconds=round(wait, 1),
             )
+        hit = await self._check_rule(institution_id, sender, body)
         html = self._markdown.render(body) if text_format == "markdown" else None
         self._check_size(bridged(_content(body, html, attachment), _LONGEST_ID))
         record, created = await self._messages.add_outgoing(
@@ -179,7 +190,9 @@ class MessageService:
             self._on_events()
         if record.status == "queued":
             record = await self._deliver_soon(record, conversation)
-        return record, created
+        if created and hit is not None:
+            await self._after_rule(record, conversation, hit)
+        return record, created, hit
 
     async def send_file(
         self,
@@ -187,7 +200,7 @@ class MessageService:
         sender: str,
         client_message_id: str,
         upload: FileUpload,
-    ) -> tuple[MessageRecord, bool]:
+    ) -> tuple[MessageRecord, bool, RuleHit | None]:
         """Upload a file the LMS sent to the homeserver's media repository as the sender, then
         send it like a message. Nothing is stored when the homeserver is unreachable (503: the
         LMS still has the file and sends it again)."""
@@ -196,7 +209,7 @@ class MessageService:
             return await self.send(
                 conversation_id, sender, existing.body, "plain", client_message_id
             )
-        await self._open_conversation(conversation_id, sender)
+        await self._open_conversation(conversation_id, sender)  # before uploading anything
         limit = self._limits.max_attachment_bytes
         if len(upload.data) > limit:
             raise Refused(
@@ -240,14 +253,21 @@ class MessageService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sent.wait(), timeout=0.5)
 
-    async def _open_conversation(self, conversation_id: str, sender: str) -> ConversationRecord:
-        """The conversation, if `sender` is in it and may write in it now."""
+    async def _open_conversation(
+        self, conversation_id: str, sender: str
+    ) -> tuple[ConversationRecord, str | None]:
+        """The conversation, if `sender` is in it and may write in it now, and the institution
+        through which they may."""
         conversation = await self._conversations.get(conversation_id)
         if conversation is None:
             raise no_such_conversation(conversation_id)
         if not conversation.has(sender):
             raise Refused(403, "not_a_participant", "The sender is not part of this conversation")
-        await self._suspensions.refuse_if_suspended(sender)
+        try:
+            await self._suspensions.refuse_if_suspended(sender)
+        except Refused:
+            self._on_refused(sender, "suspended")
+            raise
         if conversation.encrypted:
             raise Refused(
                 409,
@@ -260,8 +280,52 @@ class MessageService:
             )
         decision = await self._policy.can_converse(sender, conversation.other(sender))
         if not decision.allowed:
+            self._on_refused(sender, "not_allowed")
             raise Refused(403, "not_allowed", decision.reason, reason_code=decision.code)
-        return conversation
+        return conversation, decision.institution_id
+
+    async def _check_rule(
+        self, institution_id: str | None, sender: str, body: str
+    ) -> RuleHit | None:
+        """What the contact-info rule says; a block is the API's 422 `contact_info`."""
+        hit = await self._rule.check(institution_id, body)
+        if hit is not None and hit.mode == "block":
+            self._on_refused(sender, "contact_info")
+            raise Refused(
+                422,
+                "contact_info",
+                f"This message contains {hit.what}: please don't share personal contact "
+                "information here",
+                found=[
+                    {"kind": m.kind, "text": m.text, "start": m.start, "end": m.end}
+                    for m in hit.matches
+                ],
+            )
+        return hit
+
+    async def _after_rule(
+        self, record: MessageRecord, conversation: ConversationRecord, hit: RuleHit
+    ) -> None:
+        """A message the rule let through: reported (flag), or the sender told (warn)."""
+        if hit.mode == "flag":
+            await self._on_rule_flag(record, hit)
+            return
+        assert conversation.room_id is not None
+        content: dict[str, object] = {
+            "msgtype": "m.notice",
+            "body": guideline_notice(hit, blocked=False),
+            "m.mentions": {"user_ids": [self._ids.user_id(record.sender)]},
+        }
+        if record.event_id is not None:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": record.event_id}}
+        try:
+            await self._client.intent(self._bot).send_message(
+                conversation.room_id,
+                content,
+                new_txn_id("guideline", f"{record.id}.{record.revision}"),
+            )
+        except (HomeserverError, HomeserverUnreachable) as exc:
+            log.warning("guideline notice about message %s not posted: %s", record.id, exc)
 
     def _check_text(self, body: str) -> None:
         if len(body) > self._limits.max_body_chars:
@@ -299,7 +363,7 @@ class MessageService:
 
     async def edit(
         self, message_id: str, user: str, body: str, text_format: TextFormat
-    ) -> MessageRecord:
+    ) -> tuple[MessageRecord, RuleHit | None]:
         """Change the text of one's own message; Matrix gets an `m.replace` edit.
 
         The result's `pending` is "edit" while the homeserver is unreachable (the outbox
@@ -308,8 +372,9 @@ class MessageService:
         record = await self._own_message(message_id, user)
         if record.attachment is not None:
             raise Refused(409, "not_editable", "A message carrying a file can't be edited")
-        await self._open_conversation(record.conversation_id, user)
+        conversation, institution_id = await self._open_conversation(record.conversation_id, user)
         self._check_text(body)
+        hit = await self._check_rule(institution_id, user, body)
         html = self._markdown.render(body) if text_format == "markdown" else None
         self._check_size(bridged(edit_content(_LONGEST_EVENT_ID, body, html), _LONGEST_ID))
         # Under the conversation's lock: a send or sync in flight finishes first.
@@ -320,7 +385,10 @@ class MessageService:
         assert edited is not None
         if edited.revision != record.revision:
             self._on_events()
-        return await self._sync_now(edited) if edited.pending else edited
+        synced = await self._sync_now(edited) if edited.pending else edited
+        if hit is not None and edited.revision != record.revision:
+            await self._after_rule(synced, conversation, hit)
+        return synced, hit
 
     async def delete(self, message_id: str, user: str) -> MessageRecord:
         """Delete one's own message (also in a read-only conversation); Matrix gets a redaction.

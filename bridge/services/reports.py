@@ -24,6 +24,7 @@ from bridge.contract.reports import (
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.admin import HomeserverReport, HomeserverUserReport
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
+from bridge.services.content_rules import RuleHit
 from bridge.services.reading import shared_role
 from bridge.services.refusals import Refused, no_such_message
 from bridge.services.workers import Backoff, Wakeup
@@ -104,7 +105,9 @@ class ReportService:
         roster: RosterRepository,
         ids: MatrixIdMapper,
         on_change: Callable[[], None],
+        bot_user_id: str,
     ) -> None:
+        self._bot = bot_user_id
         self._reports = reports
         self._messages = messages
         self._conversations = conversations
@@ -160,6 +163,44 @@ class ReportService:
             return report_view(raced), False
         self._on_change()
         return view, True
+
+    async def file_by_rule(self, message: MessageRecord, hit: RuleHit) -> bool:
+        """The contact-info rule reports a message (origin `rule`, the matched spans in the
+        reason), once while a report of it by the rule is open. True when new."""
+        if await self._reports.open_by_rule(message.id) is not None:
+            return False
+        conversation = await self._conversations.get(message.conversation_id)
+        spans = ", ".join(f"«{m.text}»" for m in hit.matches)
+        reason = f"Contact information ({hit.what}): {spans}"[:MAX_REASON]
+        now = datetime.now(UTC)
+        view = ReportView(
+            id=uuid.uuid4().hex,
+            state="open",
+            origin="rule",
+            category="contact_info",
+            reason=reason,
+            reporter=None,
+            reporter_matrix_id=self._bot,
+            reported_user=message.sender,
+            reported_matrix_id=self._ids.user_id(message.sender),
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            room_id=conversation.room_id if conversation else None,
+            event_id=message.event_id,
+            created_at=now,
+            resolution=None,
+        )
+        created = ReportCreated(
+            report=view,
+            message=reported_message(message),
+            reporter=None,
+            reported=await self._person(message.sender, None),
+        )
+        if not await self._reports.add(created, now):
+            return False
+        log.info("the contact-info rule reported message %s (%s)", message.id, hit.what)
+        self._on_change()
+        return True
 
     async def take_from_homeserver(self, found: HomeserverReport) -> bool:
         """A report made in a Matrix client, read from the homeserver's list: stored like one

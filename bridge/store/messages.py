@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.contract.events import (
+    MessageBlocked,
     MessageCreated,
     MessageDeleted,
     MessageEdited,
@@ -25,7 +26,13 @@ from bridge.contract.values import OriginName
 from bridge.domain.content import Attachment
 from bridge.store.database import Database
 from bridge.store.events import append_event
-from bridge.store.schema import conversations, message_edits, messages, reactions
+from bridge.store.schema import (
+    blocked_events,
+    conversations,
+    message_edits,
+    messages,
+    reactions,
+)
 
 
 @dataclass(frozen=True)
@@ -618,6 +625,25 @@ class MessageRepository:
                 redaction_event_id=redaction_event_id,
             )
             await append_event(conn, deleted, now)
+        return True
+
+    async def record_blocked(self, blocked: MessageBlocked, now: datetime) -> bool:
+        """An event typed in Matrix that the contact-info rule removed; `message.blocked`
+        commits with it. False when it was recorded before."""
+        async with self._db.engine.begin() as conn:
+            inserted = await conn.execute(
+                self._dialect.insert(blocked_events)
+                .values(
+                    event_id=blocked.event_id,
+                    conversation_id=blocked.conversation_id,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(blocked_events.c.event_id)
+            )
+            if inserted.first() is None:
+                return False
+            await append_event(conn, blocked, now)
         return True
 
     # --- reactions ---

@@ -140,6 +140,12 @@ class ReportRepository:
             and_(_r.reporter == reporter, _r.message_id == message_id, _r.state == "open")
         )
 
+    async def open_by_rule(self, message_id: str) -> ReportRecord | None:
+        """The content rule's open report of a message, if any."""
+        return await self._one(
+            and_(_r.origin == "rule", _r.message_id == message_id, _r.state == "open")
+        )
+
     async def filed_unlinked(self, reporter: str, message_id: str) -> ReportRecord | None:
         """The oldest LMS report by `reporter` of a message whose copy on the homeserver (the
         bridge files each one there) hasn't been found yet."""

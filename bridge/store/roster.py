@@ -312,6 +312,15 @@ class RosterRepository:
             )
             return [(r.institution_id, r.name, r.role) for r in rows]
 
+    async def content_rule(self, institution_id: str) -> tuple[str | None, str | None] | None:
+        """An institution's (contact-info rule, region); None when it doesn't exist."""
+        query = select(institutions.c.contact_info_rule, institutions.c.region).where(
+            institutions.c.id == institution_id
+        )
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else (row[0], row[1])
+
     async def batches_of(self, user_id: str, now: datetime) -> list[tuple[str, str, str]]:
         """(how: "studies"/"teaches", course title, batch title) of a person's current
         enrollments and teaching assignments."""
@@ -470,6 +479,7 @@ class RosterRepository:
                         "name": c.name,
                         "region": c.region,
                         "timezone": c.timezone,
+                        "contact_info_rule": c.contact_info,
                         "updated_at": now,
                     }
                     for c in by_type[InstitutionPut]

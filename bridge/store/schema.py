@@ -88,6 +88,8 @@ institutions = Table(
     Column("region", String(8), nullable=True),
     Column("timezone", String(64), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # off, flag, warn or block (null: the configured default).
+    Column("contact_info_rule", String(8), nullable=True),
 )
 
 users = Table(
@@ -437,4 +439,13 @@ suspensions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("lifted_at", DateTime(timezone=True), nullable=True),
     Column("homeserver_suspended", Boolean, nullable=False),
+)
+
+# Events typed in Matrix clients that the contact-info rule removed (so each is reported once).
+blocked_events = Table(
+    "blocked_events",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("conversation_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CORPUS = Path(__file__).with_name("contact_info_corpus.tsv")
+HELD_OUT = Path(__file__).with_name("contact_info_heldout.tsv")
 # The institution's own sites in the corpus: links there are never contact information.
 ALLOWED_DOMAINS = ("learn.example.edu",)
 
@@ -25,10 +26,10 @@ class Entry:
         return self.label != "none"
 
 
-def load_corpus() -> list[Entry]:
+def load_corpus(path: Path = CORPUS) -> list[Entry]:
     """Every labelled message."""
     entries = []
-    for line in CORPUS.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             label, region, text = line.split("\t")
             entries.append(Entry(label, region, text))

@@ -10,6 +10,7 @@ import pytest
 
 from bridge.contract.events import (
     EVENT_NAMES,
+    MessageBlocked,
     ReportCreated,
     ReportResolved,
     UserSuspended,
@@ -97,6 +98,9 @@ async def test_every_event_the_store_appends_matches_its_schema(db: Database) ->
     )
     await moderation.suspend(UserSuspended("b", "@b:hs", "@mod:hs", None, later, "r1", now), now)
     assert await moderation.lift(UserUnsuspended("b", "@b:hs", None, later), later)
+    blocked = MessageBlocked(conversation, "b", "$blocked", "message", None, ["email"], now)
+    assert await messages.record_blocked(blocked, now)
+    assert not await messages.record_blocked(blocked, now)  # once per Matrix event
 
     logged = await EventLogRepository(db).after(0, 100)
     for event in logged:

@@ -8,6 +8,7 @@ from bridge.domain.formatting import bridged, message_content
 from bridge.domain.ids import MatrixIdMapper
 from bridge.domain.roster import InstitutionPut, MembershipPut, UserPut
 from bridge.matrix.client import HomeserverClient
+from bridge.services.content_rules import ContactInfoRule
 from bridge.services.policy import PolicyService
 from bridge.services.rooms.conversation import ConversationRoomEvents
 from bridge.store import migrate
@@ -62,6 +63,8 @@ async def _setup(db: Database) -> tuple[ConversationRoomEvents, MessageRepositor
         restore_profile=_never,
         set_aside_encrypted=_never,
         suspended=_nobody,
+        rule=ContactInfoRule(roster, "off", (), ()),
+        on_rule_flag=_never,
     )
     return handler, messages, record.id
 

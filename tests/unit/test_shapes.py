@@ -149,6 +149,7 @@ def test_every_event_payload_dumps_to_what_its_schema_accepts() -> None:
         "message.edited": ("m", "c", "a", "x", "plain", None, "matrix", at, "$edit"),
         "message.deleted": ("m", "c", "a", "lms", at),
         "message.failed": ("m", "c", "a", "lms", "M_FORBIDDEN"),
+        "message.blocked": ("c", "a", "$e", "edit", "m", ["phone"], at),
         "reaction.added": ("m", "c", "a", "👍", "$r", at),
         "reaction.removed": ("m", "c", "a", "👍", "$r", "$x", at),
         "conversation.created": ("c", ["a", "b"], "a", "!r:hs", "active"),

@@ -24,18 +24,20 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from bridge.cache import BoundedCache
+from bridge.contract.events import MessageBlocked
 from bridge.domain.content import attachment_of, not_delivered_notice, uncarried
 from bridge.domain.formatting import bridged_message_id, replacement_of, text_of
 from bridge.domain.ids import MatrixIdMapper
 from bridge.domain.policy import Decision
 from bridge.domain.text import from_matrix
 from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
+from bridge.services.content_rules import ContactInfoRule, RuleHit, guideline_notice
 from bridge.services.policy import PolicyService, UnknownUser
 from bridge.services.suspensions import until_words
 from bridge.store.accounts import AccountRepository
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.inbox import StoredEvent
-from bridge.store.messages import MessageRepository
+from bridge.store.messages import MessageRecord, MessageRepository
 from bridge.store.moderation import Suspension
 
 log = logging.getLogger(__name__)
@@ -67,8 +69,14 @@ class ConversationRoomEvents:
         restore_profile: RestoreProfile,
         set_aside_encrypted: Callable[[str, str], Awaitable[None]],
         suspended: Callable[[str], Awaitable[Suspension | None]],
+        rule: ContactInfoRule,
+        on_rule_flag: Callable[[MessageRecord, RuleHit], Awaitable[object]],
+        on_refused: Callable[[str, str], None] = lambda _user, _code: None,
     ) -> None:
         self._suspended = suspended
+        self._rule = rule
+        self._on_rule_flag = on_rule_flag
+        self._on_refused = on_refused
         self._max_attachment = max_attachment_bytes
         self._conversations = conversations
         self._restore_profile = restore_profile
@@ -149,7 +157,8 @@ class ConversationRoomEvents:
             what = f"a file larger than the {limit:.0f} MB the platform accepts"
             await self._not_carried(event, conversation, what)
             return
-        if await self._refused(event.event_id, conversation, sender, "message"):
+        decision = await self._gate(event.event_id, conversation, sender, "message")
+        if decision is None:
             return
         if attached is not None:
             attachment, caption = attached
@@ -157,10 +166,17 @@ class ConversationRoomEvents:
         else:
             assert text is not None
             (body, html), attachment = text, None
+        hit = await self._apply_rule(event.event_id, conversation, sender, decision, body)
+        if hit is False:
+            return
         if await self._messages.add_incoming(
             conversation.id, sender, event.event_id, body, html, datetime.now(UTC), attachment
         ):
             self._on_events()
+            if isinstance(hit, RuleHit):
+                stored = await self._messages.by_event_id(event.event_id)
+                assert stored is not None
+                await self._after_rule(conversation, event.event_id, stored.id, hit)
 
     async def on_reaction(self, event: StoredEvent) -> None:
         """Handle one `m.reaction`: a reaction to a message reaches the LMS as its own event."""
@@ -222,24 +238,27 @@ class ConversationRoomEvents:
         )
         await self._reply_notice(conversation, event.event_id, not_delivered_notice(what))
 
-    async def _refused(
+    async def _gate(
         self, event_id: str, conversation: ConversationRecord, sender: str, what: str
-    ) -> bool:
-        """Whether the sender's messaging is suspended, or the pair may no longer write to each
-        other; if so the bot tells the room the `what` ("message", "edit") was not delivered
-        (and a conversation that should be read-only is rechecked)."""
+    ) -> Decision | None:
+        """The policy's permission for the sender to write (it names the institution), or
+        None when their messaging is suspended or the pair may no longer write to each other:
+        then the bot tells the room the `what` ("message", "edit") was not delivered (and a
+        conversation that should be read-only is rechecked)."""
         suspension = await self._suspended(sender)
         if suspension is not None:
             log.info("event %s from suspended %s not delivered", event_id, sender)
+            self._on_refused(sender, "suspended")
             body = (
                 f"This {what} was not delivered to the learning platform: your messaging is "
                 f"suspended {until_words(suspension)}."
             )
             await self._reply_notice(conversation, event_id, body)
-            return True
+            return None
         decision = await self._decision(conversation, sender)
         if decision.allowed:
-            return False
+            return decision
+        self._on_refused(sender, "not_allowed")
         log.info(
             "event %s in conversation %s not delivered: %s (%s)",
             event_id,
@@ -250,10 +269,67 @@ class ConversationRoomEvents:
         self._on_stale(conversation)  # its room should be frozen: have it rechecked now
         body = f"This {what} was not delivered to the learning platform: {decision.reason}."
         await self._reply_notice(conversation, event_id, body)
-        return True
+        return None
+
+    async def _apply_rule(
+        self,
+        event_id: str,
+        conversation: ConversationRecord,
+        sender: str,
+        decision: Decision,
+        body: str,
+        original: MessageRecord | None = None,
+    ) -> RuleHit | bool | None:
+        """The contact-info rule on a text typed in Matrix: False when it blocks it (then the
+        event is removed from Matrix, the sender told, and `message.blocked` published),
+        otherwise what it found (None: nothing)."""
+        hit = await self._rule.check(decision.institution_id, body)
+        if hit is None or hit.mode != "block":
+            return hit
+        self._on_refused(sender, "contact_info")
+        blocked = MessageBlocked(
+            conversation_id=conversation.id,
+            sender=sender,
+            event_id=event_id,
+            change="edit" if original is not None else "message",
+            message_id=original.id if original is not None else None,
+            kinds=sorted({m.kind for m in hit.matches}),
+            blocked_at=datetime.now(UTC),
+        )
+        if await self._messages.record_blocked(blocked, datetime.now(UTC)):
+            log.info("event %s removed by the contact-info rule (%s)", event_id, hit.what)
+            self._on_events()
+        room_id = conversation.room_id
+        assert room_id is not None
+        bot = self._client.intent(self._bot)
+        try:
+            await bot.redact(
+                room_id, event_id, "Personal contact information", new_txn_id("block", event_id)
+            )
+            notice = {
+                "msgtype": "m.notice",
+                "body": guideline_notice(hit, blocked=True),
+                "m.mentions": {"user_ids": [self._ids.user_id(sender)]},
+            }
+            await bot.send_message(room_id, notice, new_txn_id("blocked", event_id))
+        except HomeserverError as exc:
+            log.warning("could not remove blocked event %s: %s", event_id, exc)
+        return False
+
+    async def _after_rule(
+        self, conversation: ConversationRecord, event_id: str, message_id: str, hit: RuleHit
+    ) -> None:
+        """A text the rule let through: reported (flag), or the sender told (warn)."""
+        if hit.mode == "warn":
+            body = guideline_notice(hit, blocked=False)
+            await self._reply_notice(conversation, event_id, body, purpose="guideline")
+            return
+        message = await self._messages.get(message_id)
+        if message is not None:
+            await self._on_rule_flag(message, hit)
 
     async def _reply_notice(
-        self, conversation: ConversationRecord, event_id: str, body: str
+        self, conversation: ConversationRecord, event_id: str, body: str, purpose: str = "refused"
     ) -> None:
         """A notice from the bot in reply to `event_id` (once, however often this runs)."""
         room_id = conversation.room_id
@@ -267,7 +343,7 @@ class ConversationRoomEvents:
                     "body": body,
                     "m.relates_to": {"m.in_reply_to": {"event_id": event_id}},
                 },
-                new_txn_id("refused", event_id),
+                new_txn_id(purpose, event_id),
             )
         except HomeserverError as exc:
             log.warning("notice about undelivered event %s not posted: %s", event_id, exc)
@@ -313,12 +389,18 @@ class ConversationRoomEvents:
         text = text_of(new_content)
         if text is None:
             return
-        if await self._refused(event_id, conversation, sender, "edit"):
+        decision = await self._gate(event_id, conversation, sender, "edit")
+        if decision is None:
+            return
+        hit = await self._apply_rule(event_id, conversation, sender, decision, text[0], original)
+        if hit is False:
             return
         if await self._messages.edit_incoming(
             event_id, original.id, text[0], text[1], datetime.now(UTC)
         ):
             self._on_events()
+            if isinstance(hit, RuleHit):
+                await self._after_rule(conversation, event_id, original.id, hit)
 
     async def on_redaction(self, event: StoredEvent) -> None:
         """Handle one `m.room.redaction`: a deleted message is deleted in the LMS too, and a
