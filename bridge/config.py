@@ -579,7 +579,7 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def write_back(path: Path, values: Mapping[str, str | int | None]) -> None:
+def write_back(path: Path, values: Mapping[str, str | int | list[str] | None]) -> None:
     """Set `section.key` values in a config file, keeping its comments and layout.
 
     Used to save generated tokens. A key that is absent is added at the top of its section; a
@@ -612,7 +612,9 @@ def write_back(path: Path, values: Mapping[str, str | int | None]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _yaml_scalar(value: str | int | None) -> str:
+def _yaml_scalar(value: str | int | list[str] | None) -> str:
+    if isinstance(value, list):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
     if not isinstance(value, str):
         return yaml.safe_dump(value).removesuffix("\n...\n").strip()
     return yaml.safe_dump(value, default_style='"').strip()

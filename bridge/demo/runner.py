@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.app import Bridge, StartupError
-from bridge.config import Config, render_example, write_back
+from bridge.config import Config, load_config, render_example, write_back
 from bridge.demo.synapse import LocalSynapse, SynapseError, free_port, port_is_free
 from bridge.importers.oneroster import OneRosterImport
 from bridge.logs import setup_logging
@@ -90,9 +90,10 @@ async def _demo(folder: Path, temporary: bool) -> int:
         port=hs_port,
         registration_files=[folder / "registration.yaml"],
     )
-    bridge = Bridge(config)
+    # The bridge is made once the homeserver's admin exists: it is the demo's moderator.
+    bridges: list[Bridge] = []
     startup = asyncio.create_task(
-        _start(synapse, bridge, config, previous.get("passwords", {}), state_path)
+        _start(synapse, bridges, folder / "config.yaml", previous.get("passwords", {}), state_path)
     )
     stopping = asyncio.create_task(stop.wait())
     try:
@@ -105,7 +106,8 @@ async def _demo(folder: Path, temporary: bool) -> int:
         for task in (startup, stopping):
             task.cancel()
         await asyncio.gather(startup, stopping, return_exceptions=True)
-        await bridge.stop()
+        for bridge in bridges:
+            await bridge.stop()
         await asyncio.to_thread(synapse.stop)
     print("stopped.", flush=True)
     return 0
@@ -113,8 +115,8 @@ async def _demo(folder: Path, temporary: bool) -> int:
 
 async def _start(
     synapse: LocalSynapse,
-    bridge: Bridge,
-    config: Config,
+    bridges: list[Bridge],
+    config_path: Path,
     passwords: dict[str, str],
     state_path: Path,
 ) -> dict[str, Any]:
@@ -123,8 +125,11 @@ async def _start(
     admin_password = passwords.setdefault("admin", secrets.token_urlsafe(12))
     admin_id = await asyncio.to_thread(synapse.register_user, "admin", admin_password, admin=True)
     admin_token = await asyncio.to_thread(synapse.login, "admin", admin_password)
+    config = _with_moderator(config_path, admin_id, admin_token)
 
     print(f"starting the bridge on port {config.appservice.listen_port} …", flush=True)
+    bridge = Bridge(config)
+    bridges.append(bridge)
     await bridge.start()
     print("loading the sample college (a OneRoster export) …", flush=True)
     await OneRosterImport(SAMPLE_EXPORT, bridge.roster_service, bridge.roster).run()
@@ -154,11 +159,30 @@ async def _start(
         "bridge_port": config.appservice.listen_port,
         "lms_api_token": config.lms.api_token,
         "homeserver_admin": {"user_id": admin_id, "password": admin_password},
+        "admin_room": config.moderation.admin_room,
         "logins": logins,
         "passwords": passwords,
     }
     write_private(state_path, json.dumps(state, indent=2))
     return state
+
+
+def _with_moderator(path: Path, admin_id: str, admin_token: str) -> Config:
+    """The demo's config with the homeserver's admin as moderator (and as the reader of the
+    homeserver's report list), and an admin room with an alias people can find."""
+    config = load_config(path)
+    write_back(
+        path,
+        {
+            "moderation.homeserver_admin_token": admin_token,
+            "moderation.moderators": [admin_id],
+            "moderation.admin_room": (
+                f"#{config.appservice.account_prefix}moderation:{config.homeserver.server_name}"
+            ),
+            "moderation.report_poll_seconds": 2,
+        },
+    )
+    return load_config(path)
 
 
 def _log_to_file(config: Config, path: Path) -> None:
@@ -194,7 +218,11 @@ def _print_welcome(state: dict[str, Any], folder: Path, temporary: bool) -> None
         )
     admin = state["homeserver_admin"]
     lines += [
-        f"    {admin['user_id']:<{width}}  password {admin['password']:<14}  homeserver admin",
+        f"    {admin['user_id']:<{width}}  password {admin['password']:<14}  homeserver admin, "
+        "moderator",
+        "",
+        f"  Moderators' room: {state['admin_room']} (the moderator is invited; reports arrive "
+        "as cards, !help lists the commands)",
         "",
         f"  Files: {folder}"
         + (

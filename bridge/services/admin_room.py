@@ -17,12 +17,11 @@ from bridge.config import ModerationConfig
 from bridge.matrix.client import (
     HomeserverClient,
     HomeserverError,
-    HomeserverUnreachable,
     new_txn_id,
 )
 from bridge.services.cards import Text, plain, report_card
 from bridge.services.reports import ReportService
-from bridge.services.workers import Backoff, Wakeup
+from bridge.services.workers import PassWorker
 from bridge.store.moderation import ModerationRepository
 
 log = logging.getLogger(__name__)
@@ -51,8 +50,10 @@ def _power_levels() -> dict[str, Any]:
     }
 
 
-class AdminRoom:
+class AdminRoom(PassWorker):
     """Where the admin room is, keeping its moderators, and the card worker."""
+
+    waiting_work = "posting report cards"
 
     def __init__(
         self,
@@ -64,6 +65,7 @@ class AdminRoom:
         server_name: str,
         alias_prefix: str,
     ) -> None:
+        super().__init__()
         self._alias_prefix = alias_prefix
         self._config = config
         self._store = store
@@ -72,7 +74,6 @@ class AdminRoom:
         self._bot = bot_user_id
         self._server_name = server_name
         self._room_id: str | None = None
-        self._wakeup = Wakeup()
 
     @property
     def moderators(self) -> tuple[str, ...]:
@@ -120,7 +121,7 @@ class AdminRoom:
         self._room_id = room_id
         await self._keep_moderators(room_id, bot)
         log.info("admin room %s with moderators %s", room_id, ", ".join(self.moderators) or "-")
-        self._wakeup.set()
+        self.wake()
         return room_id
 
     async def _create(self, alias_localpart: str | None) -> str:
@@ -180,32 +181,9 @@ class AdminRoom:
 
     # --- cards ---
 
-    def wake(self) -> None:
-        """A report was made or changed."""
-        self._wakeup.set()
-
-    def stop(self) -> None:
-        """Make `run` return."""
-        self._wakeup.stop()
-
-    async def run(self) -> None:
-        """Post and edit cards as reports come and change."""
-        backoff = Backoff(first=1.0, ceiling=60.0)
-        while not self._wakeup.stopping:
-            self._wakeup.clear()
-            try:
-                more = await self.post_due()
-            except HomeserverUnreachable as exc:
-                log.info("homeserver away; report cards wait: %s", exc)
-                await self._wakeup.pause(backoff.failed())
-                continue
-            except Exception:
-                log.exception("posting report cards failed; trying again")
-                await self._wakeup.pause(backoff.failed())
-                continue
-            backoff.succeeded()
-            if not more:
-                await self._wakeup.wait(60)
+    async def one_pass(self) -> float:
+        """Post and edit the cards that are due, as reports come and change."""
+        return 0 if await self.post_due() else 60
 
     async def post_due(self, batch: int = 20) -> bool:
         """Post or edit the cards that are due; True when more may be waiting."""

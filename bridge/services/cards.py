@@ -84,7 +84,11 @@ def report_card(detail: ReportDetail, prefix: str) -> Text:
     the conversation, earlier reports, and the commands that act on it."""
     report = detail.report
     sid = short_id(report.id)
-    reporter = _person(detail.reporter, report.reporter_matrix_id)
+    reporter = (
+        ("The contact-info rule", "The contact-info rule")
+        if report.origin == "rule"
+        else _person(detail.reporter, report.reporter_matrix_id)
+    )
     reported = _person(detail.reported, report.reported_matrix_id)
     state = _state_line(report)
     icon = "🚩" if report.resolution is None else "✔️"

@@ -23,11 +23,11 @@ from bridge.contract.reports import (
 )
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.admin import HomeserverReport, HomeserverUserReport
-from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
+from bridge.matrix.client import HomeserverClient, HomeserverError
 from bridge.services.content_rules import RuleHit
 from bridge.services.reading import shared_role
 from bridge.services.refusals import Refused, no_such_message
-from bridge.services.workers import Backoff, Wakeup
+from bridge.services.workers import PassWorker
 from bridge.store.conversations import ConversationRepository
 from bridge.store.messages import MessageRecord, MessageRepository
 from bridge.store.reports import ReportRecord, ReportRepository
@@ -372,9 +372,11 @@ class ReportService:
         return closed
 
 
-class ReportFiler:
+class ReportFiler(PassWorker):
     """The worker that files the LMS's reports on the homeserver, as the reporter, so the
     homeserver's own list has them; a report waits while the homeserver is away."""
+
+    waiting_work = "filing reports on the homeserver"
 
     def __init__(
         self,
@@ -384,38 +386,16 @@ class ReportFiler:
         client: HomeserverClient,
         ids: MatrixIdMapper,
     ) -> None:
+        super().__init__()
         self._reports = reports
         self._messages = messages
         self._conversations = conversations
         self._client = client
         self._ids = ids
-        self._wakeup = Wakeup()
 
-    def wake(self) -> None:
-        """There is a report to file."""
-        self._wakeup.set()
-
-    def stop(self) -> None:
-        """Make `run` return."""
-        self._wakeup.stop()
-
-    async def run(self) -> None:
-        """File what is waiting, then wait for more (or retry after a backoff)."""
-        backoff = Backoff(first=1.0, ceiling=60.0)
-        while not self._wakeup.stopping:
-            self._wakeup.clear()
-            try:
-                waiting = await self.file_waiting()
-            except HomeserverUnreachable as exc:
-                log.info("homeserver away; reports wait to be filed there: %s", exc)
-                await self._wakeup.pause(backoff.failed())
-                continue
-            except Exception:
-                log.exception("filing reports on the homeserver failed; trying again")
-                await self._wakeup.pause(backoff.failed())
-                continue
-            backoff.succeeded()
-            await self._wakeup.wait(5 if waiting else 60)
+    async def one_pass(self) -> float:
+        """File what is waiting; look again soon while a message is still queued."""
+        return 5 if await self.file_waiting() else 60
 
     async def file_waiting(self) -> bool:
         """One pass; True when some report still waits (its message not sent yet)."""

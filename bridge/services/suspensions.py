@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from bridge.contract.events import UserSuspended, UserUnsuspended
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.admin import HomeserverAdmin
-from bridge.matrix.client import HomeserverError, HomeserverUnreachable
+from bridge.matrix.client import HomeserverError
 from bridge.services.refusals import Refused
-from bridge.services.workers import Backoff, Wakeup
+from bridge.services.workers import PassWorker
 from bridge.store.moderation import ModerationRepository, Suspension
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,10 @@ def until_words(suspension: Suspension) -> str:
     return f"until {suspension.until:%Y-%m-%d %H:%M} UTC"
 
 
-class Suspensions:
+class Suspensions(PassWorker):
     """Suspending, lifting, checking; and the worker that tells the homeserver."""
+
+    waiting_work = "suspending accounts on the homeserver"
 
     def __init__(
         self,
@@ -42,11 +44,11 @@ class Suspensions:
         admin: HomeserverAdmin | None,
         on_events: Callable[[], None],
     ) -> None:
+        super().__init__()
         self._store = store
         self._ids = ids
         self._admin = admin
         self._on_events = on_events
-        self._wakeup = Wakeup()
 
     async def in_force(self, user_id: str) -> Suspension | None:
         """Someone's suspension, while it holds."""
@@ -113,33 +115,16 @@ class Suspensions:
 
     def _changed(self) -> None:
         self._on_events()
-        self._wakeup.set()
+        self.wake()
 
-    def stop(self) -> None:
-        """Make `run` return."""
-        self._wakeup.stop()
-
-    async def run(self) -> None:
-        """Announce suspensions that ran out, and keep the homeserver in line."""
-        backoff = Backoff(first=1.0, ceiling=60.0)
-        while not self._wakeup.stopping:
-            self._wakeup.clear()
-            try:
-                await self.tidy()
-            except HomeserverUnreachable as exc:
-                log.info("homeserver away; account suspensions wait: %s", exc)
-                await self._wakeup.pause(backoff.failed())
-                continue
-            except Exception:
-                log.exception("keeping suspensions in line failed; trying again")
-                await self._wakeup.pause(backoff.failed())
-                continue
-            backoff.succeeded()
-            next_end = await self._store.next_end()
-            wait = IDLE_SECONDS
-            if next_end is not None:
-                wait = min(wait, max(0.05, (next_end - datetime.now(UTC)).total_seconds()))
-            await self._wakeup.wait(wait)
+    async def one_pass(self) -> float:
+        """Announce suspensions that ran out, and keep the homeserver in line; wait until the
+        next one runs out."""
+        await self.tidy()
+        next_end = await self._store.next_end()
+        if next_end is None:
+            return IDLE_SECONDS
+        return min(IDLE_SECONDS, max(0.05, (next_end - datetime.now(UTC)).total_seconds()))
 
     async def tidy(self) -> None:
         """One pass: lift what ran out, then suspend or unsuspend accounts on the homeserver."""

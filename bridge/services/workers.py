@@ -1,9 +1,10 @@
 """The one shape of background work, and what workers and request handlers share.
 
 Every background worker of the bridge (inbound processing, the outbox, webhooks, profile sync,
-conversation states, the roster watch, catching up, pruning) is a `run()` that loops until its
-`stop()`: woken by a `Wakeup` when there is work, waiting on its own schedule otherwise, backing
-off with a `Backoff` while something it needs is away. The `Supervisor` starts them all, keeps
+conversation states, the roster watch, catching up, pruning, the moderators' side) is a `run()`
+that loops until its `stop()`: woken by a `Wakeup` when there is work, waiting on its own
+schedule otherwise, backing off with a `Backoff` while something it needs is away. Those whose
+work is one pass at a time share `PassWorker`'s loop. The `Supervisor` starts them all, keeps
 one that fails unexpectedly running (after a pause, with the error logged), and stops them
 together, giving them time to finish the work in hand.
 """
@@ -16,6 +17,8 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from bridge.matrix.client import HomeserverUnreachable
 
 log = logging.getLogger(__name__)
 # How often an idle worker looks for work another process (an operator) put in the database.
@@ -85,6 +88,48 @@ class Backoff:
     def succeeded(self) -> None:
         """The next failure pauses briefly again."""
         self._next = self._first
+
+
+class PassWorker:
+    """A worker whose work comes one pass at a time: a pass runs when the worker is woken, or
+    once the wait the previous pass asked for is over; while the homeserver is away, or a
+    pass fails, the worker backs off and tries again."""
+
+    waiting_work = "work"  # what waits while the homeserver is away, for the log
+
+    def __init__(self) -> None:
+        self._wakeup = Wakeup()
+
+    def wake(self) -> None:
+        """There is work."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Make `run` return."""
+        self._wakeup.stop()
+
+    async def one_pass(self) -> float:
+        """Do what is due; returns how long to wait for the next pass (0: go on at once)."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        """Pass after pass, until stopped."""
+        backoff = Backoff(first=1.0, ceiling=60.0)
+        while not self._wakeup.stopping:
+            self._wakeup.clear()
+            try:
+                wait = await self.one_pass()
+            except HomeserverUnreachable as exc:
+                log.info("homeserver away; %s waits: %s", self.waiting_work, exc)
+                await self._wakeup.pause(backoff.failed())
+                continue
+            except Exception:
+                log.exception("%s failed; trying again", self.waiting_work)
+                await self._wakeup.pause(backoff.failed())
+                continue
+            backoff.succeeded()
+            if wait > 0:
+                await self._wakeup.wait(wait)
 
 
 @dataclass(frozen=True)
