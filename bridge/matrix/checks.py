@@ -163,7 +163,15 @@ async def check_admin_room(client: HomeserverClient, config: Config) -> CheckRes
             return CheckResult(name, True, "made by the bot at start-up (and kept)")
         room_id = configured
         if configured.startswith("#"):
-            found = await client.resolve_alias(configured)
+            try:
+                found = await client.resolve_alias(configured)
+            except HomeserverError as exc:
+                return CheckResult(
+                    name,
+                    False,
+                    f"moderation.admin_room {configured} can't be looked up ({exc.message}): "
+                    f"use an alias or a room on {config.homeserver.server_name}",
+                )
             if found is None:
                 namespace = f"#{config.appservice.account_prefix}"
                 if configured.startswith(namespace) and configured.endswith(

@@ -100,7 +100,12 @@ class AdminRoom(PassWorker):
         if configured.startswith("!"):
             room_id = await self._join(configured)
         elif configured.startswith("#"):
-            found = await self._client.resolve_alias(configured)
+            try:
+                found = await self._client.resolve_alias(configured)
+            except HomeserverError as exc:
+                raise AdminRoomUnavailable(
+                    f"moderation.admin_room {configured} can't be looked up: {exc.message}"
+                ) from exc
             if found is not None:
                 room_id = await self._join(found)
             elif configured.endswith(f":{self._server_name}"):

@@ -5,6 +5,7 @@ LMS; nobody but a moderator acting; restarts neither losing nor repeating a card
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from nio import AsyncClient, RoomSendError
 
 from bridge.app import Bridge
+from bridge.matrix.checks import check_admin_room
 from tests.conftest import Recorder, SynapseEnv
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import send, start_conversation
@@ -486,3 +488,39 @@ async def test_the_api_acts_like_the_admin_room_and_checks_the_moderator(
         e for e in await _events(instance, "user.suspended") if e["user_id"] == ids["tutor"]
     ]
     assert suspended and suspended[0]["report_id"] == report["id"]
+
+
+async def test_the_wiring_check_says_plainly_what_is_wrong_with_the_admin_room(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
+) -> None:
+    instance, _ = bridge
+
+    def with_moderation(**changes: Any) -> Any:
+        moderation = dataclasses.replace(instance.config.moderation, **changes)
+        return dataclasses.replace(instance.config, moderation=moderation)
+
+    assert (await check_admin_room(instance.client, instance.config)).ok
+    missing = await check_admin_room(
+        instance.client, with_moderation(moderators=("@nobody-here:test.local",))
+    )
+    assert not missing.ok and "@nobody-here:test.local has no account" in missing.message
+    # A room the bot was never invited to.
+    stranger_id, password = synapse_env.new_user()
+    client = AsyncClient(synapse_env.synapse.url, stranger_id)
+    await client.login(password)
+    try:
+        created = await client.room_create(name="Somewhere else")
+        closed = await check_admin_room(
+            instance.client, with_moderation(admin_room=created.room_id)
+        )
+    finally:
+        await client.close()
+    assert not closed.ok and f"invite {instance.config.bot_user_id} there" in closed.message
+    foreign = await check_admin_room(
+        instance.client, with_moderation(admin_room="#mods:elsewhere.org")
+    )
+    assert not foreign.ok and "can't be looked up" in foreign.message
+    fresh = await check_admin_room(
+        instance.client, with_moderation(admin_room="#_lms_mods-to-be:test.local")
+    )
+    assert fresh.ok and "made at start-up" in fresh.message

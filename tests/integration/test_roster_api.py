@@ -112,7 +112,13 @@ async def test_institutions_and_users(bridge: tuple[Bridge, Recorder]) -> None:
     )
     assert (status, body) == (
         200,
-        {"id": "u1", "name": "Uni One", "region": "DE", "timezone": "Europe/Berlin"},
+        {
+            "id": "u1",
+            "name": "Uni One",
+            "region": "DE",
+            "timezone": "Europe/Berlin",
+            "content_rules": None,  # the configured default
+        },
     )
     status, again = await call(
         instance,

@@ -45,6 +45,7 @@ async def test_synapse_accepts_the_registration_and_every_check_passes(
         ("as_token accepted", True),
         ("homeserver reaches the bridge", True),
         ("homeserver admin token", True),
+        ("admin room", True),
     ]
     assert await instance.client.whoami() == "@lmsbot:test.local"
 
