@@ -95,13 +95,19 @@ class ModerationRepository:
     # --- cards ---
 
     async def cards_due(self, limit: int) -> list[tuple[str, str, CardRecord | None]]:
-        """Reports whose card is missing or shows an older state: (report id, its state, the
-        card if posted), oldest report first."""
+        """Open reports without a card, and cards that show an older state than their report's:
+        (report id, its state, the card if posted), oldest report first. (A report resolved
+        before it had a card, say before the admin room existed, needs none.)"""
         c = report_cards.c
         query = (
             select(reports.c.id, reports.c.state, c.report_id, c.room_id, c.event_id, c.shown_state)
             .select_from(reports.outerjoin(report_cards, c.report_id == reports.c.id))
-            .where(or_(c.report_id.is_(None), c.shown_state != reports.c.state))
+            .where(
+                or_(
+                    and_(c.report_id.is_(None), reports.c.state == "open"),
+                    c.shown_state != reports.c.state,
+                )
+            )
             .order_by(reports.c.seq)
             .limit(limit)
         )

@@ -309,20 +309,7 @@ async def test_reaction_shortcuts_ask_first_and_act_once_confirmed(
     instance, _ = bridge
     _ids, _conversation, message, report = await _report(instance)
     card = await moderator.card(report["id"])
-    await moderator.react(card["event_id"], "🗑️")
-
-    async def question() -> dict[str, Any] | None:
-        for event in await moderator.events():
-            relates = event["content"].get("m.relates_to", {})
-            if (
-                event["sender"] == moderator.bot
-                and relates.get("m.in_reply_to", {}).get("event_id") == card["event_id"]
-                and "React ✅" in event["content"]["body"]
-            ):
-                return event
-        return None
-
-    asked = await until("the bot's question", question)
+    asked = await _ask_shortcut(moderator, card, "🗑️")
     assert "delete report" in asked["content"]["body"]
     assert (await _report_state(instance, report["id"]))["state"] == "open"  # not yet
     await moderator.react(asked["event_id"], "✅")
@@ -524,3 +511,51 @@ async def test_the_wiring_check_says_plainly_what_is_wrong_with_the_admin_room(
         instance.client, with_moderation(admin_room="#_lms_mods-to-be:test.local")
     )
     assert fresh.ok and "made at start-up" in fresh.message
+
+
+async def _ask_shortcut(moderator: Person, card: dict[str, Any], key: str) -> dict[str, Any]:
+    """React `key` on a card; the bot's question asking to confirm it."""
+    await moderator.react(card["event_id"], key)
+
+    async def question() -> dict[str, Any] | None:
+        for event in await moderator.events():
+            relates = event["content"].get("m.relates_to", {})
+            if (
+                event["sender"] == moderator.bot
+                and relates.get("m.in_reply_to", {}).get("event_id") == card["event_id"]
+                and "React ✅" in event["content"]["body"]
+            ):
+                return event
+        return None
+
+    return dict(await until("the bot's question", question))
+
+
+async def _confirm_shortcut(moderator: Person, card: dict[str, Any], key: str) -> str:
+    """React `key` on a card, confirm the bot's question with ✅; the bot's answer."""
+    asked = await _ask_shortcut(moderator, card, key)
+    await moderator.react(asked["event_id"], "✅")
+    return await moderator.answer_to(asked["event_id"])
+
+
+async def test_show_resolve_and_the_other_shortcuts(
+    bridge: tuple[Bridge, Recorder], moderator: Person
+) -> None:
+    instance, _ = bridge
+    first, second, third = [(await _report(instance))[3] for _ in range(3)]
+    shown = await moderator.command(f"!show {first['id'][:8]}")
+    assert shown.startswith(f"🚩 Report {first['id'][:8]} · open")
+    answer = await moderator.command(f"!resolve {first['id'][:8]} talked to them by phone")
+    assert answer.startswith("Done"), answer
+    resolution = (await _report_state(instance, first["id"]))["resolution"]
+    assert (resolution["action"], resolution["note"]) == ("resolve", "talked to them by phone")
+
+    card = await moderator.card(second["id"])
+    assert (await _confirm_shortcut(moderator, card, "✅")).startswith("Done")
+    assert (await _report_state(instance, second["id"]))["resolution"]["action"] == "dismiss"
+
+    card = await moderator.card(third["id"])
+    assert (await _confirm_shortcut(moderator, card, "⚠️")).startswith("Done")
+    assert (await _report_state(instance, third["id"]))["resolution"]["action"] == "warn"
+    warned = [e for e in await _events(instance, "user.warned") if e["report_id"] == third["id"]]
+    assert len(warned) == 1

@@ -92,15 +92,14 @@ class AdminRoomEvents:
             command = parse_command(text, self._room.prefix)
             if command is None:
                 return
-            answer = await self._run(command, sender, event.event_id)
+            answer = await self._run(command, sender)
         except HelpShown as shown:
             answer = plain(str(shown).strip())
         except CommandError as error:
             answer = plain(str(error))
         except Refused as refused:
             answer = plain(f"Not done: {refused.message}")
-        if answer is not None:
-            await self._answer(event.event_id, answer)
+        await self._answer(event.event_id, answer)
 
     async def on_reaction(self, event: StoredEvent) -> None:
         """A reaction: a shortcut on a card, or the confirmation of one."""
@@ -198,7 +197,7 @@ class AdminRoomEvents:
 
     # --- commands ---
 
-    async def _run(self, command: Command, moderator: str, event_id: str) -> Text | None:
+    async def _run(self, command: Command, moderator: str) -> Text:
         name = command.name
         if name == "help":
             return plain(help_text(self._room.prefix, command.topic))
