@@ -21,6 +21,9 @@ from tests.integration.test_messages import send, start_conversation
 from tests.integration.test_roster_api import call
 
 pytestmark = pytest.mark.synapse
+# Room logic rather than storage: one database is proof enough for these (the tests that store
+# something new run on both).
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def until(what: str, check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
@@ -225,6 +228,7 @@ async def test_delete_redacts_the_message_in_matrix_and_tells_the_lms(
     assert next(m for m in history["messages"] if m["id"] == message["id"])["deleted"] is True
 
 
+@SQLITE_ONLY
 async def test_warn_posts_a_notice_to_the_sender_in_their_room(
     bridge: tuple[Bridge, Recorder], moderator: Person, synapse_env: SynapseEnv
 ) -> None:
@@ -303,6 +307,7 @@ async def test_suspend_stops_the_api_and_the_matrix_client_until_unsuspended(
     assert len(lifted) == 1 and lifted[0]["moderator"] == moderator.client.user_id
 
 
+@SQLITE_ONLY
 async def test_reaction_shortcuts_ask_first_and_act_once_confirmed(
     bridge: tuple[Bridge, Recorder], moderator: Person
 ) -> None:
@@ -320,6 +325,7 @@ async def test_reaction_shortcuts_ask_first_and_act_once_confirmed(
     assert detail["message"]["deleted"] is True and message["id"] == detail["message"]["id"]
 
 
+@SQLITE_ONLY
 async def test_someone_who_is_not_a_moderator_changes_nothing(
     bridge: tuple[Bridge, Recorder], moderator: Person, synapse_env: SynapseEnv
 ) -> None:
@@ -342,6 +348,7 @@ async def test_someone_who_is_not_a_moderator_changes_nothing(
     assert (await _report_state(instance, report["id"]))["state"] == "open"
 
 
+@SQLITE_ONLY
 async def test_malformed_commands_are_explained(
     bridge: tuple[Bridge, Recorder], moderator: Person
 ) -> None:
@@ -370,6 +377,7 @@ async def test_malformed_commands_are_explained(
     assert (await _report_state(instance, report["id"]))["state"] == "open"
 
 
+@SQLITE_ONLY
 async def test_a_report_made_in_a_matrix_client_gets_a_card_too(
     bridge: tuple[Bridge, Recorder], moderator: Person, synapse_env: SynapseEnv
 ) -> None:
@@ -477,6 +485,7 @@ async def test_the_api_acts_like_the_admin_room_and_checks_the_moderator(
     assert suspended and suspended[0]["report_id"] == report["id"]
 
 
+@SQLITE_ONLY
 async def test_the_wiring_check_says_plainly_what_is_wrong_with_the_admin_room(
     bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
 ) -> None:
@@ -538,6 +547,7 @@ async def _confirm_shortcut(moderator: Person, card: dict[str, Any], key: str) -
     return await moderator.answer_to(asked["event_id"])
 
 
+@SQLITE_ONLY
 async def test_show_resolve_and_the_other_shortcuts(
     bridge: tuple[Bridge, Recorder], moderator: Person
 ) -> None:
