@@ -115,7 +115,11 @@ _SPOKEN_NUMBER = re.compile(
     re.IGNORECASE,
 )
 # Cheap gates: a run of seven digits or more (whatever separates them), or a digit's name.
-_DIGIT_RUN = re.compile(r"\d(?:\D{0,3}\d){6}")
+_DIGIT_RUN = re.compile(r"[+(]?\d(?:[^\w\n]{0,3}\d)*")
+_WORDS = re.compile(r"[a-z]+")
+_SPOKEN_WORDS = frozenset(_DIGIT_NAMES.split("|")) - {"o"} | {"double", "triple"}
+_GLUED = re.compile(r"\d(?:" + _DIGIT_NAMES + r")|(?:" + _DIGIT_NAMES + r")\d", re.IGNORECASE)
+_URL_HINT = re.compile(r"https?://|www\.|[a-z0-9-]\.[a-z]{2,}\b", re.IGNORECASE)
 _NUMBER_WORD = re.compile(
     r"(?:\b|\d)(?:" + _DIGIT_NAMES + r")(?:\d|[\s,.-]+(?:\d|(?:" + _DIGIT_NAMES + r"|double|"
     r"triple)\b))",
@@ -201,6 +205,7 @@ class ContactInfoDetector:
         )
         # An @handle shortly after a platform's name, whatever words come between ("telegram
         # pe aa ja, username @rahul"); X only this way, as "x" is a common word.
+        self._platform_words = {re.split(r"\s", p.lower())[-1] for p in platforms}
         self._any_platform = re.compile(rf"{platform}|\b(?:on|via)\s+x\b", re.IGNORECASE)
         self._handle_near = re.compile(
             rf"(?:{platform}|\b(?:on|via)\s+x\b)[^@\n]{{0,40}}?(?P<handle>@[a-z0-9_.]{{3,30}})",
@@ -223,14 +228,15 @@ class ContactInfoDetector:
             blank(start, end)
 
         lowered = text.lower()
+        words = set(_WORDS.findall(lowered))
         if "@" in text:
             for match in _EMAIL.finditer(work):
                 take("email", match.start(), match.end())
-        if "." in text or "dot" in lowered:
-            if "at" in lowered or "@" in text:
-                for match in _DISGUISED_EMAIL.finditer(work):
-                    if _DISGUISE.search(match.group(0)):
-                        take("email", match.start(), match.end())
+        if ("at" in words or "@" in text) and ("dot" in words or "." in text):
+            for match in _DISGUISED_EMAIL.finditer(work):
+                if _DISGUISE.search(match.group(0)):
+                    take("email", match.start(), match.end())
+        if _URL_HINT.search(work):
             for match in _URL.finditer(work):
                 link = match.group(0).rstrip(".,;:!?)")
                 end = match.start() + len(link)
@@ -238,12 +244,12 @@ class ContactInfoDetector:
                     take("social", match.start(), end)
                 else:  # a site's address, whatever digits it holds, is no phone number
                     blank(match.start(), end)
-        if self._any_platform.search(work):
+        if (words & self._platform_words or "x" in words) and self._any_platform.search(work):
             for pattern in (self._handle, self._handle_first, self._handle_near, self._invitation):
                 for match in pattern.finditer(work):
                     if self._is_contact(pattern, match, work):
                         take("social", match.start(), match.end())
-        for start, end in self._phones(work):
+        for start, end in self._phones(work, words):
             take("phone", start, end)
         return sorted(found, key=lambda m: m.start)
 
@@ -278,19 +284,23 @@ class ContactInfoDetector:
             return True
         return bool(re.search(r"[0-9_.]", word))
 
-    def _phones(self, work: str) -> list[tuple[int, int]]:
-        """Where phone numbers are in `work`."""
-        digits = _DIGIT_RUN.search(work) is not None
-        spoken = _NUMBER_WORD.search(work) is not None
-        spans: list[tuple[int, int]] = []
-        matches = (
-            PhoneNumberMatcher(work, self._region, leniency=Leniency.POSSIBLE) if digits else ()
+    def _phones(self, work: str, words: set[str]) -> list[tuple[int, int]]:
+        """Where phone numbers are in `work` (`words`: its lowercased words)."""
+        runs = [m.span() for m in _DIGIT_RUN.finditer(work)]
+        spoken = bool(words & _SPOKEN_WORDS or _GLUED.search(work)) and bool(
+            _NUMBER_WORD.search(work)
         )
-        for match in matches:
-            if self._phone_like(
-                match.raw_string, work[: match.start], lenient=_written_as_one(match.raw_string)
-            ):
-                spans.append((match.start, match.end))
+        digits = sum(c.isdigit() for c in work) >= MIN_PHONE_DIGITS
+        spans: list[tuple[int, int]] = []
+        # libphonenumber reads only around the runs of digits, not the whole text.
+        for start, end in _windows(work, runs):
+            window = work[start:end]
+            for match in PhoneNumberMatcher(window, self._region, leniency=Leniency.POSSIBLE):
+                at = start + match.start
+                if self._phone_like(
+                    match.raw_string, work[:at], lenient=_written_as_one(match.raw_string)
+                ):
+                    spans.append((at, start + match.end))
         patterns = ((_SPACED_DIGITS,) if digits else ()) + ((_SPOKEN_NUMBER,) if spoken else ())
         for pattern in patterns:
             for match in pattern.finditer(work):
@@ -325,6 +335,22 @@ class ContactInfoDetector:
             return False
         dialled = digits.startswith("+") or (digits.startswith("0") and len(digits) >= 10)
         return dialled or _PHONE_CONTEXT.search(before[-40:]) is not None
+
+
+def _windows(text: str, runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Stretches of text around the runs holding seven digits or more (a few characters on
+    each side, for a "+" or a bracket), overlapping ones merged."""
+    windows: list[tuple[int, int]] = []
+    length = len(text)
+    for start, end in runs:
+        if sum(c.isdigit() for c in text[start:end]) < MIN_PHONE_DIGITS:
+            continue
+        start, end = max(0, start - 3), min(length, end + 3)
+        if windows and start <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((start, end))
+    return windows
 
 
 def _written_as_one(raw: str) -> bool:
