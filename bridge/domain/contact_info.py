@@ -365,7 +365,6 @@ def _digits_of(spoken: str) -> str | None:
     out = "+" if spoken.lstrip().startswith("+") else ""
     repeat = 1
     words = re.findall(r"double|triple|" + _DIGIT_NAMES + r"|\d|[a-z]+", spoken.lower())
-    letters = 0
     for word in words:
         if word in _REPEATS:
             repeat = _REPEATS[word]
@@ -373,10 +372,8 @@ def _digits_of(spoken: str) -> str | None:
         digit = word if word.isdigit() else _WORD_DIGITS.get(word)
         if digit is None:
             return None
-        letters += not word.isdigit()
         out += digit * repeat
         repeat = 1
-    # Single "o"s only count inside a run that is mostly other digits or words.
     return out
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from bridge.domain.contact_info import ContactInfoDetector, ContactMatch
 from bridge.store.roster import RosterRepository
 
-MODES = ("off", "flag", "warn", "block")
 _KIND_WORDS = {
     "phone": "a phone number",
     "email": "an e-mail address",
