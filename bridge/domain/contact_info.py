@@ -119,6 +119,9 @@ _DIGIT_RUN = re.compile(r"[+(]?\d(?:[^\w\n]{0,3}\d)*")
 _WORDS = re.compile(r"[a-z]+")
 _SPOKEN_WORDS = frozenset(_DIGIT_NAMES.split("|")) - {"o"} | {"double", "triple"}
 _GLUED = re.compile(r"\d(?:" + _DIGIT_NAMES + r")|(?:" + _DIGIT_NAMES + r")\d", re.IGNORECASE)
+_ON_X = re.compile(r"\b(?:on|via)\s+x\b", re.IGNORECASE)
+# How far from a platform's name its handle or invitation may start or end.
+_BEFORE_PLATFORM, _AFTER_PLATFORM = 60, 80
 _URL_HINT = re.compile(r"https?://|www\.|[a-z0-9-]\.[a-z]{2,}\b", re.IGNORECASE)
 _NUMBER_WORD = re.compile(
     r"(?:\b|\d)(?:" + _DIGIT_NAMES + r")(?:\d|[\s,.-]+(?:\d|(?:" + _DIGIT_NAMES + r"|double|"
@@ -206,7 +209,6 @@ class ContactInfoDetector:
         # An @handle shortly after a platform's name, whatever words come between ("telegram
         # pe aa ja, username @rahul"); X only this way, as "x" is a common word.
         self._platform_words = {re.split(r"\s", p.lower())[-1] for p in platforms}
-        self._any_platform = re.compile(rf"{platform}|\b(?:on|via)\s+x\b", re.IGNORECASE)
         self._handle_near = re.compile(
             rf"(?:{platform}|\b(?:on|via)\s+x\b)[^@\n]{{0,40}}?(?P<handle>@[a-z0-9_.]{{3,30}})",
             re.IGNORECASE,
@@ -244,14 +246,36 @@ class ContactInfoDetector:
                     take("social", match.start(), end)
                 else:  # a site's address, whatever digits it holds, is no phone number
                     blank(match.start(), end)
-        if (words & self._platform_words or "x" in words) and self._any_platform.search(work):
+        for start, end in self._platform_windows(work, words):
             for pattern in (self._handle, self._handle_first, self._handle_near, self._invitation):
-                for match in pattern.finditer(work):
+                for match in pattern.finditer(work, start, end):
                     if self._is_contact(pattern, match, work):
                         take("social", match.start(), match.end())
         for start, end in self._phones(work, words):
             take("phone", start, end)
         return sorted(found, key=lambda m: m.start)
+
+    def _platform_windows(self, work: str, words: set[str]) -> list[tuple[int, int]]:
+        """The stretches of text around each mention of a platform (`words`: the text's
+        lowercased words), where its handles and invitations are looked for."""
+        named = words & self._platform_words
+        if not named and "x" not in words:
+            return []
+        spots = [
+            m.span()
+            for w in named
+            for m in re.finditer(rf"\b{re.escape(w)}\b", work, re.IGNORECASE)
+        ]
+        if "x" in words:
+            spots += [m.span() for m in _ON_X.finditer(work)]
+        windows: list[tuple[int, int]] = []
+        for start, end in sorted(spots):
+            start, end = max(0, start - _BEFORE_PLATFORM), min(len(work), end + _AFTER_PLATFORM)
+            if windows and start <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
+            else:
+                windows.append((start, end))
+        return windows
 
     def _is_contact(self, pattern: re.Pattern[str], match: re.Match[str], work: str) -> bool:
         if pattern is self._handle:
