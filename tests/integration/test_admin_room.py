@@ -18,6 +18,7 @@ from bridge.matrix.checks import check_admin_room
 from tests.conftest import Recorder, SynapseEnv
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import send, start_conversation
+from tests.integration.test_reports import report_in_client
 from tests.integration.test_roster_api import call
 
 pytestmark = pytest.mark.synapse
@@ -114,21 +115,27 @@ class Person:
         ]
 
 
+async def moderator_in_admin_room(env: SynapseEnv, instance: Bridge) -> Person:
+    """The homeserver's admin, a configured moderator, joined to the admin room (close its
+    client when done)."""
+    room_id = await instance.admin_room.room_id()
+    assert room_id is not None
+    client = AsyncClient(env.synapse.url, env.moderator)
+    await client.login("admin-pw")
+    await client.join(room_id)
+    return Person(env, client, room_id, instance.config.bot_user_id)
+
+
 @pytest.fixture
 async def moderator(
     bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
 ) -> AsyncIterator[Person]:
-    """The homeserver's admin, a configured moderator, in the admin room."""
-    instance, _ = bridge
-    room_id = await instance.admin_room.room_id()
-    assert room_id is not None
-    client = AsyncClient(synapse_env.synapse.url, synapse_env.moderator)
-    await client.login("admin-pw")
-    await client.join(room_id)
+    """The moderator in the admin room."""
+    person = await moderator_in_admin_room(synapse_env, bridge[0])
     try:
-        yield Person(synapse_env, client, room_id, instance.config.bot_user_id)
+        yield person
     finally:
-        await client.close()
+        await person.client.close()
 
 
 async def _report(
@@ -385,20 +392,14 @@ async def test_a_report_made_in_a_matrix_client_gets_a_card_too(
     ids, conversation = await start_conversation(instance)
     status, message = await send(instance, conversation, sender=ids["tutor"], body="Add me")
     assert status == 201
-    student = await matrix_client(synapse_env, instance, ids["student"])
-    try:
-        url = (
-            f"{synapse_env.synapse.url}/_matrix/client/v3/rooms/{conversation['room_id']}"
-            f"/report/{message['event_id']}"
-        )
-        headers = {"Authorization": f"Bearer {student.access_token}"}
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(url, json={"reason": "creepy"}, headers=headers) as response,
-        ):
-            assert response.status == 200
-    finally:
-        await student.close()
+    await report_in_client(
+        synapse_env,
+        instance,
+        ids["student"],
+        conversation["room_id"],
+        message["event_id"],
+        "creepy",
+    )
 
     async def created() -> list[dict[str, Any]]:
         return [
@@ -420,12 +421,7 @@ async def test_after_a_restart_no_card_is_lost_or_posted_twice(
     await first.start()
     try:
         _ids, _conversation, _message, report = await _report(first)
-        room_id = await first.admin_room.room_id()
-        assert room_id is not None
-        client = AsyncClient(synapse_env.synapse.url, synapse_env.moderator)
-        await client.login("admin-pw")
-        await client.join(room_id)
-        moderator = Person(synapse_env, client, room_id, config.bot_user_id)
+        moderator = await moderator_in_admin_room(synapse_env, first)
         await moderator.card(report["id"])
     finally:
         await first.stop()
@@ -443,7 +439,7 @@ async def test_after_a_restart_no_card_is_lost_or_posted_twice(
         ]
         assert len(cards) == 1
     finally:
-        await client.close()
+        await moderator.client.close()
         await second.stop()
 
 

@@ -9,11 +9,11 @@ import secrets
 from typing import Any
 
 import pytest
-from nio import AsyncClient, RoomSendError
+from nio import RoomSendError
 
 from bridge.app import Bridge
 from tests.conftest import Recorder, SynapseEnv
-from tests.integration.test_admin_room import Person, until
+from tests.integration.test_admin_room import Person, moderator_in_admin_room, until
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import send, start_conversation
 from tests.integration.test_roster_api import call
@@ -129,17 +129,12 @@ async def test_flag_delivers_and_reports_to_the_moderators(
         ids["tutor"],
     )
     assert "@alex.k_93" in report["reason"]
-    room_id = await instance.admin_room.room_id()
-    assert room_id is not None
-    client = AsyncClient(synapse_env.synapse.url, synapse_env.moderator)
-    await client.login("admin-pw")
-    await client.join(room_id)
+    moderator = await moderator_in_admin_room(synapse_env, instance)
     try:
-        moderator = Person(synapse_env, client, room_id, instance.config.bot_user_id)
         card = await moderator.card(report["id"])
         assert "from the contact-info rule" in card["content"]["body"]
     finally:
-        await client.close()
+        await moderator.client.close()
 
 
 @SQLITE_ONLY
@@ -236,13 +231,8 @@ async def test_repeated_refusals_post_an_alert_in_the_admin_room(
         for n in range(3):
             status, _ = await send(instance, conversation, sender=ids["tutor"], body=f"{PHONE} {n}")
             assert status == 422
-        room_id = await instance.admin_room.room_id()
-        assert room_id is not None
-        client = AsyncClient(synapse_env.synapse.url, synapse_env.moderator)
-        await client.login("admin-pw")
-        await client.join(room_id)
+        moderator = await moderator_in_admin_room(synapse_env, instance)
         try:
-            moderator = Person(synapse_env, client, room_id, config.bot_user_id)
 
             async def alert() -> str | None:
                 for event in await moderator.events():
@@ -254,6 +244,6 @@ async def test_repeated_refusals_post_an_alert_in_the_admin_room(
             text = await until("the alert card", alert)
             assert "3 blocked for contact information" in text
         finally:
-            await client.close()
+            await moderator.client.close()
     finally:
         await instance.stop()

@@ -34,6 +34,23 @@ async def _reports_on_homeserver(
         return list((await response.json())[listing])
 
 
+async def report_in_client(
+    env: SynapseEnv, instance: Bridge, reporter: str, room_id: str, event_id: str, reason: str
+) -> None:
+    """Element's "Report content", as `reporter`: the client's own report endpoint."""
+    client = await matrix_client(env, instance, reporter)
+    url = f"{env.synapse.url}/_matrix/client/v3/rooms/{room_id}/report/{event_id}"
+    headers = {"Authorization": f"Bearer {client.access_token}"}
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, json={"reason": reason}, headers=headers) as response,
+        ):
+            assert response.status == 200, await response.text()
+    finally:
+        await client.close()
+
+
 async def _events(instance: Bridge, kind: str) -> list[dict[str, Any]]:
     status, body = await call(instance, "GET", "/api/v1/events?after=0&limit=1000")
     assert status == 200
@@ -179,24 +196,14 @@ async def test_a_report_made_in_a_matrix_client_reaches_the_lms_once_and_is_dism
     ids, conversation = await start_conversation(instance)
     status, message = await send(instance, conversation, sender=ids["tutor"], body="Text me")
     assert status == 201
-    client = await matrix_client(synapse_env, instance, ids["student"])
-    try:
-        # Element's "Report content": the client's own report endpoint.
-        url = (
-            f"{synapse_env.synapse.url}/_matrix/client/v3/rooms/{conversation['room_id']}"
-            f"/report/{message['event_id']}"
-        )
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                url,
-                json={"reason": "Wants my number"},
-                headers={"Authorization": f"Bearer {client.access_token}"},
-            ) as response,
-        ):
-            assert response.status == 200, await response.text()
-    finally:
-        await client.close()
+    await report_in_client(
+        synapse_env,
+        instance,
+        ids["student"],
+        conversation["room_id"],
+        message["event_id"],
+        "Wants my number",
+    )
 
     async def created() -> list[dict[str, Any]]:
         return [
