@@ -74,6 +74,7 @@ class AdminRoom(PassWorker):
         self._bot = bot_user_id
         self._server_name = server_name
         self._room_id: str | None = None
+        self._looked = False  # whether the store was asked (the router asks for every event)
 
     @property
     def moderators(self) -> tuple[str, ...]:
@@ -87,8 +88,9 @@ class AdminRoom(PassWorker):
 
     async def room_id(self) -> str | None:
         """The admin room (None before it is set up)."""
-        if self._room_id is None:
-            self._room_id = await self._store.admin_room()
+        if not self._looked:
+            self._room_id = self._room_id or await self._store.admin_room()
+            self._looked = True
         return self._room_id
 
     async def set_up(self) -> str:

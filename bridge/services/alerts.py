@@ -32,7 +32,9 @@ class RefusalAlerts:
         threshold: int,
         post: Callable[[str, str], Awaitable[None]],
         clock: Callable[[], float] = time.monotonic,
+        tidy_seconds: float = 60.0,
     ) -> None:
+        self._tidy_seconds = tidy_seconds
         self._threshold = threshold
         self._post = post  # (text, a key that makes the post once)
         self._clock = clock
@@ -53,11 +55,11 @@ class RefusalAlerts:
             return
         self._alerted[user_id] = now
         self._due.append((user_id, Counter(code for _, code in recent)))
-        self._forget_quiet(now)
         self._wakeup.set()
 
     def _forget_quiet(self, now: float) -> None:
-        """Drop people with nothing in the last hour, so the counts stay small."""
+        """Drop people with nothing in the last hour, so the counts stay small (run by the
+        worker at each pass, at least every `tidy_seconds`)."""
         for user_id in [u for u, r in self._refusals.items() if r[-1][0] < now - WINDOW_SECONDS]:
             del self._refusals[user_id]
         for user_id in [u for u, t in self._alerted.items() if t < now - WINDOW_SECONDS]:
@@ -71,6 +73,7 @@ class RefusalAlerts:
         """Post the alerts that are due."""
         while not self._wakeup.stopping:
             self._wakeup.clear()
+            self._forget_quiet(self._clock())
             due, self._due = self._due, []
             for user_id, codes in due:
                 text = alert_text(user_id, codes)
@@ -78,7 +81,7 @@ class RefusalAlerts:
                     await self._post(text, f"{user_id}.{int(self._clock())}")
                 except Exception as exc:  # an alert is worth a try, not a retry loop
                     log.warning("alert about %s not posted: %s", user_id, exc)
-            await self._wakeup.wait(60)
+            await self._wakeup.wait(self._tidy_seconds)
 
 
 def alert_text(user_id: str, codes: Counter[str]) -> str:

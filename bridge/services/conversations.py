@@ -11,7 +11,6 @@ from bridge.domain.rooms import conversation_room, with_direct_room
 from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
 from bridge.services.accounts import AccountService
 from bridge.services.policy import PolicyService, UnknownUser
-from bridge.services.refusals import Refused
 from bridge.services.suspensions import Suspensions
 from bridge.services.workers import KeyedLocks
 from bridge.store.conversations import ConversationRecord, ConversationRepository
@@ -83,11 +82,10 @@ class ConversationService:
             self._on_refused(initiator, "not_allowed")
             raise ConversationRefused(decision)
         for person, own in ((initiator, True), (recipient, False)):
-            try:
-                await self._suspensions.refuse_if_suspended(person, sender=own)
-            except Refused as refused:
+            refused = await self._suspensions.refusal(person, sender=own)
+            if refused is not None:
                 self._on_refused(initiator, "suspended")
-                raise ConversationRefused(Decision(False, "suspended", refused.message)) from None
+                raise ConversationRefused(Decision(False, "suspended", refused.message))
         record = await self._conversations.claim(initiator, recipient, datetime.now(UTC))
         async with self._lock(record.id):
             current = await self._conversations.get(record.id)

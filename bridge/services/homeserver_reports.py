@@ -8,16 +8,18 @@ import logging
 from datetime import UTC, datetime
 
 from bridge.matrix.admin import HomeserverAdmin
-from bridge.matrix.client import HomeserverError, HomeserverUnreachable
+from bridge.matrix.client import HomeserverError
 from bridge.services.reports import ReportService
-from bridge.services.workers import Wakeup
+from bridge.services.workers import PassWorker
 from bridge.store.reports import ReportRepository
 
 log = logging.getLogger(__name__)
 
 
-class HomeserverReportSync:
+class HomeserverReportSync(PassWorker):
     """The worker that keeps the bridge's reports and the homeserver's in step."""
+
+    waiting_work = "reading the homeserver's report lists"
 
     def __init__(
         self,
@@ -26,38 +28,24 @@ class HomeserverReportSync:
         service: ReportService,
         every_seconds: float,
     ) -> None:
+        super().__init__()
         self._admin = admin
         self._reports = reports
         self._service = service
         self._every = every_seconds
-        self._wakeup = Wakeup()
 
-    def wake(self) -> None:
-        """Something changed: look now rather than at the next interval."""
-        self._wakeup.set()
-
-    def stop(self) -> None:
-        """Make `run` return."""
-        self._wakeup.stop()
-
-    async def run(self) -> None:
-        """Sync now, then at every interval, until stopped."""
-        while not self._wakeup.stopping:
-            self._wakeup.clear()
-            try:
-                await self.sync()
-            except HomeserverUnreachable as exc:
-                log.info("homeserver away; reports are read from it when it is back: %s", exc)
-            except HomeserverError as exc:
-                log.warning(
-                    "the homeserver's admin API refused (%s %s): is moderation."
-                    "homeserver_admin_token a server admin's token?",
-                    exc.status,
-                    exc.errcode,
-                )
-            except Exception:
-                log.exception("syncing reports with the homeserver failed; trying again")
-            await self._wakeup.wait(self._every)
+    async def one_pass(self) -> float:
+        """Sync now, and again at the interval (sooner when woken)."""
+        try:
+            await self.sync()
+        except HomeserverError as exc:
+            log.warning(
+                "the homeserver's admin API refused (%s %s): is moderation."
+                "homeserver_admin_token a server admin's token?",
+                exc.status,
+                exc.errcode,
+            )
+        return self._every
 
     async def sync(self) -> int:
         """One pass: take new reports (oldest first), then dismiss resolved ones; returns how

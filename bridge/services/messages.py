@@ -263,11 +263,10 @@ class MessageService:
             raise no_such_conversation(conversation_id)
         if not conversation.has(sender):
             raise Refused(403, "not_a_participant", "The sender is not part of this conversation")
-        try:
-            await self._suspensions.refuse_if_suspended(sender)
-        except Refused:
+        suspended = await self._suspensions.refusal(sender)
+        if suspended is not None:
             self._on_refused(sender, "suspended")
-            raise
+            raise suspended
         if conversation.encrypted:
             raise Refused(
                 409,

@@ -99,7 +99,7 @@ class ModerationService:
         self._check_possible(record, action)
         if action == "warn":
             await self._post_warning(record, note)
-        resolved = await self._reports.resolve(report_id, moderator, action, note)
+        resolved = await self._reports.close(record, moderator, action, note)
         reported = record.reported_user
         if action == "delete":
             assert record.message_id is not None

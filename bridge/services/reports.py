@@ -351,15 +351,11 @@ class ReportService:
             filed_on_homeserver=record.filed_at is not None,
         )
 
-    async def resolve(
-        self, report_id: str, moderator: str, action: ReportAction, note: str | None
+    async def close(
+        self, record: ReportRecord, moderator: str, action: ReportAction, note: str | None
     ) -> ReportView:
-        """Close an open report; `report.resolved` tells the LMS how."""
-        record = await self._reports.get(report_id)
-        if record is None:
-            raise no_such_report(report_id)
-        if record.state != "open":
-            raise Refused(409, "already_resolved", "This report was already handled")
+        """Close a report read as open; `report.resolved` tells the LMS how. 409 when it was
+        handled meanwhile."""
         now = datetime.now(UTC)
         closed = dataclasses.replace(
             report_view(record),

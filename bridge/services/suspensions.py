@@ -55,16 +55,16 @@ class Suspensions(PassWorker):
         found = await self._store.suspension(user_id)
         return found if found is not None and found.in_force(datetime.now(UTC)) else None
 
-    async def refuse_if_suspended(self, user_id: str, *, sender: bool = True) -> None:
-        """Raise the API's 403 `suspended` while `user_id` is suspended (phrased for them as
-        the sender, or for someone who wants to reach them)."""
+    async def refusal(self, user_id: str, *, sender: bool = True) -> Refused | None:
+        """The API's 403 `suspended` while `user_id` is suspended (phrased for them as the
+        sender, or for someone who wants to reach them); None otherwise."""
         found = await self.in_force(user_id)
         if found is None:
-            return
+            return None
         if not sender:
-            raise Refused(403, "suspended", "This person can't be messaged at the moment")
+            return Refused(403, "suspended", "This person can't be messaged at the moment")
         reason = f": {found.note}" if found.note else ""
-        raise Refused(
+        return Refused(
             403,
             "suspended",
             f"Your messaging is suspended {until_words(found)}{reason}",

@@ -4,9 +4,8 @@ LMS; nobody but a moderator acting; restarts neither losing nor repeating a card
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -18,24 +17,14 @@ from bridge.matrix.checks import check_admin_room
 from tests.conftest import Recorder, SynapseEnv
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import send, start_conversation
-from tests.integration.test_reports import report_in_client
+from tests.integration.test_reports import payloads, report_in_client
 from tests.integration.test_roster_api import call
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.synapse
 # Room logic rather than storage: one database is proof enough for these (the tests that store
 # something new run on both).
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-async def until(what: str, check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
-    """Poll `check` until it answers something true."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        if found := await check():
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} never happened")
-        await asyncio.sleep(0.2)
 
 
 class Person:
@@ -85,7 +74,7 @@ class Person:
                     return str(event["content"]["body"])
             return None
 
-        return str(await until(f"the answer to {event_id}", found))
+        return str(await eventually(found, f"the answer to {event_id}"))
 
     async def command(self, text: str) -> str:
         return await self.answer_to(await self.say(text))
@@ -104,7 +93,7 @@ class Person:
             ]
             return cards[-1] if cards else None
 
-        return dict(await until(f"the card of report {report_id}", found))
+        return dict(await eventually(found, f"the card of report {report_id}"))
 
     async def edits_of(self, event_id: str) -> list[dict[str, Any]]:
         return [
@@ -155,12 +144,6 @@ async def _report(
     return ids, conversation, message, report
 
 
-async def _events(instance: Bridge, kind: str) -> list[dict[str, Any]]:
-    status, body = await call(instance, "GET", "/api/v1/events?after=0&limit=1000")
-    assert status == 200
-    return [e["data"] for e in body["events"] if e["type"] == kind]
-
-
 async def _report_state(instance: Bridge, report_id: str) -> dict[str, Any]:
     status, detail = await call(instance, "GET", f"/api/v1/reports/{report_id}")
     assert status == 200
@@ -191,11 +174,11 @@ async def test_a_report_gets_a_card_that_is_edited_when_a_moderator_dismisses_it
     async def edited() -> list[dict[str, Any]]:
         return await moderator.edits_of(card["event_id"])
 
-    edit = (await until("the card edited", edited))[0]
+    edit = (await eventually(edited, "the card edited"))[0]
     assert edit["content"]["m.new_content"]["body"].startswith("✔️ Report")
     assert "resolved: dismiss" in edit["content"]["m.new_content"]["body"]
     resolved = [
-        e for e in await _events(instance, "report.resolved") if e["report"]["id"] == report["id"]
+        e for e in await payloads(instance, "report.resolved") if e["report"]["id"] == report["id"]
     ]
     assert resolved[0]["report"]["resolution"]["moderator"] == moderator.client.user_id
 
@@ -219,11 +202,11 @@ async def test_delete_redacts_the_message_in_matrix_and_tells_the_lms(
                     return "redacted_because" in event.get("unsigned", {})
             return False
 
-        await until("the message redacted in Matrix", redacted)
+        await eventually(redacted, "the message redacted in Matrix")
     finally:
         await student.close()
     deleted = [
-        e for e in await _events(instance, "message.deleted") if e["message_id"] == message["id"]
+        e for e in await payloads(instance, "message.deleted") if e["message_id"] == message["id"]
     ]
     assert len(deleted) == 1 and deleted[0]["moderator"] == moderator.client.user_id
     status, history = await call(
@@ -253,12 +236,12 @@ async def test_warn_posts_a_notice_to_the_sender_in_their_room(
                     return event
             return None
 
-        notice = await until("the warning in the conversation room", warning)
+        notice = await eventually(warning, "the warning in the conversation room")
     finally:
         await tutor.close()
     assert "be kind please" in notice["content"]["body"]
     assert notice["content"]["m.mentions"]["user_ids"] == [instance.ids.user_id(ids["tutor"])]
-    warned = [e for e in await _events(instance, "user.warned") if e["report_id"] == report["id"]]
+    warned = [e for e in await payloads(instance, "user.warned") if e["report_id"] == report["id"]]
     assert len(warned) == 1 and warned[0]["user_id"] == ids["tutor"]
 
 
@@ -287,9 +270,9 @@ async def test_suspend_stops_the_api_and_the_matrix_client_until_unsuspended(
                 isinstance(response, RoomSendError) and response.status_code == "M_USER_SUSPENDED"
             )
 
-        await until("the homeserver refusing the suspended account", refused_on_homeserver)
+        await eventually(refused_on_homeserver, "the homeserver refusing the suspended account")
         suspended = [
-            e for e in await _events(instance, "user.suspended") if e["user_id"] == ids["tutor"]
+            e for e in await payloads(instance, "user.suspended") if e["user_id"] == ids["tutor"]
         ]
         assert len(suspended) == 1 and suspended[0]["until"] is not None
 
@@ -305,11 +288,11 @@ async def test_suspend_stops_the_api_and_the_matrix_client_until_unsuspended(
             )
             return not isinstance(response, RoomSendError)
 
-        await until("the account unsuspended on the homeserver", allowed_again)
+        await eventually(allowed_again, "the account unsuspended on the homeserver")
     finally:
         await tutor.close()
     lifted = [
-        e for e in await _events(instance, "user.unsuspended") if e["user_id"] == ids["tutor"]
+        e for e in await payloads(instance, "user.unsuspended") if e["user_id"] == ids["tutor"]
     ]
     assert len(lifted) == 1 and lifted[0]["moderator"] == moderator.client.user_id
 
@@ -404,11 +387,11 @@ async def test_a_report_made_in_a_matrix_client_gets_a_card_too(
     async def created() -> list[dict[str, Any]]:
         return [
             e
-            for e in await _events(instance, "report.created")
+            for e in await payloads(instance, "report.created")
             if e["message"] and e["message"]["id"] == message["id"]
         ]
 
-    report = (await until("report.created", created))[0]["report"]
+    report = (await eventually(created, "report.created"))[0]["report"]
     card = await moderator.card(report["id"])
     assert "from a Matrix client" in card["content"]["body"] and "creepy" in card["content"]["body"]
 
@@ -476,7 +459,7 @@ async def test_the_api_acts_like_the_admin_room_and_checks_the_moderator(
     )
     assert status == 403 and refused["error"]["reason_code"] == "suspended"
     suspended = [
-        e for e in await _events(instance, "user.suspended") if e["user_id"] == ids["tutor"]
+        e for e in await payloads(instance, "user.suspended") if e["user_id"] == ids["tutor"]
     ]
     assert suspended and suspended[0]["report_id"] == report["id"]
 
@@ -533,7 +516,7 @@ async def _ask_shortcut(moderator: Person, card: dict[str, Any], key: str) -> di
                 return event
         return None
 
-    return dict(await until("the bot's question", question))
+    return dict(await eventually(question, "the bot's question"))
 
 
 async def _confirm_shortcut(moderator: Person, card: dict[str, Any], key: str) -> str:
@@ -563,5 +546,49 @@ async def test_show_resolve_and_the_other_shortcuts(
     card = await moderator.card(third["id"])
     assert (await _confirm_shortcut(moderator, card, "⚠️")).startswith("Done")
     assert (await _report_state(instance, third["id"]))["resolution"]["action"] == "warn"
-    warned = [e for e in await _events(instance, "user.warned") if e["report_id"] == third["id"]]
+    warned = [e for e in await payloads(instance, "user.warned") if e["report_id"] == third["id"]]
     assert len(warned) == 1
+
+
+@SQLITE_ONLY
+async def test_a_report_about_a_room_the_bridge_does_not_carry_gets_a_card_with_what_is_known(
+    bridge: tuple[Bridge, Recorder], moderator: Person, synapse_env: SynapseEnv
+) -> None:
+    instance, _ = bridge
+    writer_id, writer_password = synapse_env.new_user()
+    reader_id, reader_password = synapse_env.new_user()
+    writer = AsyncClient(synapse_env.synapse.url, writer_id)
+    reader = AsyncClient(synapse_env.synapse.url, reader_id)
+    await writer.login(writer_password)
+    await reader.login(reader_password)
+    try:
+        room = await writer.room_create(invite=[reader_id])
+        await reader.join(room.room_id)
+        sent = await writer.room_send(
+            room.room_id, "m.room.message", {"msgtype": "m.text", "body": "spam spam"}
+        )
+        url = (
+            f"{synapse_env.synapse.url}/_matrix/client/v3/rooms/{room.room_id}"
+            f"/report/{sent.event_id}"
+        )
+        headers = {"Authorization": f"Bearer {reader.access_token}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, json={"reason": "spam"}, headers=headers) as response,
+        ):
+            assert response.status == 200
+    finally:
+        await writer.close()
+        await reader.close()
+
+    async def taken() -> list[dict[str, Any]]:
+        status, listed = await call(instance, "GET", "/api/v1/reports?limit=200")
+        assert status == 200
+        return [r for r in listed["reports"] if r["event_id"] == sent.event_id]
+
+    report = (await eventually(taken, "the report taken from the homeserver"))[0]
+    assert report["message_id"] is None and report["conversation_id"] is None
+    card = await moderator.card(report["id"])
+    body = card["content"]["body"]
+    assert sent.event_id in body and room.room_id in body
+    assert "not a conversation the bridge carries" in body

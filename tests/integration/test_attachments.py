@@ -16,11 +16,12 @@ from PIL import Image
 
 from bridge.app import Bridge
 from tests.conftest import Recorder, SynapseEnv
-from tests.integration.test_conversation_life import client_get, eventually, room_event
+from tests.integration.test_conversation_life import client_get, room_event
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import feed, start_conversation
 from tests.integration.test_roster_api import call
 from tests.support.contract import check_response
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.synapse
 

@@ -11,9 +11,9 @@ from nio import RoomSendResponse
 from bridge.app import Bridge
 from bridge.store.inbox import NewEvent
 from tests.conftest import SynapseEnv
-from tests.integration.test_conversation_life import eventually
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import feed, start_conversation
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.synapse
 

@@ -13,10 +13,12 @@ from nio import RoomSendError
 
 from bridge.app import Bridge
 from tests.conftest import Recorder, SynapseEnv
-from tests.integration.test_admin_room import Person, moderator_in_admin_room, until
+from tests.integration.test_admin_room import Person, moderator_in_admin_room
+from tests.integration.test_conversation_life import events_of
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import send, start_conversation
 from tests.integration.test_roster_api import call
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.synapse
 PHONE = "call me on 07911 123456 after six"
@@ -34,13 +36,7 @@ async def _rule(instance: Bridge, ids: dict[str, str], mode: str) -> None:
 
 
 async def _events(instance: Bridge, kind: str, conversation_id: str) -> list[dict[str, Any]]:
-    status, body = await call(instance, "GET", "/api/v1/events?after=0&limit=1000")
-    assert status == 200
-    return [
-        e["data"]
-        for e in body["events"]
-        if e["type"] == kind and e["data"].get("conversation_id") == conversation_id
-    ]
+    return [e["data"] for e in await events_of(instance, kind, conversation_id)]
 
 
 async def _history(instance: Bridge, conversation: dict[str, Any], reader: str) -> list[str]:
@@ -176,7 +172,7 @@ async def test_block_removes_what_a_matrix_client_sends_and_tells_the_lms(
             created = await _events(instance, "message.created", conversation["id"])
             return any(e["event_id"] == marker for e in created)
 
-        await until("the marker reaching the LMS", handled)
+        await eventually(handled, "the marker reaching the LMS")
 
         async def removed() -> set[str]:
             return {
@@ -185,10 +181,9 @@ async def test_block_removes_what_a_matrix_client_sends_and_tells_the_lms(
                 if "redacted_because" in e.get("unsigned", {})
             }
 
-        gone = await until(
-            "both removed in Matrix", lambda: _both(removed, {blocked, edit.event_id})
-        )
-        assert {blocked, edit.event_id} <= gone
+        wanted = {blocked, edit.event_id}
+        gone = await eventually(lambda: _both(removed, wanted), "both removed in Matrix")
+        assert wanted <= gone
         notices = [
             e["content"]["body"]
             for e in await tutor.events()
@@ -241,7 +236,7 @@ async def test_repeated_refusals_post_an_alert_in_the_admin_room(
                         return str(body)
                 return None
 
-            text = await until("the alert card", alert)
+            text = await eventually(alert, "the alert card")
             assert "3 blocked for contact information" in text
         finally:
             await moderator.client.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,16 +19,9 @@ from tests.conftest import Recorder, SynapseEnv
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import send, start_conversation
 from tests.integration.test_roster_api import call
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.synapse
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    """Poll `check` until it returns something truthy."""
-    async with asyncio.timeout(timeout):
-        while not (result := await check()):
-            await asyncio.sleep(0.1)
-    return result
 
 
 async def events_of(instance: Bridge, kind: str, conversation_id: str) -> list[dict[str, Any]]:

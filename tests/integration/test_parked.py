@@ -16,8 +16,8 @@ from bridge.cli import main
 from bridge.config import write_back
 from bridge.store.inbox import NewEvent, StoredEvent
 from tests.conftest import Recorder, SynapseEnv
-from tests.integration.test_conversation_life import eventually
 from tests.integration.test_messages import start_conversation
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.synapse
 

@@ -17,6 +17,7 @@ from tests.conftest import Recorder, SynapseEnv
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import send, start_conversation
 from tests.integration.test_roster_api import call
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.synapse
 MODERATOR = "@admin:test.local"
@@ -51,7 +52,8 @@ async def report_in_client(
         await client.close()
 
 
-async def _events(instance: Bridge, kind: str) -> list[dict[str, Any]]:
+async def payloads(instance: Bridge, kind: str) -> list[dict[str, Any]]:
+    """The payloads of the events of one type in the feed."""
     status, body = await call(instance, "GET", "/api/v1/events?after=0&limit=1000")
     assert status == 200
     return [e["data"] for e in body["events"] if e["type"] == kind]
@@ -81,7 +83,7 @@ async def test_a_report_from_the_lms_is_stored_published_and_filed_on_the_homese
     assert (status, again["id"]) == (200, report["id"])  # one open report per reporter
 
     created = [
-        e for e in await _events(instance, "report.created") if e["report"]["id"] == report["id"]
+        e for e in await payloads(instance, "report.created") if e["report"]["id"] == report["id"]
     ]
     assert len(created) == 1
     assert created[0]["message"]["body"] == "Call me"
@@ -95,7 +97,7 @@ async def test_a_report_from_the_lms_is_stored_published_and_filed_on_the_homese
         listed = await _reports_on_homeserver(synapse_env)
         return [r for r in listed if r["event_id"] == message["event_id"]]
 
-    found = await _until("the report on the homeserver", on_homeserver)
+    found = await eventually(on_homeserver, "the report on the homeserver")
     assert len(found) == 1
     assert found[0]["user_id"] == reporter_mxid
     assert found[0]["room_id"] == conversation["room_id"]
@@ -119,7 +121,7 @@ async def test_a_report_from_the_lms_is_stored_published_and_filed_on_the_homese
     status, error = await call(instance, "POST", f"/api/v1/reports/{report['id']}/resolve", resolve)
     assert (status, error["error"]["code"]) == (409, "already_resolved")
     outcome = [
-        e for e in await _events(instance, "report.resolved") if e["report"]["id"] == report["id"]
+        e for e in await payloads(instance, "report.resolved") if e["report"]["id"] == report["id"]
     ]
     assert len(outcome) == 1
     assert outcome[0]["report"]["resolution"]["note"] == "Office phone, fine"
@@ -168,17 +170,6 @@ async def test_bad_reports_are_refused_and_nothing_is_stored(
     assert (status, error["error"]["code"]) == (400, "invalid_parameter")
 
 
-async def _until(what: str, check: Any, seconds: float = 20) -> Any:
-    """Poll `check` (an async callable) until it answers something true."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        if found := await check():
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} never happened")
-        await asyncio.sleep(0.2)
-
-
 async def _until_dismissed(env: SynapseEnv, listing: str, key: str, value: str) -> None:
     """Wait until the homeserver's list has no report whose `key` is `value`."""
 
@@ -186,7 +177,7 @@ async def _until_dismissed(env: SynapseEnv, listing: str, key: str, value: str) 
         listed = await _reports_on_homeserver(env, listing)
         return not [r for r in listed if r[key] == value]
 
-    await _until("the homeserver's copy dismissed", dismissed)
+    await eventually(dismissed, "the homeserver's copy dismissed")
 
 
 async def test_a_report_made_in_a_matrix_client_reaches_the_lms_once_and_is_dismissed_when_resolved(
@@ -208,11 +199,11 @@ async def test_a_report_made_in_a_matrix_client_reaches_the_lms_once_and_is_dism
     async def created() -> list[dict[str, Any]]:
         return [
             e
-            for e in await _events(instance, "report.created")
+            for e in await payloads(instance, "report.created")
             if e["report"]["message_id"] == message["id"]
         ]
 
-    [event] = await _until("report.created", created)
+    [event] = await eventually(created, "report.created")
     report = event["report"]
     assert (report["origin"], report["reporter"], report["reported_user"]) == (
         "matrix",
@@ -253,10 +244,10 @@ async def test_the_lms_report_filed_on_the_homeserver_is_the_same_report_there(
         record = await instance.report_store.get(report["id"])
         return record is not None and record.homeserver_report_id is not None
 
-    await _until("the homeserver's copy linked", linked)
+    await eventually(linked, "the homeserver's copy linked")
     mine = [
         e
-        for e in await _events(instance, "report.created")
+        for e in await payloads(instance, "report.created")
         if e["report"]["message_id"] == message["id"]
     ]
     assert len(mine) == 1  # not taken a second time as a Matrix report
@@ -310,11 +301,11 @@ async def test_a_person_reported_in_a_matrix_client_is_a_report_too(
     async def created() -> list[dict[str, Any]]:
         return [
             e
-            for e in await _events(instance, "report.created")
+            for e in await payloads(instance, "report.created")
             if e["report"]["reported_user"] == ids["tutor"] and e["report"]["message_id"] is None
         ]
 
-    [event] = await _until("report.created", created)
+    [event] = await eventually(created, "report.created")
     report = event["report"]
     assert (report["origin"], report["reporter"], report["reason"]) == (
         "matrix",

@@ -23,10 +23,11 @@ from bridge.store.inbox import StoredEvent
 from bridge.store.roster import RosterRepository
 from tests.conftest import Recorder, SynapseEnv
 from tests.integration.test_cli import lms_bridge
-from tests.integration.test_conversation_life import client_get, events_of, eventually
+from tests.integration.test_conversation_life import client_get, events_of
 from tests.integration.test_conversations import matrix_client
 from tests.integration.test_messages import start_conversation
 from tests.integration.test_roster_api import call
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.synapse
 
