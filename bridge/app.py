@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.api.conversations import ConversationRoutes
+from bridge.api.embed import EmbedRoutes, embed_auth_middleware
 from bridge.api.errors import api_error
 from bridge.api.events import EventRoutes
 from bridge.api.health import HealthRoutes
@@ -30,12 +31,15 @@ from bridge.services.accounts import AccountService
 from bridge.services.admin_room import AdminRoom, AdminRoomUnavailable
 from bridge.services.alerts import RefusalAlerts
 from bridge.services.attachments import AttachmentDownloads
+from bridge.services.availability import AvailabilityNotices
 from bridge.services.catch_up import HistoryCatchUp
 from bridge.services.content_rules import ContactInfoRule
 from bridge.services.conversations import ConversationService
+from bridge.services.embed_sessions import EmbedSessions
 from bridge.services.homeserver_reports import HomeserverReportSync
 from bridge.services.inbound import InboundProcessor
 from bridge.services.lifecycle import ConversationLifecycle
+from bridge.services.live import LiveFeed
 from bridge.services.messages import MessageService
 from bridge.services.moderation import ModerationService
 from bridge.services.photos import PhotoFetcher
@@ -55,14 +59,17 @@ from bridge.services.webhooks import WebhookDelivery
 from bridge.services.workers import Supervisor
 from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
+from bridge.store.availability import AvailabilityNoticeRepository
 from bridge.store.conversations import ConversationRepository
 from bridge.store.database import Database
+from bridge.store.embed import EmbedSessionRepository
 from bridge.store.events import EventLogRepository
 from bridge.store.inbox import InboxRepository
 from bridge.store.messages import MessageRepository
 from bridge.store.moderation import ModerationRepository
 from bridge.store.reports import ReportRepository
 from bridge.store.roster import RosterRepository
+from bridge.web.page import InboxPage, security_headers
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +120,16 @@ class Bridge:
         self.webhooks = WebhookDelivery(
             self.event_log, config.lms.webhook_url, config.lms.webhook_secret
         )
+        self.live = LiveFeed(self.event_log, conversations)
         self.suspensions = Suspensions(
-            self.moderation_store, self.ids, self.homeserver_admin, self.webhooks.wake
+            self.moderation_store, self.ids, self.homeserver_admin, self._events_logged
         )
         self.lifecycle = ConversationLifecycle(
             conversations,
             self.policy,
             self.client,
             config.bot_user_id,
-            self.webhooks.wake,
+            self._events_logged,
             sweep_interval=config.conversations.sweep_interval_seconds,
         )
         self.roster_service = RosterService(
@@ -195,12 +203,14 @@ class Bridge:
             self.contact_rule,
             on_rule_flag=self.reports.file_by_rule,
             on_refused=self.alerts.refused,
-            on_events=self.webhooks.wake,
+            on_events=self._events_logged,
         )
         self.downloads = AttachmentDownloads(
             messages, conversations, self.client, config.messages.max_attachment_bytes
         )
-        self.reading = ReadingService(conversations, messages, self.roster, self.client, self.ids)
+        self.reading = ReadingService(
+            conversations, messages, self.roster, self.client, self.ids, self._events_logged
+        )
         self.moderation = ModerationService(
             self.reports,
             report_store,
@@ -231,7 +241,7 @@ class Bridge:
             self.client,
             self.ids,
             config.bot_user_id,
-            on_events=self.webhooks.wake,
+            on_events=self._events_logged,
             on_stale=self.lifecycle.check_soon,
             max_attachment_bytes=config.messages.max_attachment_bytes,
             restore_profile=self.accounts.restore_profile,
@@ -280,6 +290,27 @@ class Bridge:
             self.processor.wake,
             retention=timedelta(days=config.appservice.inbox_retention_days),
         )
+        self.notices = AvailabilityNoticeRepository(self.db)
+        self.availability_notices = AvailabilityNotices(
+            self.event_log,
+            self.notices,
+            conversations,
+            messages,
+            self.roster,
+            self.client,
+            self.ids,
+            config.bot_user_id,
+            self._events_logged,
+        )
+        self.embed_sessions = EmbedSessions(
+            EmbedSessionRepository(self.db),
+            self.roster,
+            conversations,
+            config.embed.public_url or config.appservice.public_url,
+            config.embed.session_seconds,
+            config.embed.link_seconds,
+            on_ended=self.live.end_sessions,
+        )
         self.health = HealthRoutes(self.readiness)
         self.started = False
         self._runner: web.AppRunner | None = None
@@ -303,15 +334,24 @@ class Bridge:
         workers.add("report-cards", self.admin_room.run, self.admin_room.stop)
         workers.add("suspensions", self.suspensions.run, self.suspensions.stop)
         workers.add("refusal-alerts", self.alerts.run, self.alerts.stop)
+        workers.add("live-updates", self.live.run, self.live.stop)
+        workers.add(
+            "availability-notices", self.availability_notices.run, self.availability_notices.stop
+        )
         if self.report_sync is not None:
             workers.add("homeserver-reports", self.report_sync.run, self.report_sync.stop)
 
     def web_app(self) -> web.Application:
         """The aiohttp application with every route of the bridge."""
         app = web.Application(
-            middlewares=[_error_middleware, lms_auth_middleware(self.config.lms.api_token)],
+            middlewares=[
+                _error_middleware,
+                lms_auth_middleware(self.config.lms.api_token),
+                embed_auth_middleware(self.embed_sessions),
+            ],
             client_max_size=64 * 1024 * 1024,
         )
+        app.on_response_prepare.append(security_headers(self.config.embed.allowed_origins))
         app.add_routes(self.appservice.routes())
         app.add_routes(self.health.routes())
         app.add_routes(
@@ -333,12 +373,36 @@ class Bridge:
             ReportRoutes(self.reports, self.moderation, self.config.lms.max_body_bytes).routes()
         )
         app.add_routes(EventRoutes(self.event_log).routes())
+        app.add_routes(
+            EmbedRoutes(
+                self.embed_sessions,
+                self.live,
+                self.reading,
+                self.messages,
+                self.conversations,
+                self.policy,
+                self.reports,
+                self.report_store,
+                self.notices,
+                self.roster,
+                self.downloads,
+                self.ids,
+                self.config.lms.max_body_bytes,
+            ).routes()
+        )
+        app.add_routes(InboxPage().routes())
         app.add_routes(OpenApiRoute().routes())
         return app
 
+    def _events_logged(self) -> None:
+        """The event log gained events: the webhook, open pages and notices follow it."""
+        self.webhooks.wake()
+        self.live.wake()
+        self.availability_notices.wake()
+
     def _reports_changed(self) -> None:
         """A report was made or resolved: publish it, file it, dismiss it."""
-        self.webhooks.wake()
+        self._events_logged()
         self.report_filer.wake()
         self.admin_room.wake()
         if self.report_sync is not None:

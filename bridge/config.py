@@ -235,6 +235,33 @@ class ModerationConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EmbedConfig:
+    """The inbox page the LMS embeds (/embed/)."""
+
+    public_url: str | None = setting(
+        "URL people's browsers reach the bridge at, for the inbox links the LMS is given "
+        "(null: appservice.public_url).",
+        None,
+        example="https://messages.example.edu",
+    )
+    allowed_origins: tuple[str, ...] = setting(
+        "Origins of the LMS pages that may show the inbox in an iframe (e.g. "
+        "[https://learn.example.edu]): the page's Content-Security-Policy frame-ancestors. "
+        "Empty: only the bridge's own pages may frame it. In the environment: comma-separated.",
+        (),
+        example=[],
+    )
+    session_seconds: int = setting(
+        "How long an inbox session lasts once its link is opened, unless the LMS asks for less "
+        "(ttl_seconds).",
+        8 * 3600,
+    )
+    link_seconds: int = setting(
+        "How long a link stays usable before it is opened (it works once).", 600
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     """What the bridge logs, and how."""
 
@@ -257,6 +284,7 @@ class Config:
     messages: MessagesConfig = setting("Messages.", example={})
     conversations: ConversationsConfig = setting("Conversations.", example={})
     moderation: ModerationConfig = setting("Reports and moderation.", example={})
+    embed: EmbedConfig = setting("The embedded inbox page.", example={})
     logging: LoggingConfig = setting("Logging.", example={})
     source: Path | None = field(default=None, compare=False, metadata={"internal": True})
 
@@ -515,6 +543,24 @@ def validate(config: Config) -> list[str]:
         problems.append("moderation.alert_refusals_per_hour: expected at least 1")
     if moderation.report_poll_seconds < 0.1:
         problems.append("moderation.report_poll_seconds: expected at least 0.1")
+    embed = config.embed
+    if embed.public_url is not None:
+        parts = urlsplit(embed.public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append(
+                f"embed.public_url: expected an http:// or https:// URL, got {embed.public_url!r}"
+            )
+    for origin in embed.allowed_origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            problems.append(
+                f"embed.allowed_origins: expected an origin like https://learn.example.edu, "
+                f"got {origin!r}"
+            )
+    if embed.session_seconds < 60:
+        problems.append("embed.session_seconds: expected at least 60")
+    if embed.link_seconds < 10:
+        problems.append("embed.link_seconds: expected at least 10")
     if asc.inbox_retention_days < 1:
         problems.append("appservice.inbox_retention_days: expected at least 1")
     try:

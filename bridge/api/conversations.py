@@ -66,7 +66,8 @@ def _conversation_fields(record: ConversationRecord, ids: MatrixIdMapper) -> dic
     }
 
 
-def _message_fields(record: MessageRecord) -> dict[str, Any]:
+def message_fields(record: MessageRecord) -> dict[str, Any]:
+    """The fields every view of a message shares."""
     deleted = record.deleted_at is not None  # a deleted message keeps no text
     return {
         "id": record.id,
@@ -88,19 +89,19 @@ def _message_fields(record: MessageRecord) -> dict[str, Any]:
 
 def message_view(record: MessageRecord) -> MessageView:
     """A message as the API shows it."""
-    return MessageView(**_message_fields(record))
+    return MessageView(**message_fields(record))
 
 
 def sent_message(record: MessageRecord, hit: RuleHit | None) -> SentMessage:
     """A message as sent or edited, with what the contact-info rule did about it."""
     if hit is None:
-        return SentMessage(**_message_fields(record))
+        return SentMessage(**message_fields(record))
     notice = RuleNotice(
         rule=hit.mode,  # type: ignore[arg-type]
         message=guideline_notice(hit, blocked=False),
         found=[ContactInfoFound(m.kind, m.text, m.start, m.end) for m in hit.matches],
     )
-    return SentMessage(**_message_fields(record), contact_info=notice)
+    return SentMessage(**message_fields(record), contact_info=notice)
 
 
 def inbox_item(item: InboxEntry, ids: MatrixIdMapper) -> InboxItem:
@@ -117,6 +118,7 @@ def inbox_item(item: InboxEntry, ids: MatrixIdMapper) -> InboxItem:
             role=other.role,
             active=other.active,
             matrix_id=ids.user_id(other.user_id),
+            availability=other.availability,
         ),
         last_message=None
         if last is None
@@ -313,8 +315,8 @@ class ConversationRoutes:
         page = await self._reading.history(conversation_id, query.reader, before, query.limit)
         return reply(
             HistoryPage(
-                messages=[HistoryMessage(**_message_fields(m), read=read) for m, read in page],
-                next_before=page[0][0].id if len(page) == query.limit else None,
+                messages=[HistoryMessage(**message_fields(e.message), read=e.read) for e in page],
+                next_before=page[0].message.id if len(page) == query.limit else None,
             )
         )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.api import conversations, events, health, people, reports, roster
+from bridge.api import conversations, embed, events, health, people, reports, roster
 from bridge.api.events import SIGNATURE
 from bridge.api.fields import json_schema, stored_schema
 from bridge.api.http import reply
@@ -82,6 +82,8 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
         *conversations.OPERATIONS,
         *reports.OPERATIONS,
         *events.OPERATIONS,
+        *embed.OPERATIONS,
+        *embed.PAGE_OPERATIONS,
         *OPERATIONS,
         *health.OPERATIONS,
     ):
@@ -98,7 +100,15 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
         "paths": paths,
         "webhooks": WEBHOOKS,
         "components": {
-            "securitySchemes": {"lmsToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "lmsToken": {"type": "http", "scheme": "bearer"},
+                "embedSession": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The token of an embedded-inbox session "
+                    "(POST /embed/api/session), for that one person",
+                },
+            },
             "schemas": {
                 "Error": ERROR_SCHEMA,
                 "Event": component_schema(Event),

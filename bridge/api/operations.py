@@ -41,7 +41,8 @@ class Operation:
     body: type | Mapping[str, Any] | None = None  # a JSON body: a shape, or a schema
     form: type | None = None  # a multipart/form-data body, as another way to send
     query: type | None = None
-    public: bool = False  # no API token: probes
+    public: bool = False  # no token at all: probes, and the page trading its link's code
+    session: bool = False  # the embedded page's session token instead of the API token
 
     def document(self) -> dict[str, Any]:
         """The operation as the OpenAPI document has it."""
@@ -58,12 +59,17 @@ class Operation:
             content["multipart/form-data"] = {"schema": _schema(self.form, request=True)}
         if content:
             operation["requestBody"] = {"required": True, "content": content}
+        failures = errors(*self.errors)
+        if self.public:  # no token to be refused
+            failures = {k: v for k, v in failures.items() if k in map(str, self.errors)}
         operation["responses"] = {
             **{str(reply.status): _reply(reply) for reply in self.replies},
-            **({} if self.public else errors(*self.errors)),
+            **failures,
         }
         if self.public:
             operation["security"] = []
+        elif self.session:
+            operation["security"] = [{"embedSession": []}]
         return operation
 
 

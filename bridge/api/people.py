@@ -9,6 +9,7 @@ from bridge.api.operations import Operation, Reply, bind
 from bridge.contract.policy import CanMessage, Contact, Contacts, ContactsQuery
 from bridge.domain.avatar import initials_avatar
 from bridge.domain.ids import MatrixIdMapper
+from bridge.services.policy import Contact as PolicyContact
 from bridge.services.policy import PolicyService, UnknownUser
 
 OPERATIONS = (
@@ -52,7 +53,7 @@ class PeopleRoutes:
                 path_id(request, "user_id"), path_id(request, "other_id")
             )
         except UnknownUser as exc:
-            raise _unknown(exc) from None
+            raise unknown_user(exc) from None
         return reply(
             CanMessage(decision.allowed, decision.code, decision.reason, decision.institution_id)
         )
@@ -63,26 +64,27 @@ class PeopleRoutes:
         try:
             found = await self._policy.contacts(path_id(request, "user_id"), query.q, query.limit)
         except UnknownUser as exc:
-            raise _unknown(exc) from None
-        contacts = []
-        for c in found:
-            avatar = initials_avatar(c.display_name, c.user_id)
-            contacts.append(
-                Contact(
-                    user_id=c.user_id,
-                    display_name=c.display_name,
-                    avatar_url=c.avatar_url,
-                    initials=avatar.initials,
-                    avatar_color=avatar.color,
-                    role=c.role,
-                    reason=c.reason,
-                    matrix_id=self._ids.user_id(c.user_id),
-                )
-            )
-        return reply(Contacts(contacts))
+            raise unknown_user(exc) from None
+        return reply(Contacts([contact_view(c, self._ids) for c in found]))
 
 
-def _unknown(exc: UnknownUser) -> ApiFailure:
+def contact_view(contact: PolicyContact, ids: MatrixIdMapper) -> Contact:
+    """Someone the person may start a conversation with, as the API shows them."""
+    avatar = initials_avatar(contact.display_name, contact.user_id)
+    return Contact(
+        user_id=contact.user_id,
+        display_name=contact.display_name,
+        avatar_url=contact.avatar_url,
+        initials=avatar.initials,
+        avatar_color=avatar.color,
+        role=contact.role,
+        reason=contact.reason,
+        matrix_id=ids.user_id(contact.user_id),
+        availability=contact.availability,
+    )
+
+
+def unknown_user(exc: UnknownUser) -> ApiFailure:
     return ApiFailure(
         404, "not_found", f"No user with id {exc.user_id!r}", missing={"user_id": exc.user_id}
     )

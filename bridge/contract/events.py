@@ -222,6 +222,37 @@ class ConversationStateChanged(EventPayload):
 
 
 @dataclass(frozen=True)
+class ConversationRead(EventPayload):
+    """Someone read a conversation up to a message, in the LMS's inbox or a Matrix client"""
+
+    TYPE: ClassVar[str] = "conversation.read"
+
+    conversation_id: str
+    user_id: str
+    up_to: Annotated[str, Rule("the newest message read")]
+    origin: Origin
+    read_at: Time
+
+
+@dataclass(frozen=True)
+class AvailabilityNotice(EventPayload):
+    """A student wrote to a tutor outside the tutor's stated hours: the bot told them so in the
+    conversation (once per conversation per day of the tutor's calendar); the message was
+    delivered as usual"""
+
+    TYPE: ClassVar[str] = "availability.notice"
+
+    notice_id: str
+    conversation_id: str
+    student: str
+    tutor: str
+    message_id: Annotated[str, Rule("the student's message that was outside the hours")]
+    body: Annotated[str, Rule("the notice's text")]
+    day: Annotated[str, Rule("the tutor's local date (YYYY-MM-DD)")]
+    created_at: Time
+
+
+@dataclass(frozen=True)
 class ReportCreated(EventPayload):
     """Someone reported a message"""
 
@@ -295,6 +326,8 @@ EVENT_TYPES: tuple[type[EventPayload], ...] = (
     ReactionRemoved,
     ConversationCreated,
     ConversationStateChanged,
+    ConversationRead,
+    AvailabilityNotice,
     ReportCreated,
     ReportResolved,
     UserWarned,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from bridge.contract.events import AttachmentInfo, Event
+from bridge.contract.roster import AvailabilityWords
 from bridge.contract.shapes import OMITTED, Omitted, Rule
 from bridge.contract.values import Id, State, StoredFormat, Time
 
@@ -210,6 +211,7 @@ class OtherPerson:
     role: Annotated[str | None, Rule(example="tutor")]
     active: bool
     matrix_id: str
+    availability: Annotated[AvailabilityWords | None, Rule("a tutor's stated hours")]
 
 
 @dataclass(frozen=True)

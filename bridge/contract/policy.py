@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+from bridge.contract.roster import AvailabilityWords
 from bridge.contract.shapes import Rule
 from bridge.domain.policy import MAX_CONTACTS, Role
 
@@ -39,6 +40,7 @@ class Contact:
     role: Role
     reason: Annotated[str, Rule(example="Tutor · Algebra 101")]
     matrix_id: str
+    availability: Annotated[AvailabilityWords | None, Rule("a tutor's stated hours")]
 
 
 @dataclass(frozen=True)

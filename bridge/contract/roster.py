@@ -52,6 +52,14 @@ class Availability:
 
 
 @dataclass(frozen=True)
+class AvailabilityWords:
+    """A tutor's stated availability, in words"""
+
+    hours: Annotated[str | None, Rule(example="Usually available Mon–Thu 10:00–16:00, London time")]
+    note: str | None
+
+
+@dataclass(frozen=True)
 class Membership:
     """A role at an institution"""
 

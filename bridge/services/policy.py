@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bridge.contract.roster import AvailabilityWords
 from bridge.domain.names import MAX_NAME_WORDS, name_words
 from bridge.domain.policy import MAX_CONTACTS, Decision, Role, may_converse, may_start
+from bridge.services.availability import stated_hours
 from bridge.store.roster import RosterRepository
 
 # Where a contact comes from → (their role, how the reason starts); the order is the preference
@@ -41,6 +43,7 @@ class Contact:
     reason: str
     rank: int
     name_key: str
+    availability: AvailabilityWords | None = None  # a tutor's stated hours
 
 
 class PolicyService:
@@ -125,6 +128,7 @@ class PolicyService:
                     reason=f"{label} · {context}",
                     rank=rank,
                     name_key=key,
+                    availability=stated_hours(person.availability) if role == "tutor" else None,
                 )
             )
         return contacts

@@ -8,12 +8,15 @@ through `ConversationRoomEvents.on_receipt`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bridge.contract.roster import AvailabilityWords
 from bridge.domain.avatar import initials_of
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
+from bridge.services.availability import stated_hours
 from bridge.services.policy import UnknownUser
 from bridge.services.refusals import Refused, no_such_conversation, no_such_message
 from bridge.store.conversations import (
@@ -39,6 +42,7 @@ class Person:
     initials: str
     role: str | None
     active: bool
+    availability: AvailabilityWords | None
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,15 @@ class InboxItem:
     last_message: LastMessage | None
     preview: str | None
     unread: int
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """A message of a page of history, as one participant sees it."""
+
+    message: MessageRecord
+    read: bool  # by this participant (their own always are)
+    seen: bool  # their own message, read by the other person
 
 
 def preview_of(body: str, deleted: bool) -> str:
@@ -79,7 +92,9 @@ class ReadingService:
         roster: RosterRepository,
         client: HomeserverClient,
         ids: MatrixIdMapper,
+        on_events: Callable[[], None],
     ) -> None:
+        self._on_events = on_events
         self._conversations = conversations
         self._messages = messages
         self._roster = roster
@@ -96,19 +111,27 @@ class ReadingService:
             items.append(await self._item(me, entry))
         return items
 
+    async def unread(self, user_id: str) -> tuple[int, int]:
+        """(unread messages, conversations with some) of a person. Raises UnknownUser."""
+        if await self._roster.get_user(user_id) is None:
+            raise UnknownUser(user_id)
+        return await self._conversations.unread_total(user_id)
+
     async def _item(self, me: UserRecord, entry: InboxEntry) -> InboxItem:
         other_id = entry.conversation.other(me.id)
         other = await self._roster.get_user(other_id)
         if other is None:  # removed from the roster; the conversation stays readable
-            person = Person(other_id, other_id, None, "?", None, False)
+            person = Person(other_id, other_id, None, "?", None, False, None)
         else:
+            role = shared_role(me, other)
             person = Person(
                 other.id,
                 other.display_name,
                 other.avatar_url,
                 initials_of(other.display_name),
-                shared_role(me, other),
+                role,
                 other.active,
+                stated_hours(other.availability) if role == "tutor" else None,
             )
         last = entry.last_message
         preview = preview_of(last.body, last.deleted) if last else None
@@ -130,24 +153,46 @@ class ReadingService:
             raise no_such_message(message_id)
         return message
 
+    async def item(self, conversation_id: str, user_id: str) -> InboxItem:
+        """One of a person's conversations as their inbox lists it (participants only)."""
+        await self._as_participant(conversation_id, user_id)
+        me = await self._roster.get_user(user_id)
+        entry = await self._conversations.inbox_entry(conversation_id, user_id)
+        if me is None or entry is None:
+            raise no_such_conversation(conversation_id)
+        return await self._item(me, entry)
+
     async def history(
         self, conversation_id: str, user_id: str, before: str | None, limit: int
-    ) -> list[tuple[MessageRecord, bool]]:
+    ) -> list[HistoryEntry]:
         """A page of messages (oldest first) before the message `before`, each with whether
-        `user_id` has read it (their own always count as read)."""
-        await self._as_participant(conversation_id, user_id)
+        `user_id` has read it (their own always count as read) and, for their own, whether the
+        other person has."""
+        conversation = await self._as_participant(conversation_id, user_id)
         before_seq = (await self._message_in(conversation_id, before)).seq if before else None
         page = await self._messages.page(conversation_id, before_seq, limit)
         read_up_to = await self._conversations.read_up_to(conversation_id, user_id)
-        return [(m, m.sender == user_id or m.seq <= read_up_to) for m in page]
+        seen_up_to = await self._conversations.read_up_to(
+            conversation_id, conversation.other(user_id)
+        )
+        return [
+            HistoryEntry(
+                m,
+                m.sender == user_id or m.seq <= read_up_to,
+                m.sender == user_id and m.seq <= seen_up_to,
+            )
+            for m in page
+        ]
 
     async def mark_read(self, conversation_id: str, user_id: str, up_to: str) -> bool:
         """Mark a conversation read up to a message (never backwards); True when it moved."""
         conversation = await self._as_participant(conversation_id, user_id)
         message = await self._message_in(conversation_id, up_to)
         moved = await self._conversations.mark_read(
-            conversation_id, user_id, message.seq, datetime.now(UTC)
+            conversation_id, user_id, message.seq, message.id, datetime.now(UTC), "lms"
         )
+        if moved:
+            self._on_events()
         if moved and message.event_id is not None and conversation.room_id is not None:
             try:
                 await self._client.intent(self._ids.user_id(user_id)).send_read_receipt(

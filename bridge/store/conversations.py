@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bridge.contract.events import ConversationCreated, ConversationStateChanged
+from bridge.contract.events import ConversationCreated, ConversationRead, ConversationStateChanged
 from bridge.store.database import Database
 from bridge.store.events import append_event
 from bridge.store.schema import conversations, messages, read_markers
@@ -222,12 +222,19 @@ class ConversationRepository:
 
     # --- one person's inbox ---
 
-    async def inbox(self, user_id: str, limit: int) -> list[InboxEntry]:
-        """A person's conversations, the most recently active first, with preview and unread."""
+    async def inbox_entry(self, conversation_id: str, user_id: str) -> InboxEntry | None:
+        """One of a person's conversations as their inbox lists it."""
+        entries = await self.inbox(user_id, 1, only=conversation_id)
+        return entries[0] if entries else None
+
+    async def inbox(self, user_id: str, limit: int, only: str | None = None) -> list[InboxEntry]:
+        """A person's conversations (or just `only`), the most recently active first, with
+        preview and unread."""
         activity = func.coalesce(_c.last_message_at, _c.created_at)
         query = select(*_COLUMNS).where(
             or_(_c.user_a == user_id, _c.user_b == user_id),
             _c.state.in_(("active", "read_only")),
+            *([_c.id == only] if only is not None else []),
         )
         query = query.order_by(activity.desc(), _c.id).limit(limit)
         m = messages.c
@@ -277,10 +284,44 @@ class ConversationRepository:
             }
         return [InboxEntry(r, last.get(r.id), unread.get(r.id, 0)) for r in records]
 
+    async def unread_total(self, user_id: str) -> tuple[int, int]:
+        """(messages from the other person not read yet, conversations holding some) over a
+        person's conversations."""
+        m, marker, c = messages.c, read_markers.c, _c
+        counts = (
+            select(m.conversation_id, func.count().label("count"))
+            .select_from(
+                messages.join(conversations, c.id == m.conversation_id).outerjoin(
+                    read_markers,
+                    and_(marker.conversation_id == m.conversation_id, marker.user_id == user_id),
+                )
+            )
+            .where(
+                or_(c.user_a == user_id, c.user_b == user_id),
+                c.state.in_(("active", "read_only")),
+                m.sender != user_id,
+                m.deleted_at.is_(None),
+                m.seq > func.coalesce(marker.up_to_seq, 0),
+            )
+            .group_by(m.conversation_id)
+            .subquery()
+        )
+        query = select(func.coalesce(func.sum(counts.c.count), 0), func.count())
+        async with self._db.engine.connect() as conn:
+            total, with_unread = (await conn.execute(query)).one()
+        return int(total), int(with_unread)
+
     async def mark_read(
-        self, conversation_id: str, user_id: str, up_to_seq: int, now: datetime
+        self,
+        conversation_id: str,
+        user_id: str,
+        up_to_seq: int,
+        up_to_id: str,
+        now: datetime,
+        origin: str,
     ) -> bool:
-        """Move a person's read marker forward to `up_to_seq` (never back); True when it moved."""
+        """Move a person's read marker forward to the message `up_to_id` (its seq `up_to_seq`;
+        never back), publishing `conversation.read`; True when it moved."""
         insert = self._dialect.insert(read_markers).values(
             conversation_id=conversation_id, user_id=user_id, up_to_seq=up_to_seq, updated_at=now
         )
@@ -292,7 +333,14 @@ class ConversationRepository:
                     where=read_markers.c.up_to_seq < insert.excluded.up_to_seq,
                 )
             )
-        return bool(result.rowcount)
+            if not result.rowcount:
+                return False
+            await append_event(
+                conn,
+                ConversationRead(conversation_id, user_id, up_to_id, origin, now),  # type: ignore[arg-type]
+                now,
+            )
+        return True
 
     async def read_up_to(self, conversation_id: str, user_id: str) -> int:
         """The seq of the last message a person has read (0 when none)."""

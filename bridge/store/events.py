@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.contract.events import Event, EventPayload
 from bridge.contract.shapes import dump
 from bridge.store.database import Database
-from bridge.store.schema import events, webhook_cursor
+from bridge.store.schema import event_cursors, events, webhook_cursor
 
 
 @dataclass(frozen=True)
@@ -101,4 +101,30 @@ class EventLogRepository:
             if result.rowcount == 0:
                 await conn.execute(
                     webhook_cursor.insert().values(id=1, delivered_seq=seq, updated_at=now)
+                )
+
+    async def last_seq(self) -> int:
+        """The newest event's seq (0 before the first)."""
+        async with self._db.engine.connect() as conn:
+            return int((await conn.execute(select(func.max(events.c.seq)))).scalar() or 0)
+
+    async def cursor(self, name: str) -> int | None:
+        """How far the reader `name` has got (None before it first moved)."""
+        async with self._db.engine.connect() as conn:
+            value = (
+                await conn.execute(select(event_cursors.c.seq).where(event_cursors.c.name == name))
+            ).scalar()
+        return None if value is None else int(value)
+
+    async def move_cursor(self, name: str, seq: int, now: datetime) -> None:
+        """Record that the reader `name` has handled everything up to `seq`."""
+        async with self._db.engine.begin() as conn:
+            result = await conn.execute(
+                update(event_cursors)
+                .where(event_cursors.c.name == name)
+                .values(seq=seq, updated_at=now)
+            )
+            if result.rowcount == 0:
+                await conn.execute(
+                    event_cursors.insert().values(name=name, seq=seq, updated_at=now)
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -139,6 +140,16 @@ class ReportRepository:
         return await self._one(
             and_(_r.reporter == reporter, _r.message_id == message_id, _r.state == "open")
         )
+
+    async def reported_by(self, reporter: str, message_ids: Sequence[str]) -> set[str]:
+        """Which of these messages the reporter has reported (whatever came of it)."""
+        if not message_ids:
+            return set()
+        query = select(_r.message_id).where(
+            _r.reporter == reporter, _r.message_id.in_(list(message_ids))
+        )
+        async with self._db.engine.connect() as conn:
+            return set((await conn.execute(query)).scalars())
 
     async def open_by_rule(self, message_id: str) -> ReportRecord | None:
         """The content rule's open report of a message, if any."""

@@ -449,3 +449,46 @@ blocked_events = Table(
     Column("conversation_id", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# Sessions of the embedded inbox: a single-use code (in the link the LMS is given) traded once
+# for a session token. Only their SHA-256 hashes are kept.
+embed_sessions = Table(
+    "embed_sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(255), nullable=False, index=True),
+    Column("conversation_id", String(64), nullable=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=True, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("code_expires_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("exchanged_at", DateTime(timezone=True), nullable=True),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+)
+
+# The automatic notices to students who wrote to a tutor outside the tutor's hours: at most one
+# per conversation per day of the tutor's calendar. `event_id` is set once the bot has posted it.
+availability_notices = Table(
+    "availability_notices",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("conversation_id", String(64), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("student", String(255), nullable=False),
+    Column("tutor", String(255), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("event_id", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("conversation_id", "day"),
+)
+
+# How far each reader of the event log inside the bridge has got (by name).
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -23,6 +23,7 @@ from bridge.domain.content import Attachment
 from bridge.domain.roster import UserPut
 from bridge.services.reports import reported_message
 from bridge.store import migrate
+from bridge.store.availability import AvailabilityNoticeRepository, NoticeRecord
 from bridge.store.conversations import ConversationRepository
 from bridge.store.database import Database
 from bridge.store.events import EventLogRepository, LoggedEvent
@@ -70,6 +71,8 @@ async def test_every_event_the_store_appends_matches_its_schema(db: Database) ->
     assert await messages.add_reaction("$like", text, "a", "👍", now)
     assert await messages.remove_reaction("$like", conversation, "$unlike", now)
     assert await messages.delete_incoming(text.id, "$redaction", now)
+    assert await conversations.mark_read(conversation, "a", text.seq, text.id, now, "lms")
+    assert await conversations.mark_read(conversation, "b", text.seq, text.id, now, "matrix")
     assert await conversations.set_state(conversation, "read_only", "ended", "It ended", now)
     # A report of the file, and its outcome.
     photo_message = await messages.by_event_id("$file")
@@ -101,6 +104,14 @@ async def test_every_event_the_store_appends_matches_its_schema(db: Database) ->
     blocked = MessageBlocked(conversation, "b", "$blocked", "message", None, ["email"], now)
     assert await messages.record_blocked(blocked, now)
     assert not await messages.record_blocked(blocked, now)  # once per Matrix event
+
+    notice = NoticeRecord(
+        *("n1", conversation, "2026-01-02", "a", "b", text.id, "Back on Monday"), None, now
+    )
+    assert await AvailabilityNoticeRepository(db).record(notice)
+    assert not await AvailabilityNoticeRepository(db).record(
+        dataclasses.replace(notice, id="n2")
+    )  # one a day
 
     logged = await EventLogRepository(db).after(0, 100)
     for event in logged:

@@ -111,8 +111,10 @@ async def test_read_markers_only_move_forward_and_drive_unread_counts(db: Databa
     assert entry.unread == 4 and entry.last_message is not None
     last = entry.last_message
     assert (last.sender, last.body, last.deleted) == ("a", "mine", False)
-    assert await conversations.mark_read(conversation, "a", page[1].seq, now)
-    assert not await conversations.mark_read(conversation, "a", page[0].seq, now)  # backwards
+    assert await conversations.mark_read(conversation, "a", page[1].seq, page[1].id, now, "lms")
+    assert not await conversations.mark_read(
+        conversation, "a", page[0].seq, page[0].id, now, "lms"
+    )  # backwards
     assert await conversations.read_up_to(conversation, "a") == page[1].seq
     [entry] = await conversations.inbox("a", 10)
     assert entry.unread == 2

@@ -18,6 +18,7 @@ _ALLOWED = {
     "services": {"domain", "contract", "store", "matrix", "cache", "config"},
     "api": {"domain", "contract", "store", "matrix", "services"},
     "importers": {"domain", "store", "services"},
+    "web": set(),
 }
 
 

@@ -154,6 +154,8 @@ def test_every_event_payload_dumps_to_what_its_schema_accepts() -> None:
         "reaction.removed": ("m", "c", "a", "👍", "$r", "$x", at),
         "conversation.created": ("c", ["a", "b"], "a", "!r:hs", "active"),
         "conversation.state_changed": ("c", "read_only", "ended", "It ended"),
+        "conversation.read": ("c", "a", "m", "lms", at),
+        "availability.notice": ("n", "c", "a", "t", "m", "Back Monday", "2026-01-02", at),
         "report.created": (report, None, ReportPerson("a", "Ann", None, "@a:hs"), None),
         "report.resolved": (report,),
         "user.warned": ("b", "@b:hs", "@mod:hs", None, "r", "c", at),

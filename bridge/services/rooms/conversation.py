@@ -446,10 +446,19 @@ class ConversationRoomEvents:
                 continue
             for user_id in reads:
                 account = await self._accounts.get_by_user_id(user_id)
-                if account is not None and conversation.has(account.platform_id):
-                    await self._conversations.mark_read(
-                        conversation.id, account.platform_id, message.seq, datetime.now(UTC)
+                if (
+                    account is not None
+                    and conversation.has(account.platform_id)
+                    and await self._conversations.mark_read(
+                        conversation.id,
+                        account.platform_id,
+                        message.seq,
+                        message.id,
+                        datetime.now(UTC),
+                        "matrix",
                     )
+                ):
+                    self._on_events()
 
     async def on_member(self, event: StoredEvent) -> None:
         """A participant's own name or avatar in the room, changed in a client: the roster's

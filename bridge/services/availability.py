@@ -1,0 +1,147 @@
+"""Tutors' stated availability: shown in words, and a polite notice to a student who writes
+outside the hours.
+
+The notices follow the event log (every `message.created`, from the LMS or a Matrix client), so
+they never hold up a send and none is lost to a restart: the worker's place in the log is
+stored. At most one notice per conversation per day of the tutor's calendar; the message itself
+is delivered as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from bridge.contract.roster import AvailabilityWords
+from bridge.domain.availability import Availability, away_notice, describe, is_outside, local_day
+from bridge.domain.ids import MatrixIdMapper
+from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
+from bridge.services.workers import PassWorker
+from bridge.store.availability import AvailabilityNoticeRepository, NoticeRecord
+from bridge.store.conversations import ConversationRepository
+from bridge.store.events import EventLogRepository, LoggedEvent
+from bridge.store.messages import MessageRepository
+from bridge.store.roster import RosterRepository, UserRecord
+
+log = logging.getLogger(__name__)
+CURSOR = "availability"
+BATCH = 200
+
+
+def stated_hours(stored: str | None) -> AvailabilityWords | None:
+    """A tutor's stored availability in words (None when they stated none)."""
+    availability = Availability.parse(stored)
+    if availability is None:
+        return None
+    return AvailabilityWords(describe(availability), availability.note)
+
+
+def role_at_shared(person: UserRecord, other: UserRecord) -> str | None:
+    """`person`'s role at an institution both belong to."""
+    theirs = {institution for institution, _role in other.memberships}
+    for institution, role in person.memberships:
+        if institution in theirs:
+            return role
+    return None
+
+
+class AvailabilityNotices(PassWorker):
+    """Reads new messages from the event log, records the notices due, and posts them."""
+
+    waiting_work = "tutors' out-of-hours notices"
+
+    def __init__(
+        self,
+        event_log: EventLogRepository,
+        notices: AvailabilityNoticeRepository,
+        conversations: ConversationRepository,
+        messages: MessageRepository,
+        roster: RosterRepository,
+        client: HomeserverClient,
+        ids: MatrixIdMapper,
+        bot_user_id: str,
+        on_events: Callable[[], None],
+    ) -> None:
+        super().__init__()
+        self._log = event_log
+        self._notices = notices
+        self._conversations = conversations
+        self._messages = messages
+        self._roster = roster
+        self._client = client
+        self._ids = ids
+        self._bot = bot_user_id
+        self._on_events = on_events
+
+    async def one_pass(self) -> float:
+        """Decide on the messages the log gained, then post what is recorded."""
+        cursor = await self._log.cursor(CURSOR)
+        if cursor is None:
+            # First start: only messages from now on are answered.
+            await self._log.move_cursor(CURSOR, await self._log.last_seq(), datetime.now(UTC))
+            return 0
+        batch = await self._log.after(cursor, BATCH)
+        recorded = False
+        for event in batch:
+            if event.type == "message.created":
+                recorded |= await self._consider(event)
+        if batch:
+            await self._log.move_cursor(CURSOR, batch[-1].seq, datetime.now(UTC))
+        if recorded:
+            self._on_events()
+        await self._post()
+        return 0 if len(batch) == BATCH else 5.0
+
+    async def _consider(self, event: LoggedEvent) -> bool:
+        data = event.data
+        conversation = await self._conversations.get(str(data.get("conversation_id")))
+        sender_id = data.get("sender")
+        if conversation is None or not isinstance(sender_id, str):
+            return False
+        sender = await self._roster.get_user(sender_id)
+        tutor = await self._roster.get_user(conversation.other(sender_id))
+        if sender is None or tutor is None:
+            return False
+        if role_at_shared(sender, tutor) != "student" or role_at_shared(tutor, sender) != "tutor":
+            return False
+        availability = Availability.parse(tutor.availability)
+        sent_at = datetime.fromisoformat(str(data["created_at"]))
+        if availability is None or not is_outside(availability, sent_at):
+            return False
+        notice = NoticeRecord(
+            id=uuid.uuid4().hex,
+            conversation_id=conversation.id,
+            day=local_day(availability, sent_at).isoformat(),
+            student=sender.id,
+            tutor=tutor.id,
+            message_id=str(data["message_id"]),
+            body=away_notice(tutor.display_name, availability, sent_at),
+            event_id=None,
+            created_at=datetime.now(UTC),
+        )
+        return await self._notices.record(notice)
+
+    async def _post(self) -> None:
+        for notice in await self._notices.unposted(50):
+            conversation = await self._conversations.get(notice.conversation_id)
+            if conversation is None or conversation.room_id is None:
+                continue
+            message = await self._messages.get(notice.message_id)
+            content: dict[str, object] = {
+                "msgtype": "m.notice",
+                "body": notice.body,
+                "m.mentions": {"user_ids": [self._ids.user_id(notice.student)]},
+            }
+            if message is not None and message.event_id is not None:
+                content["m.relates_to"] = {"m.in_reply_to": {"event_id": message.event_id}}
+            try:
+                event_id = await self._client.intent(self._bot).send_message(
+                    conversation.room_id, content, new_txn_id("away", notice.id)
+                )
+            except HomeserverError as exc:
+                # Refused for good (a frozen room, say): the page and the LMS still have it.
+                log.warning("out-of-hours notice %s not posted in Matrix: %s", notice.id, exc)
+                event_id = ""
+            await self._notices.mark_posted(notice.id, event_id)

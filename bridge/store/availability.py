@@ -1,0 +1,131 @@
+"""Repository of the automatic notices to students who wrote outside a tutor's hours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from bridge.contract.events import AvailabilityNotice
+from bridge.store.database import Database
+from bridge.store.events import append_event
+from bridge.store.schema import availability_notices
+
+_n = availability_notices.c
+
+
+@dataclass(frozen=True)
+class NoticeRecord:
+    """One notice, posted in the conversation's room once `event_id` is set."""
+
+    id: str
+    conversation_id: str
+    day: str
+    student: str
+    tutor: str
+    message_id: str
+    body: str
+    event_id: str | None
+    created_at: datetime
+
+
+def _record(row: Any) -> NoticeRecord:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return NoticeRecord(
+        row.id,
+        row.conversation_id,
+        row.day,
+        row.student,
+        row.tutor,
+        row.message_id,
+        row.body,
+        row.event_id,
+        created,
+    )
+
+
+class AvailabilityNoticeRepository:
+    """All SQL about out-of-hours notices."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(self, notice: NoticeRecord) -> bool:
+        """Keep a notice and publish `availability.notice`, unless the conversation already had
+        one that day; True when this one is new."""
+        try:
+            return await self._record(notice)
+        except IntegrityError:  # another process recorded the day's notice first
+            return False
+
+    async def _record(self, notice: NoticeRecord) -> bool:
+        async with self._db.engine.begin() as conn:
+            taken = (
+                await conn.execute(
+                    select(_n.id).where(
+                        _n.conversation_id == notice.conversation_id, _n.day == notice.day
+                    )
+                )
+            ).first()
+            if taken is not None:
+                return False
+            await conn.execute(
+                availability_notices.insert().values(
+                    id=notice.id,
+                    conversation_id=notice.conversation_id,
+                    day=notice.day,
+                    student=notice.student,
+                    tutor=notice.tutor,
+                    message_id=notice.message_id,
+                    body=notice.body,
+                    created_at=notice.created_at,
+                )
+            )
+            await append_event(
+                conn,
+                AvailabilityNotice(
+                    notice.id,
+                    notice.conversation_id,
+                    notice.student,
+                    notice.tutor,
+                    notice.message_id,
+                    notice.body,
+                    notice.day,
+                    notice.created_at,
+                ),
+                notice.created_at,
+            )
+        return True
+
+    async def unposted(self, limit: int) -> list[NoticeRecord]:
+        """Notices not in their room yet, oldest first."""
+        query = (
+            select(availability_notices)
+            .where(_n.event_id.is_(None))
+            .order_by(_n.created_at)
+            .limit(limit)
+        )
+        async with self._db.engine.connect() as conn:
+            return [_record(r) for r in await conn.execute(query)]
+
+    async def mark_posted(self, notice_id: str, event_id: str) -> None:
+        """The bot posted the notice as `event_id`."""
+        async with self._db.engine.begin() as conn:
+            await conn.execute(
+                update(availability_notices).where(_n.id == notice_id).values(event_id=event_id)
+            )
+
+    async def recent(self, conversation_id: str, limit: int) -> list[NoticeRecord]:
+        """A conversation's newest notices, oldest first."""
+        query = (
+            select(availability_notices)
+            .where(_n.conversation_id == conversation_id)
+            .order_by(_n.created_at.desc())
+            .limit(limit)
+        )
+        async with self._db.engine.connect() as conn:
+            rows = [_record(r) for r in await conn.execute(query)]
+        return rows[::-1]
