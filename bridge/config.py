@@ -240,9 +240,8 @@ class EmbedConfig:
 
     public_url: str | None = setting(
         "URL people's browsers reach the bridge at, for the inbox links the LMS is given "
-        "(null: appservice.public_url).",
+        "(null: appservice.public_url), e.g. https://messages.example.edu.",
         None,
-        example="https://messages.example.edu",
     )
     allowed_origins: tuple[str, ...] = setting(
         "Origins of the LMS pages that may show the inbox in an iframe (e.g. "
