@@ -147,3 +147,302 @@ async def test_a_student_walks_the_inbox_from_the_link_to_read_only(
     finally:
         await tutor.close()
     assert page.errors == []
+
+
+async def started(instance: Bridge, ids: dict[str, str]) -> dict[str, Any]:
+    status, conversation = await call(
+        instance,
+        "POST",
+        "/api/v1/conversations",
+        {"initiator": ids["student"], "recipient": ids["tutor"]},
+    )
+    assert status == 201, conversation
+    return conversation
+
+
+HOSTILE = [
+    '<img src=x onerror="alert(1)">',
+    "<script>alert(2)</script>",
+    '<a href="javascript:alert(3)">click</a>',
+    '<svg onload="alert(4)"></svg>',
+    '<iframe src="javascript:alert(5)"></iframe>',
+]
+
+
+async def test_hostile_names_and_messages_render_as_text(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv, browser: Any
+) -> None:
+    instance, _ = bridge
+    ids = await seed(instance)
+    hostile_name = '<img src=x onerror="alert(9)">Alex'
+    status, _ = await call(
+        instance, "PUT", f"/api/v1/users/{ids['tutor']}", {"display_name": hostile_name}
+    )
+    assert status == 200
+    conversation = await started(instance, ids)
+    tutor = await matrix_client(synapse_env, instance, ids["tutor"])
+    try:
+        for n, payload in enumerate(HOSTILE):
+            await matrix_send(tutor, conversation["room_id"], f"plain {n} {payload}", payload)
+        await matrix_send(tutor, conversation["room_id"], "marker", "<b>marker</b>")
+        page = await open_page(
+            browser,
+            await link_for(instance, ids["student"], conversation=conversation["id"]),
+        )
+        await page.locator(".message b", has_text="marker").wait_for(timeout=WAIT_MS)
+        history = page.locator(".messages")
+        assert await history.locator("script, img, svg, iframe").count() == 0
+        assert await page.locator("a[href^='javascript' i]").count() == 0
+        assert await page.locator("[onerror], [onload]").count() == 0
+        assert await page.locator(".conversation-header h2").inner_text() == hostile_name
+        assert hostile_name in await page.locator(".conversation-item .name").inner_text()
+    finally:
+        await tutor.close()
+    assert page.errors == []  # no alert() dialog, no script error
+
+
+async def test_a_link_works_once_and_an_expired_one_says_so(
+    bridge: tuple[Bridge, Recorder], browser: Any
+) -> None:
+    instance, _ = bridge
+    ids = await seed(instance)
+    url = await link_for(instance, ids["student"])
+    first = await open_page(browser, url)
+    await first.get_by_role("button", name="New Message").wait_for(timeout=WAIT_MS)
+    again = await open_page(browser, url)
+    await again.get_by_role("heading", name="This link has expired").wait_for(timeout=WAIT_MS)
+    assert "Reopen Messages" in await again.inner_text("body")
+    await again.screenshot(path=screenshot_path("link-expired"))
+    # The LMS ends the session: the open page says so.
+    status, _ = await call(instance, "DELETE", f"/api/v1/users/{ids['student']}/embed/sessions")
+    assert status == 200
+    await first.get_by_role("heading", name="Your session has ended").wait_for(timeout=WAIT_MS)
+
+
+async def test_at_phone_width_the_list_and_the_conversation_are_two_screens(
+    bridge: tuple[Bridge, Recorder], browser: Any
+) -> None:
+    instance, _ = bridge
+    ids = await seed(instance)
+    conversation = await started(instance, ids)
+    status, _ = await call(
+        instance,
+        "POST",
+        f"/api/v1/conversations/{conversation['id']}/messages",
+        {"sender": ids["tutor"], "body": "Welcome to Algebra", "client_message_id": "w1"},
+    )
+    assert status == 201
+    page = await open_page(
+        browser,
+        await link_for(instance, ids["student"]),
+        viewport={"width": 375, "height": 740},
+        is_mobile=True,
+        has_touch=True,
+    )
+    item = page.locator(".conversation-item", has_text="Alex Kim")
+    await item.wait_for(timeout=WAIT_MS)
+    assert await item.locator(".badge").inner_text() == "1"
+    assert "Welcome to Algebra" in await item.inner_text()
+    assert not await page.locator(".conversation-pane").is_visible()
+    await page.screenshot(path=screenshot_path("phone-list"))
+    await item.click()
+    await page.locator(".message.theirs", has_text="Welcome").wait_for(timeout=WAIT_MS)
+    assert not await page.locator(".list-pane").is_visible()
+    await page.screenshot(path=screenshot_path("phone-conversation"))
+    await page.get_by_role("button", name="Back to conversations").click()
+    await page.locator(".list-pane").wait_for(state="visible", timeout=WAIT_MS)
+    assert not await page.locator(".conversation-pane").is_visible()
+    assert page.errors == []
+
+
+async def serious_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical findings on the page as it stands."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    return [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])}×)"
+        for v in results.response["violations"]
+        if v.get("impact") in ("serious", "critical")
+    ]
+
+
+async def test_keyboard_only_and_accessible_end_to_end(
+    bridge: tuple[Bridge, Recorder], browser: Any
+) -> None:
+    instance, _ = bridge
+    ids = await seed(instance)
+    page = await open_page(browser, await link_for(instance, ids["student"]))
+    new_message = page.get_by_role("button", name="New Message")
+    await new_message.wait_for(timeout=WAIT_MS)
+    assert await serious_violations(page) == []
+    # Tab reaches New Message first; Enter opens the search with the focus in it.
+    await page.keyboard.press("Tab")
+    assert await new_message.evaluate("b => b === document.activeElement")
+    await page.keyboard.press("Enter")
+    search = page.get_by_label("Search by name")
+    assert await search.evaluate("i => i === document.activeElement")
+    await page.keyboard.type("alex")
+    await page.locator(".contact", has_text="Alex Kim").wait_for(timeout=WAIT_MS)
+    assert await serious_violations(page) == []
+    await page.keyboard.press("ArrowDown")
+    await page.keyboard.press("Enter")
+    # The conversation opens with the focus in the composer; Enter sends.
+    composer = page.get_by_label("Write a message")
+    await composer.wait_for(timeout=WAIT_MS)
+    assert await composer.evaluate("t => t === document.activeElement")
+    await page.keyboard.type("Hello from the keyboard")
+    await page.keyboard.press("Enter")
+    mine = page.locator(".message.mine", has_text="Hello from the keyboard")
+    await mine.locator(".status", has_text="Sent").wait_for(timeout=WAIT_MS)
+    assert await serious_violations(page) == []
+    # Escape closes a dialog and gives the focus back.
+    await page.keyboard.press("Shift+Tab")
+    await page.keyboard.press("Shift+Tab")
+    await new_message.focus()
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Escape")
+    assert await new_message.evaluate("b => b === document.activeElement")
+    assert page.errors == []
+
+
+async def test_a_student_writing_out_of_hours_gets_one_notice_a_day(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv, browser: Any
+) -> None:
+    instance, _ = bridge
+    ids = await seed(instance)
+    # Hours on no day but one that isn't today, in the tutor's zone: now is out of hours.
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Tokyo")).weekday()
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(today + 3) % 7]
+    status, _ = await call(
+        instance,
+        "PUT",
+        f"/api/v1/users/{ids['tutor']}",
+        {
+            "display_name": "Alex Kim",
+            "availability": {
+                "timezone": "Asia/Tokyo",
+                "weekly_hours": [{"day": day, "start": "09:00", "end": "11:00"}],
+            },
+        },
+    )
+    assert status == 200
+    conversation = await started(instance, ids)
+    page = await open_page(
+        browser, await link_for(instance, ids["student"], conversation=conversation["id"])
+    )
+    box = page.get_by_label("Write a message")
+    await box.wait_for(timeout=WAIT_MS)
+    await box.type("Question about homework")
+    await box.press("Enter")
+    notice = page.locator(".notice")
+    await notice.wait_for(timeout=WAIT_MS)
+    assert "Alex Kim is usually available" in await notice.inner_text()
+    assert "Tokyo time" in await notice.inner_text()
+    await box.type("And another one")
+    await box.press("Enter")
+    await (
+        page.locator(".message.mine", has_text="another one")
+        .locator(".status", has_text="Sent")
+        .wait_for(timeout=WAIT_MS)
+    )
+    # The LMS sees it once; the tutor's Matrix client has the bot's notice once.
+    tutor = await matrix_client(synapse_env, instance, ids["tutor"])
+    try:
+
+        async def bot_notices() -> list[str]:
+            url = (
+                f"{synapse_env.synapse.url}/_matrix/client/v3/rooms/"
+                f"{conversation['room_id']}/messages?dir=b&limit=50"
+            )
+            import aiohttp
+
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(url, headers={"Authorization": f"Bearer {tutor.access_token}"}) as r,
+            ):
+                chunk = (await r.json())["chunk"]
+            return [
+                e["content"]["body"]
+                for e in chunk
+                if e["sender"] == instance.config.bot_user_id
+                and e["content"].get("msgtype") == "m.notice"
+                and "usually available" in e["content"].get("body", "")
+            ]
+
+        assert len(await eventually(bot_notices, "the bot's notice in the room")) == 1
+    finally:
+        await tutor.close()
+    status, feed = await call(instance, "GET", "/api/v1/events?limit=500")
+    (second,) = [
+        e["seq"]
+        for e in feed["events"]
+        if e["type"] == "message.created" and e["data"]["body"] == "And another one"
+    ]
+
+    async def second_considered() -> bool:
+        return (await instance.event_log.cursor("availability") or 0) >= second
+
+    await eventually(second_considered, "the second message considered for a notice")
+    status, feed = await call(instance, "GET", "/api/v1/events?limit=500")
+    notices = [
+        e
+        for e in feed["events"]
+        if e["type"] == "availability.notice" and e["data"]["conversation_id"] == conversation["id"]
+    ]
+    assert len(notices) == 1 and notices[0]["data"]["student"] == ids["student"]
+    assert await page.locator(".notice").count() == 1
+    assert page.errors == []
+
+
+async def test_the_pages_own_renderer_keeps_only_safe_markup(
+    bridge: tuple[Bridge, Recorder], browser: Any
+) -> None:
+    """The bridge already sanitises Matrix HTML; the page does not rely on it."""
+    instance, _ = bridge
+    page = await open_page(
+        browser, f"http://127.0.0.1:{instance.config.appservice.listen_port}/embed/"
+    )
+    await page.get_by_role("heading", name="This link has expired").wait_for(timeout=WAIT_MS)
+    rendered = await page.evaluate(
+        """async (payloads) => {
+            const { safeHtml } = await import("/embed/static/render.js");
+            const box = document.createElement("div");
+            for (const payload of payloads) box.append(safeHtml(payload));
+            document.body.append(box);
+            await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 50)));
+            return {
+                tags: [...box.querySelectorAll("*")].map((e) => e.tagName.toLowerCase()),
+                hrefs: [...box.querySelectorAll("a")].map((a) => [a.getAttribute("href"), a.rel]),
+                handlers: [...box.querySelectorAll("*")].flatMap(
+                    (e) => [...e.attributes].map((a) => a.name)
+                        .filter((n) => n.startsWith("on") || n === "style" || n === "src")),
+                text: box.textContent,
+                ran: window.__ran === true,
+            };
+        }""",
+        [
+            *HOSTILE,
+            '<img src=x onerror="window.__ran=true">',
+            '<a href=" JaVaScRiPt:window.__ran=true">x</a>',
+            '<a href="data:text/html,hi">data</a>',
+            '<p style="position:fixed" onclick="x()">styled</p>',
+            "<math><mtext><table><mglyph><style><img src=x onerror=window.__ran=true>",
+            '<a href="https://example.org/ok">fine</a><mx-reply>quoted</mx-reply>',
+            "<h1>big</h1><form><input></form>",
+        ],
+    )
+    assert rendered["ran"] is False
+    assert set(rendered["tags"]) <= {"a", "p", "strong"}, rendered["tags"]
+    assert rendered["handlers"] == []
+    assert rendered["hrefs"] == [
+        [None, ""],
+        [None, ""],
+        [None, ""],
+        ["https://example.org/ok", "noopener noreferrer nofollow"],
+    ]
+    assert "quoted" not in rendered["text"] and "fine" in rendered["text"]
+    assert page.errors == []
