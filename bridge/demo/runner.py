@@ -16,6 +16,7 @@ from typing import Any
 from bridge.app import Bridge, StartupError
 from bridge.config import Config, load_config, render_example, write_back
 from bridge.demo.synapse import LocalSynapse, SynapseError, free_port, port_is_free
+from bridge.domain.roster import UserPut
 from bridge.importers.oneroster import OneRosterImport
 from bridge.logs import setup_logging
 from bridge.matrix.registration import ensure_secrets, write_private, write_registration
@@ -28,6 +29,17 @@ DEFAULT_BRIDGE_PORT = 29340
 SAMPLE_EXPORT = Path(__file__).parent / "oneroster_sample"
 # People of the sample college who get a password, so they can log in from a Matrix client.
 DEMO_LOGINS = ("stu-ava", "tut-kim", "adm-lee")
+DEMO_TUTOR = "tut-kim"
+# The demo tutor's stated hours, so the inbox shows them and out-of-hours notices can be seen.
+DEMO_HOURS = json.dumps(
+    {
+        "timezone": "Europe/London",
+        "weekly_hours": [
+            {"day": day, "start": "10:00", "end": "16:00"} for day in ("mon", "tue", "wed", "thu")
+        ],
+        "note": "I answer within one working day.",
+    }
+)
 
 
 def run_demo(data_dir: Path | None) -> int:
@@ -65,6 +77,8 @@ def _prepare_config(folder: Path, hs_port: int, bridge_port: int) -> Config:
             "appservice.listen_port": bridge_port,
             "appservice.public_url": f"http://127.0.0.1:{bridge_port}",
             "database.url": "sqlite:///bridge.db",
+            # The printed inbox links stay usable as long as their sessions would last.
+            "embed.link_seconds": 8 * 3600,
         },
     )
     config, _generated = ensure_secrets(path)
@@ -133,6 +147,11 @@ async def _start(
     await bridge.start()
     print("loading the sample college (a OneRoster export) …", flush=True)
     await OneRosterImport(SAMPLE_EXPORT, bridge.roster_service, bridge.roster).run()
+    tutor = await bridge.roster.get_user(DEMO_TUTOR)
+    assert tutor is not None
+    await bridge.roster_service.apply(
+        [UserPut(DEMO_TUTOR, tutor.display_name, tutor.avatar_url, availability=DEMO_HOURS)]
+    )
     logins = []
     for platform_id in DEMO_LOGINS:
         person = await bridge.roster.get_user(platform_id)
@@ -149,6 +168,8 @@ async def _start(
                 "role": person.memberships[0][1],
                 "user_id": user_id,
                 "password": password,
+                # A fresh inbox session per run: each link opens once.
+                "inbox_link": (await bridge.embed_sessions.create(platform_id, None, None))[0],
             }
         )
     state = {
@@ -223,6 +244,10 @@ def _print_welcome(state: dict[str, Any], folder: Path, temporary: bool) -> None
         "",
         f"  Moderators' room: {state['admin_room']} (the moderator is invited; reports arrive "
         "as cards, !help lists the commands)",
+        "",
+        "  The inbox the LMS embeds, one link per person (each opens once; the next run of the",
+        "  demo prints fresh ones, and POST /api/v1/embed/sessions makes more):",
+        *(f"    {login['name']:<14}  {login['inbox_link']}" for login in state["logins"]),
         "",
         f"  Files: {folder}"
         + (

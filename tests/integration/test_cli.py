@@ -250,6 +250,25 @@ def test_demo_prints_a_working_login_and_stops_cleanly(tmp_path: Path) -> None:
     with urllib.request.urlopen(request, timeout=5) as response:
         assert json.loads(response.read())["reason"] == "Alex Kim teaches your course Algebra 101"
     assert state["homeserver_url"] in banner
+    # Each person's inbox link is printed, and opens (once) for that person.
+    link = login["inbox_link"]
+    assert link in banner and link.startswith(state["bridge_url"] + "/embed/#code=")
+    request = urllib.request.Request(
+        state["bridge_url"] + "/embed/api/session",
+        data=json.dumps({"code": link.split("#code=")[1]}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        session = json.loads(response.read())
+    assert session["me"]["user_id"] == "stu-ava"
+    request = urllib.request.Request(
+        state["bridge_url"] + "/embed/api/contacts?q=kim",
+        headers={"Authorization": f"Bearer {session['token']}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        (tutor,) = json.loads(response.read())["contacts"]
+    assert tutor["availability"]["hours"] == "Usually available Mon–Thu 10:00–16:00, London time"
     # The printed login works from a Matrix client's point of view.
     synapse = LocalSynapse(data / "synapse", port=state["homeserver_port"])
     assert synapse.login(login["user_id"], login["password"])
@@ -264,6 +283,7 @@ def test_demo_prints_a_working_login_and_stops_cleanly(tmp_path: Path) -> None:
         wait_ready(again)
         state2 = json.loads((data / "demo.json").read_text())
         assert state2["lms_api_token"] == state["lms_api_token"]
+        assert state2["logins"][0]["inbox_link"] != link  # fresh links each run
         synapse = LocalSynapse(data / "synapse", port=state2["homeserver_port"])
         assert synapse.login(login["user_id"], login["password"])
     finally:
