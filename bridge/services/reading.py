@@ -16,7 +16,7 @@ from bridge.contract.roster import AvailabilityWords
 from bridge.domain.avatar import initials_of
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverClient, HomeserverError, HomeserverUnreachable
-from bridge.services.availability import stated_hours
+from bridge.services.availability import role_at_shared, stated_hours
 from bridge.services.policy import UnknownUser
 from bridge.services.refusals import Refused, no_such_conversation, no_such_message
 from bridge.store.conversations import (
@@ -74,12 +74,11 @@ def preview_of(body: str, deleted: bool) -> str:
 
 
 def shared_role(me: UserRecord, other: UserRecord) -> str | None:
-    """The other person's role in an institution both belong to (first one found)."""
-    mine = {institution for institution, _role in me.memberships}
-    for institution, role in other.memberships:
-        if institution in mine:
-            return role
-    return other.memberships[0][1] if other.memberships else None
+    """The other person's role in an institution both belong to (else their first one)."""
+    role = role_at_shared(other, me)
+    if role is None and other.memberships:
+        return other.memberships[0][1]
+    return role
 
 
 class ReadingService:

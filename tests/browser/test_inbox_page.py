@@ -102,6 +102,15 @@ async def test_a_student_walks_the_inbox_from_the_link_to_read_only(
         await theirs.wait_for(timeout=WAIT_MS)
         list_item = page.locator(".conversation-item", has_text="Alex Kim")
         assert "Friday at 10 works" in await list_item.inner_text()
+        # The tutor's client marks the student's message read: "Seen", live.
+        status, history = await call(
+            instance,
+            "GET",
+            f"/api/v1/conversations/{inbox['conversations'][0]['id']}/messages?as={ids['tutor']}",
+        )
+        student_event = history["messages"][0]["event_id"]
+        await tutor.room_read_markers(room_id, student_event, student_event)
+        await mine.locator(".status", has_text="Seen").wait_for(timeout=WAIT_MS)
         await page.screenshot(path=screenshot_path("conversation"))
         # Read on view (the page marks it read, which also sends the Matrix receipt).
 
@@ -209,6 +218,15 @@ async def test_a_link_works_once_and_an_expired_one_says_so(
     url = await link_for(instance, ids["student"])
     first = await open_page(browser, url)
     await first.get_by_role("button", name="New Message").wait_for(timeout=WAIT_MS)
+    # A conversation started elsewhere (the tutor, through the LMS) appears on the open page.
+    status, _ = await call(
+        instance,
+        "POST",
+        "/api/v1/conversations",
+        {"initiator": ids["tutor"], "recipient": ids["student"]},
+    )
+    assert status == 201
+    await first.locator(".conversation-item", has_text="Alex Kim").wait_for(timeout=WAIT_MS)
     again = await open_page(browser, url)
     await again.get_by_role("heading", name="This link has expired").wait_for(timeout=WAIT_MS)
     assert "Reopen Messages" in await again.inner_text("body")
