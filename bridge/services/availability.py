@@ -30,12 +30,13 @@ CURSOR = "availability"
 BATCH = 200
 
 
-def stated_hours(stored: str | None) -> AvailabilityWords | None:
-    """A tutor's stored availability in words (None when they stated none)."""
+def stated_hours(stored: str | None, home_zone: str | None) -> AvailabilityWords | None:
+    """A tutor's stored availability in words (None when they stated none); hours without a
+    zone of their own are read in `home_zone` (their institution's)."""
     availability = Availability.parse(stored)
     if availability is None:
         return None
-    return AvailabilityWords(describe(availability), availability.note)
+    return AvailabilityWords(describe(availability, home_zone), availability.note)
 
 
 def role_at_shared(person: UserRecord, other: UserRecord) -> str | None:
@@ -108,16 +109,19 @@ class AvailabilityNotices(PassWorker):
             return False
         availability = Availability.parse(tutor.availability)
         sent_at = datetime.fromisoformat(str(data["created_at"]))
-        if availability is None or not is_outside(availability, sent_at):
+        if availability is None:
+            return False
+        zone = (await self._roster.home_timezones([tutor.id])).get(tutor.id)
+        if not is_outside(availability, sent_at, zone):
             return False
         notice = NoticeRecord(
             id=uuid.uuid4().hex,
             conversation_id=conversation.id,
-            day=local_day(availability, sent_at).isoformat(),
+            day=local_day(availability, sent_at, zone).isoformat(),
             student=sender.id,
             tutor=tutor.id,
             message_id=str(data["message_id"]),
-            body=away_notice(tutor.display_name, availability, sent_at),
+            body=away_notice(tutor.display_name, availability, sent_at, zone),
             event_id=None,
             created_at=datetime.now(UTC),
         )

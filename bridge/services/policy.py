@@ -115,6 +115,10 @@ class PolicyService:
 
         chosen = sorted(best.items(), key=lambda item: (item[1][0], item[1][2], item[0]))[:limit]
         people = await self._roster.people(user_id for user_id, _ in chosen)
+        tutors = [u for u, (_r, _p, _k, source, _c) in chosen if _SOURCES[source][0] == "tutor"]
+        zones = await self._roster.home_timezones(
+            u for u in tutors if people[u].availability is not None
+        )
         contacts = []
         for user_id, (rank, _pref, key, source, context) in chosen:
             person = people[user_id]
@@ -128,7 +132,9 @@ class PolicyService:
                     reason=f"{label} · {context}",
                     rank=rank,
                     name_key=key,
-                    availability=stated_hours(person.availability) if role == "tutor" else None,
+                    availability=stated_hours(person.availability, zones.get(user_id))
+                    if role == "tutor"
+                    else None,
                 )
             )
         return contacts

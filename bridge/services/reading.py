@@ -130,11 +130,17 @@ class ReadingService:
                 initials_of(other.display_name),
                 role,
                 other.active,
-                stated_hours(other.availability) if role == "tutor" else None,
+                await self._hours(other) if role == "tutor" else None,
             )
         last = entry.last_message
         preview = preview_of(last.body, last.deleted) if last else None
         return InboxItem(entry.conversation, person, last, preview, entry.unread)
+
+    async def _hours(self, tutor: UserRecord) -> AvailabilityWords | None:
+        if tutor.availability is None:
+            return None
+        zones = await self._roster.home_timezones([tutor.id])
+        return stated_hours(tutor.availability, zones.get(tutor.id))
 
     async def _as_participant(self, conversation_id: str, user_id: str) -> ConversationRecord:
         conversation = await self._conversations.get(conversation_id)

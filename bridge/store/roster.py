@@ -321,6 +321,25 @@ class RosterRepository:
             row = (await conn.execute(query)).first()
         return None if row is None else (row[0], row[1])
 
+    async def home_timezones(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """For each person, the time zone of an institution of theirs that states one (the
+        first by id): where their own stated hours are read when they name no zone."""
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return {}
+        m, i = memberships.c, institutions.c
+        query = (
+            select(m.user_id, i.timezone)
+            .join(institutions, i.id == m.institution_id)
+            .where(m.user_id.in_(wanted), i.timezone.is_not(None))
+            .order_by(m.user_id, i.id)
+        )
+        found: dict[str, str] = {}
+        async with self._db.engine.connect() as conn:
+            for row in await conn.execute(query):
+                found.setdefault(row.user_id, row.timezone)
+        return found
+
     async def batches_of(self, user_id: str, now: datetime) -> list[tuple[str, str, str]]:
         """(how: "studies"/"teaches", course title, batch title) of a person's current
         enrollments and teaching assignments."""

@@ -252,3 +252,41 @@ async def test_the_stream_carries_a_matrix_message_and_resumes_where_it_dropped(
             resumed.close()
     finally:
         await tutor.close()
+
+
+@SQLITE_ONLY
+async def test_hours_without_a_zone_are_read_in_the_institutions(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    instance, _ = bridge
+    ids = await seed(instance)
+    tag = ids["student"].split("-")[1]
+    status, _ = await call(
+        instance,
+        "PUT",
+        f"/api/v1/institutions/u-{tag}",
+        {"name": "Uni", "timezone": "Europe/Berlin"},
+    )
+    assert status == 200
+    hours = {"weekly_hours": [{"day": "fri", "start": "09:00", "end": "12:00"}]}
+    status, _ = await call(
+        instance,
+        "PUT",
+        f"/api/v1/users/{ids['tutor']}",
+        {"display_name": "Alex Kim", "availability": hours},
+    )
+    assert status == 200
+    status, found = await call(instance, "GET", f"/api/v1/users/{ids['student']}/contacts?q=alex")
+    (tutor,) = found["contacts"]
+    assert tutor["availability"] == {
+        "hours": "Usually available Fri 09:00–12:00, Berlin time",
+        "note": None,
+    }
+    status, _ = await call(
+        instance,
+        "POST",
+        "/api/v1/conversations",
+        {"initiator": ids["student"], "recipient": ids["tutor"]},
+    )
+    status, inbox = await call(instance, "GET", f"/api/v1/users/{ids['student']}/conversations")
+    assert inbox["conversations"][0]["other"]["availability"]["hours"].endswith("Berlin time")
