@@ -12,12 +12,13 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.api.conversations import ConversationRoutes
-from bridge.api.embed import EmbedRoutes, embed_auth_middleware
+from bridge.api.embed import PAGE_FILE_OPERATIONS, EmbedRoutes, embed_auth_middleware
 from bridge.api.errors import api_error
 from bridge.api.events import EventRoutes
 from bridge.api.health import HealthRoutes
 from bridge.api.http import lms_auth_middleware
 from bridge.api.openapi import OpenApiRoute
+from bridge.api.operations import bind
 from bridge.api.people import PeopleRoutes
 from bridge.api.reports import ReportRoutes
 from bridge.api.roster import RosterRoutes
@@ -390,7 +391,7 @@ class Bridge:
                 self.config.lms.max_body_bytes,
             ).routes()
         )
-        app.add_routes(InboxPage().routes())
+        app.add_routes(bind(InboxPage(), PAGE_FILE_OPERATIONS))
         app.add_routes(OpenApiRoute().routes())
         return app
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.api.files import download_headers, read_file_form
+from bridge.api.files import read_file_form, stream_download
 from bridge.api.http import ApiFailure, path_id, read_body, read_query, reply
 from bridge.api.operations import Operation, Reply, bind
 from bridge.contract.events import attachment_info
@@ -102,6 +102,11 @@ def sent_message(record: MessageRecord, hit: RuleHit | None) -> SentMessage:
         found=[ContactInfoFound(m.kind, m.text, m.start, m.end) for m in hit.matches],
     )
     return SentMessage(**message_fields(record), contact_info=notice)
+
+
+def send_status(record: MessageRecord, created: bool) -> int:
+    """201 sent, 202 stored and queued, 200 a repeat of an earlier send."""
+    return 200 if not created else 201 if record.status == "sent" else 202
 
 
 def inbox_item(item: InboxEntry, ids: MatrixIdMapper) -> InboxItem:
@@ -333,8 +338,7 @@ class ConversationRoutes:
             record, created, hit = await self._messages.send(
                 conversation_id, text.sender, text.body, text.format, text.client_message_id
             )
-        status = 200 if not created else 201 if record.status == "sent" else 202
-        return reply(sent_message(record, hit), status)
+        return reply(sent_message(record, hit), send_status(record, created))
 
     async def read(self, request: web.Request) -> web.Response:
         """`POST /api/v1/conversations/{c}/read {user, up_to}`: marks read, sends the receipt."""
@@ -361,12 +365,4 @@ class ConversationRoutes:
         """`GET /api/v1/messages/{m}/attachment?as={u}`: the file, for a participant."""
         message_id = path_id(request, "message_id")
         query = read_query(request, DownloadQuery)
-        async with self._downloads.open(message_id, query.reader) as download:
-            response = web.StreamResponse(headers=download_headers(download.attachment))
-            if download.length is not None:
-                response.content_length = download.length
-            await response.prepare(request)
-            async for chunk in download.chunks:
-                await response.write(chunk)
-            await response.write_eof()
-            return response
+        return await stream_download(request, self._downloads, message_id, query.reader)

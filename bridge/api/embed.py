@@ -19,9 +19,10 @@ from bridge.api.conversations import (
     inbox_item,
     message_fields,
     message_view,
+    send_status,
     sent_message,
 )
-from bridge.api.files import download_headers
+from bridge.api.files import stream_download
 from bridge.api.http import ApiFailure, Handler, path_id, read_body, read_query, reply
 from bridge.api.operations import Operation, Reply, bind
 from bridge.api.people import contact_view, unknown_user
@@ -273,6 +274,57 @@ PAGE_OPERATIONS = (
 )
 
 
+_PAGE_HTML = {"type": "string", "description": "The page (the same for every address of it)"}
+# The page itself and its files, served by `bridge.web.page.InboxPage` (no token: the page trades
+# its link's code once it runs).
+PAGE_FILE_OPERATIONS = (
+    Operation(
+        "GET",
+        "/embed",
+        "redirect",
+        _PAGE_TAG,
+        "To /embed/",
+        replies=(Reply(308, "Moved"),),
+        public=True,
+    ),
+    Operation(
+        "GET",
+        "/embed/",
+        "page",
+        _PAGE_TAG,
+        "The inbox page (open it with a link from POST /api/v1/embed/sessions)",
+        replies=(Reply(200, "The page", _PAGE_HTML, ("text/html",)),),
+        public=True,
+    ),
+    Operation(
+        "GET",
+        "/embed/conversations/{conversation_id}",
+        "page",
+        _PAGE_TAG,
+        "The inbox page, opening one conversation",
+        replies=(Reply(200, "The page", _PAGE_HTML, ("text/html",)),),
+        public=True,
+    ),
+    Operation(
+        "GET",
+        "/embed/static/{name}",
+        "static",
+        _PAGE_TAG,
+        "The page's scripts and style sheet",
+        replies=(
+            Reply(
+                200,
+                "The file",
+                {"type": "string"},
+                ("text/javascript", "text/css", "text/html", "image/svg+xml"),
+            ),
+        ),
+        errors=(404,),
+        public=True,
+    ),
+)
+
+
 def embed_auth_middleware(sessions: EmbedSessions) -> object:
     """Every page route but the code exchange needs `Authorization: Bearer <session token>`;
     the session is put on the request."""
@@ -463,8 +515,7 @@ class EmbedRoutes:
             text.format,
             text.client_message_id,
         )
-        status = 200 if not created else 201 if record.status == "sent" else 202
-        return reply(sent_message(record, hit), status)
+        return reply(sent_message(record, hit), send_status(record, created))
 
     async def read(self, request: web.Request) -> web.Response:
         """`POST /embed/api/conversations/{c}/read {up_to}`."""
@@ -496,17 +547,9 @@ class EmbedRoutes:
 
     async def attachment(self, request: web.Request) -> web.StreamResponse:
         """`GET /embed/api/messages/{m}/attachment`."""
-        async with self._downloads.open(
-            path_id(request, "message_id"), _me(request).user_id
-        ) as download:
-            response = web.StreamResponse(headers=download_headers(download.attachment))
-            if download.length is not None:
-                response.content_length = download.length
-            await response.prepare(request)
-            async for chunk in download.chunks:
-                await response.write(chunk)
-            await response.write_eof()
-            return response
+        return await stream_download(
+            request, self._downloads, path_id(request, "message_id"), _me(request).user_id
+        )
 
     async def contacts(self, request: web.Request) -> web.Response:
         """`GET /embed/api/contacts?q=&limit=`."""

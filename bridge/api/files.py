@@ -12,6 +12,7 @@ from bridge.api.http import ApiFailure
 from bridge.contract.messaging import SendFile
 from bridge.contract.shapes import load, wire_names
 from bridge.domain.content import Attachment
+from bridge.services.attachments import AttachmentDownloads
 from bridge.services.messages import FileUpload
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -86,3 +87,18 @@ def download_headers(attachment: Attachment) -> dict[str, str]:
         "Content-Security-Policy": "sandbox; default-src 'none'",
         "Cache-Control": "private, no-store",
     }
+
+
+async def stream_download(
+    request: web.Request, downloads: AttachmentDownloads, message_id: str, reader: str
+) -> web.StreamResponse:
+    """Stream the file of a message to a participant, as it comes from the homeserver."""
+    async with downloads.open(message_id, reader) as download:
+        response = web.StreamResponse(headers=download_headers(download.attachment))
+        if download.length is not None:
+            response.content_length = download.length
+        await response.prepare(request)
+        async for chunk in download.chunks:
+            await response.write(chunk)
+        await response.write_eof()
+        return response

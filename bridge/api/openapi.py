@@ -84,6 +84,7 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
         *events.OPERATIONS,
         *embed.OPERATIONS,
         *embed.PAGE_OPERATIONS,
+        *embed.PAGE_FILE_OPERATIONS,
         *OPERATIONS,
         *health.OPERATIONS,
     ):

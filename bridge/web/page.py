@@ -55,19 +55,11 @@ def security_headers(allowed_origins: Sequence[str]) -> Signal:
 
 
 class InboxPage:
-    """The page (one HTML file for every address of it) and its static files."""
+    """The page (one HTML file for every address of it) and its static files; the routes are
+    declared with the others, in `bridge.api.embed.PAGE_FILE_OPERATIONS`."""
 
     def __init__(self) -> None:
         self._files = resources.files("bridge.web") / "static"
-
-    def routes(self) -> list[web.RouteDef]:
-        """The routes to add to the bridge's web application."""
-        return [
-            web.get("/embed", self.redirect),
-            web.get("/embed/", self.page),
-            web.get("/embed/conversations/{conversation_id}", self.page),
-            web.get("/embed/static/{name}", self.static),
-        ]
 
     async def redirect(self, _request: web.Request) -> web.StreamResponse:
         """`/embed` → `/embed/` (the fragment stays with the browser)."""

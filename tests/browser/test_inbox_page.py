@@ -464,3 +464,82 @@ async def test_the_pages_own_renderer_keeps_only_safe_markup(
     ]
     assert "quoted" not in rendered["text"] and "fine" in rendered["text"]
     assert page.errors == []
+
+
+async def test_a_lost_send_is_retried_once_and_refusals_are_said_in_words(
+    bridge: tuple[Bridge, Recorder], browser: Any
+) -> None:
+    instance, _ = bridge
+    ids = await seed(instance)
+    tag = ids["student"].split("-")[1]
+    status, _ = await call(
+        instance,
+        "PUT",
+        f"/api/v1/institutions/u-{tag}",
+        {"name": "Uni", "region": "GB", "content_rules": {"contact_info": "block"}},
+    )
+    assert status == 200
+    conversation = await started(instance, ids)
+    page = await open_page(
+        browser, await link_for(instance, ids["student"], conversation=conversation["id"])
+    )
+    box = page.get_by_label("Write a message")
+    await box.wait_for(timeout=WAIT_MS)
+    # The first attempt never reaches the bridge; Retry sends it once.
+    sends = f"**/embed/api/conversations/{conversation['id']}/messages"
+    await page.route(sends, lambda route: route.abort(), times=1)
+    await box.type("See you on Friday")
+    await box.press("Enter")
+    failed = page.locator(".message.pending", has_text="See you on Friday")
+    await failed.locator(".status-failed", has_text="Not sent").wait_for(timeout=WAIT_MS)
+    await failed.get_by_role("button", name="Retry").click()
+    sent = page.locator(".message.mine:not(.pending)", has_text="See you on Friday")
+    await sent.locator(".status", has_text="Sent").wait_for(timeout=WAIT_MS)
+    # Two quick clicks of Send make one message.
+    await box.fill("Only once")
+    await page.get_by_role("button", name="Send").dblclick()
+    await page.locator(".message.mine:not(.pending)", has_text="Only once").wait_for(
+        timeout=WAIT_MS
+    )
+    # The institution blocks contact information: said next to the message, nothing sent.
+    await box.type("Call me on 07911 123456")
+    await box.press("Enter")
+    refused = page.locator(".message.pending", has_text="07911")
+    await refused.locator(".status-failed", has_text="personal contact information").wait_for(
+        timeout=WAIT_MS
+    )
+    status, history = await call(
+        instance,
+        "GET",
+        f"/api/v1/conversations/{conversation['id']}/messages?as={ids['tutor']}",
+    )
+    assert [m["body"] for m in history["messages"]] == ["See you on Friday", "Only once"]
+    await page.screenshot(path=screenshot_path("refused"))
+    assert page.errors == []
+
+
+async def test_older_messages_load_on_scroll(bridge: tuple[Bridge, Recorder], browser: Any) -> None:
+    instance, _ = bridge
+    ids = await seed(instance)
+    conversation = await started(instance, ids)
+    for n in range(45):  # from both, within the per-person rate limit
+        sender = ids["tutor"] if n % 2 else ids["student"]
+        status, _ = await call(
+            instance,
+            "POST",
+            f"/api/v1/conversations/{conversation['id']}/messages",
+            {"sender": sender, "body": f"note {n}", "client_message_id": f"n{n}"},
+        )
+        assert status == 201
+    page = await open_page(
+        browser, await link_for(instance, ids["student"], conversation=conversation["id"])
+    )
+    newest = page.locator(".message", has_text="note 44")
+    await newest.wait_for(timeout=WAIT_MS)
+    assert await page.locator(".message").count() == 30
+    await page.locator(".history").evaluate("h => h.scrollTo(0, 0)")
+    await page.locator(".message", has_text="note 0").first.wait_for(timeout=WAIT_MS)
+    assert await page.locator(".message").count() == 45
+    texts = await page.locator(".message .body").all_inner_texts()
+    assert texts == [f"note {n}" for n in range(45)]  # oldest to newest
+    assert page.errors == []

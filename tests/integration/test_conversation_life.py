@@ -217,6 +217,7 @@ async def test_the_inbox_lists_conversations_with_preview_unread_and_receipts(
         "role": "student",
         "active": True,
         "matrix_id": instance.ids.user_id(ids["student"]),
+        "availability": None,  # only a tutor's hours are shown
     }
     # The sender's own messages are never unread for them.
     status, inbox = await call(instance, "GET", f"/api/v1/users/{ids['student']}/conversations")
