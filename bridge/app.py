@@ -523,6 +523,7 @@ class Bridge:
         Whatever is cut short stays unprocessed in the database and is done after a restart.
         """
         self.started = False
+        self.live.end_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -280,15 +280,6 @@ _PAGE_HTML = {"type": "string", "description": "The page (the same for every add
 PAGE_FILE_OPERATIONS = (
     Operation(
         "GET",
-        "/embed",
-        "redirect",
-        _PAGE_TAG,
-        "To /embed/",
-        replies=(Reply(308, "Moved"),),
-        public=True,
-    ),
-    Operation(
-        "GET",
         "/embed/",
         "page",
         _PAGE_TAG,
@@ -585,10 +576,11 @@ class EmbedRoutes:
                 if change is not None:
                     await response.write(_sse(change.seq, change.data()))
                 elif datetime.now(UTC) >= session.expires_at:
-                    break
+                    stream.end()
                 elif not stream.ended:
                     await response.write(b": keep-alive\n\n")
-            await response.write(b"event: ended\ndata: {}\n\n")
+            if stream.session_ended:
+                await response.write(b"event: ended\ndata: {}\n\n")
         except (ConnectionResetError, ConnectionError):
             pass  # the page went away
         finally:

@@ -10,6 +10,7 @@ is delivered as usual.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from bridge.store.roster import RosterRepository, UserRecord
 log = logging.getLogger(__name__)
 CURSOR = "availability"
 BATCH = 200
+CURSOR_SAVE_SECONDS = 5.0
 
 
 def stated_hours(stored: str | None, home_zone: str | None) -> AvailabilityWords | None:
@@ -75,25 +77,43 @@ class AvailabilityNotices(PassWorker):
         self._ids = ids
         self._bot = bot_user_id
         self._on_events = on_events
+        self._cursor: int | None = None  # how far this process has decided
+        self._saved: int | None = None  # how far the database says
+        self._saved_at = 0.0
+        self._unposted = True  # a notice may wait to be posted (after a start, or a failure)
+
+    @property
+    def position(self) -> int:
+        """The last event of the log decided on (0 before the first pass)."""
+        return self._cursor or 0
 
     async def one_pass(self) -> float:
         """Decide on the messages the log gained, then post what is recorded."""
-        cursor = await self._log.cursor(CURSOR)
-        if cursor is None:
-            # First start: only messages from now on are answered.
-            await self._log.move_cursor(CURSOR, await self._log.last_seq(), datetime.now(UTC))
-            return 0
-        batch = await self._log.after(cursor, BATCH)
-        recorded = False
+        now = time.monotonic()
+        if self._cursor is None:
+            stored = await self._log.cursor(CURSOR)
+            if stored is None:  # first start: only messages from now on are answered
+                stored = await self._log.last_seq()
+                await self._log.move_cursor(CURSOR, stored, datetime.now(UTC))
+            self._cursor = self._saved = stored
+        batch = await self._log.after(self._cursor, BATCH)
         for event in batch:
-            if event.type == "message.created":
-                recorded |= await self._consider(event)
-        if batch:
-            await self._log.move_cursor(CURSOR, batch[-1].seq, datetime.now(UTC))
-        if recorded:
-            self._on_events()
-        await self._post()
-        return 0 if len(batch) == BATCH else 5.0
+            if event.type == "message.created" and await self._consider(event):
+                self._unposted = True
+                self._on_events()
+            self._cursor = event.seq
+        # Deciding again after a restart is harmless (one notice a day is the table's rule), so
+        # the place in the log is saved now and then, not after every message.
+        if self._cursor != self._saved and (
+            now - self._saved_at >= CURSOR_SAVE_SECONDS or self._wakeup.stopping
+        ):
+            await self._log.move_cursor(CURSOR, self._cursor, datetime.now(UTC))
+            self._saved, self._saved_at = self._cursor, now
+        if self._unposted:
+            self._unposted = await self._post()
+        if len(batch) == BATCH:
+            return 0
+        return CURSOR_SAVE_SECONDS if self._cursor == self._saved else 1.0
 
     async def _consider(self, event: LoggedEvent) -> bool:
         data = event.data
@@ -127,10 +147,13 @@ class AvailabilityNotices(PassWorker):
         )
         return await self._notices.record(notice)
 
-    async def _post(self) -> None:
+    async def _post(self) -> bool:
+        """Post the recorded notices; True when some still wait."""
+        waiting = False
         for notice in await self._notices.unposted(50):
             conversation = await self._conversations.get(notice.conversation_id)
             if conversation is None or conversation.room_id is None:
+                waiting = True  # its room is being made
                 continue
             message = await self._messages.get(notice.message_id)
             content: dict[str, object] = {
@@ -149,3 +172,4 @@ class AvailabilityNotices(PassWorker):
                 log.warning("out-of-hours notice %s not posted in Matrix: %s", notice.id, exc)
                 event_id = ""
             await self._notices.mark_posted(notice.id, event_id)
+        return waiting

@@ -63,15 +63,17 @@ class Stream:
         self.user_id = user_id
         self.session_id = session_id
         self.ended = False
+        self.session_ended = False  # False: the bridge is stopping, and the page reconnects
         self._queue: asyncio.Queue[Change | None] = asyncio.Queue()
 
     def put(self, change: Change) -> None:
         """Hand a change to the page."""
         self._queue.put_nowait(change)
 
-    def end(self) -> None:
-        """The session ended: the stream stops after what it holds."""
+    def end(self, session_ended: bool = True) -> None:
+        """The stream stops after what it holds: the session ended, or the bridge stops."""
         self.ended = True
+        self.session_ended = session_ended
         self._queue.put_nowait(None)
 
     async def next(self, wait_seconds: float) -> Change | None:
@@ -143,6 +145,13 @@ class LiveFeed(PassWorker):
                 if stream.session_id in ended:
                     stream.end()
 
+    def end_all(self) -> None:
+        """The bridge is stopping: every stream ends now, so no page holds the stop up (pages
+        reconnect, to this bridge once it is back or to another)."""
+        for streams in self._streams.values():
+            for stream in streams:
+                stream.end(session_ended=False)
+
     async def _position(self) -> int:
         if self._cursor is None:
             self._cursor = await self._log.last_seq()
@@ -150,13 +159,16 @@ class LiveFeed(PassWorker):
 
     async def one_pass(self) -> float:
         """Read what the log gained and hand it out."""
+        if not self._streams:
+            # Nobody listens: nothing to read. The next page to open starts from the log's end.
+            self._cursor = None
+            return POLL_SECONDS
         cursor = await self._position()
         batch = await self._log.after(cursor, BATCH)
         for event in batch:
-            if self._streams:
-                for user_id in await self._audience(event):
-                    for stream in self._streams.get(user_id, ()):
-                        stream.put(_change(event))
+            for user_id in await self._audience(event):
+                for stream in self._streams.get(user_id, ()):
+                    stream.put(_change(event))
             self._cursor = event.seq
         return 0 if len(batch) == BATCH else POLL_SECONDS
 

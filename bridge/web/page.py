@@ -44,7 +44,7 @@ def security_headers(allowed_origins: Sequence[str]) -> Signal:
     policy = content_security_policy(allowed_origins)
 
     async def add(request: web.Request, response: web.StreamResponse) -> None:
-        if request.path.startswith(PAGE_PREFIX) or request.path == "/embed":
+        if request.path.startswith(PAGE_PREFIX):
             headers = response.headers
             headers["Content-Security-Policy"] = policy
             headers["X-Content-Type-Options"] = "nosniff"
@@ -60,10 +60,6 @@ class InboxPage:
 
     def __init__(self) -> None:
         self._files = resources.files("bridge.web") / "static"
-
-    async def redirect(self, _request: web.Request) -> web.StreamResponse:
-        """`/embed` → `/embed/` (the fragment stays with the browser)."""
-        raise web.HTTPPermanentRedirect("/embed/")
 
     async def page(self, _request: web.Request) -> web.Response:
         """The inbox page; its script reads the address and the link's code."""

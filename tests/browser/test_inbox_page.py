@@ -72,6 +72,11 @@ async def test_a_student_walks_the_inbox_from_the_link_to_read_only(
     assert "#code=" not in page.url  # the code is gone from the address at once
     # New Message: search by name, the tutor with the reason and their hours.
     await page.get_by_role("button", name="New Message").click()
+    # No tutor by that name: the seed's advice.
+    await page.get_by_label("Search by name").fill("zzz")
+    await page.locator(".hint", has_text="Ask in your course's discussion board").wait_for(
+        timeout=WAIT_MS
+    )
     await page.get_by_label("Search by name").fill("ale")
     contact = page.locator(".contact", has_text="Alex Kim")
     await contact.wait_for(timeout=WAIT_MS)
@@ -402,7 +407,7 @@ async def test_a_student_writing_out_of_hours_gets_one_notice_a_day(
     ]
 
     async def second_considered() -> bool:
-        return (await instance.event_log.cursor("availability") or 0) >= second
+        return instance.availability_notices.position >= second
 
     await eventually(second_considered, "the second message considered for a notice")
     status, feed = await call(instance, "GET", "/api/v1/events?limit=500")
@@ -506,6 +511,11 @@ async def test_a_lost_send_is_retried_once_and_refusals_are_said_in_words(
     await box.press("Enter")
     refused = page.locator(".message.pending", has_text="07911")
     await refused.locator(".status-failed", has_text="personal contact information").wait_for(
+        timeout=WAIT_MS
+    )
+    await box.fill("x" * 10_001)
+    await box.press("Enter")
+    await page.locator(".status-failed", has_text="This message is too long").wait_for(
         timeout=WAIT_MS
     )
     status, history = await call(

@@ -644,6 +644,15 @@ function buildSearchDialog() {
       }
     }
   });
+  ui.searchResults.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    const buttons = [...ui.searchResults.querySelectorAll("button")];
+    const at = buttons.indexOf(document.activeElement);
+    if (at < 0) return;
+    event.preventDefault();
+    const next = at + (event.key === "ArrowDown" ? 1 : -1);
+    (next < 0 ? ui.searchInput : buttons[Math.min(next, buttons.length - 1)]).focus();
+  });
   ui.search.addEventListener("close", () => ui.newButton.focus());
   document.body.append(ui.search);
 }
@@ -659,6 +668,18 @@ async function runSearch() {
   const query = ui.searchInput.value.trim();
   const { contacts } = await api.get(`/embed/api/contacts?limit=20&q=${encodeURIComponent(query)}`);
   if (query !== ui.searchInput.value.trim()) return; // a newer search is on its way
+  const shown = [...ui.searchResults.querySelectorAll("button")].map((b) => b.dataset.userId);
+  // The same people again: keep the list as it is, and the focus where the person put it.
+  if (shown.join("\n") !== contacts.map((c) => c.user_id).join("\n")) renderContacts(contacts);
+  const noTutor = state.me.role === "student" && !contacts.some((c) => c.role === "tutor");
+  const words = [contacts.length ? "" : t("searchNone"), noTutor ? t("noTutorHint") : ""];
+  ui.searchHint.textContent = words.filter(Boolean).join(" ");
+}
+
+function renderContacts(contacts) {
+  const focused = ui.searchResults.contains(document.activeElement)
+    ? document.activeElement.dataset.userId
+    : null;
   ui.searchResults.replaceChildren(
     ...contacts.map((contact) =>
       el(
@@ -666,7 +687,12 @@ async function runSearch() {
         {},
         el(
           "button",
-          { type: "button", class: "contact", onclick: () => startWith(contact) },
+          {
+            type: "button",
+            class: "contact",
+            "data-user-id": contact.user_id,
+            onclick: () => startWith(contact),
+          },
           avatar(contact),
           el(
             "span",
@@ -681,9 +707,10 @@ async function runSearch() {
       ),
     ),
   );
-  const noTutor = state.me.role === "student" && !contacts.some((c) => c.role === "tutor");
-  const words = [contacts.length ? "" : t("searchNone"), noTutor ? t("noTutorHint") : ""];
-  ui.searchHint.textContent = words.filter(Boolean).join(" ");
+  if (focused) {
+    const again = ui.searchResults.querySelector(`[data-user-id="${CSS.escape(focused)}"]`);
+    (again || ui.searchInput).focus();
+  }
 }
 
 async function startWith(contact) {
