@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.startup $(ARGS)
 	$(BIN)/python -m bench.roster $(ARGS)
 	$(BIN)/python -m bench.conversations $(ARGS)
+	$(BIN)/python -m bench.live_streams
 	$(BIN)/python -m bench.contact_info
 
 clean:

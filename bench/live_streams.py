@@ -601,8 +601,8 @@ def report(
         f"{os.cpu_count()} CPUs, 1-minute load average {os.getloadavg()[0]:.1f}"
     )
     problems = [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
-    if problems:
-        print("\nThe bridge's log had errors; its last lines:\n" + log[-2000:])
+    if problems or stopped_in > 5:
+        print("\nThe bridge's log (warnings and errors), its last lines:\n" + log[-2000:])
 
 
 async def main() -> None:

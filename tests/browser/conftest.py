@@ -19,7 +19,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# The tests save the page's main states here (CI keeps the folder as an artefact).
+# The tests save the page's main states here, as the run's artefacts.
 SCREENSHOTS = Path(os.environ.get("LMS_BRIDGE_SCREENSHOTS", "test-artifacts/screenshots"))
 
 
