@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import statistics
+import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bridge.config import Config, load_config, render_example, write_back
@@ -87,3 +89,19 @@ def _fmt(value: object) -> str:
 
 
 median = statistics.median
+
+
+async def on_database(choice: str, run: Callable[[str], Awaitable[None]]) -> None:
+    """`run(url)` on the chosen database: "sqlite" (a temporary file), "postgresql" (a fresh
+    database on the local server, dropped afterwards) or a URL."""
+    if choice == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            await run(f"sqlite:///{folder}/bench.db")
+    elif choice == "postgresql":
+        url = await new_pg_database()
+        try:
+            await run(url)
+        finally:
+            await drop_pg_database(url)
+    else:
+        await run(choice)

@@ -44,8 +44,7 @@ from sqlalchemy import event as sql_event
 
 from bench.common import (
     bridge_config,
-    drop_pg_database,
-    new_pg_database,
+    on_database,
     percentile,
     print_table,
 )
@@ -803,17 +802,7 @@ async def main() -> None:
     )
     args = parser.parse_args()
     args.typed_rooms = min(args.typed_rooms, PAIRS)
-    if args.database == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            await run(args, f"sqlite:///{folder}/bench.db")
-    elif args.database == "postgresql":
-        url = await new_pg_database()
-        try:
-            await run(args, url)
-        finally:
-            await drop_pg_database(url)
-    else:
-        await run(args, args.database)
+    await on_database(args.database, lambda url: run(args, url))
 
 
 if __name__ == "__main__":

@@ -41,8 +41,7 @@ from nio import AsyncClient, AsyncClientConfig, RoomSendResponse
 
 from bench.common import (
     bridge_config,
-    drop_pg_database,
-    new_pg_database,
+    on_database,
     percentile,
     print_table,
 )
@@ -627,17 +626,7 @@ async def main() -> None:
     args.streams = min(args.streams, args.pairs * 2)
     args.conversations = max(1, min(args.conversations, args.pairs))
     args.senders = max(1, min(args.senders, args.conversations, args.streams // 2))
-    if args.database == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            await run(args, f"sqlite:///{folder}/bridge.db")
-    elif args.database == "postgresql":
-        url = await new_pg_database()
-        try:
-            await run(args, url)
-        finally:
-            await drop_pg_database(url)
-    else:
-        await run(args, args.database)
+    await on_database(args.database, lambda url: run(args, url))
 
 
 if __name__ == "__main__":

@@ -100,11 +100,6 @@ class LiveFeed(PassWorker):
         self._streams: dict[str, set[Stream]] = {}
         self._participants: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
-    @property
-    def open_streams(self) -> int:
-        """How many pages are listening."""
-        return sum(len(streams) for streams in self._streams.values())
-
     async def open(
         self, user_id: str, session_id: str, after: int | None
     ) -> tuple[Stream, list[Change] | None]:

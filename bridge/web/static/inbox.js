@@ -31,6 +31,7 @@ const ui = {};
 
 async function start() {
   document.title = STRINGS.pageTitle;
+  document.getElementById("loading").textContent = t("loading");
   const code = new URLSearchParams(location.hash.slice(1)).get("code");
   // The code works once: take it out of the address so a reload or a copied link never shows it.
   history.replaceState(null, "", location.pathname);
