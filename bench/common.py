@@ -37,26 +37,20 @@ def bridge_config(folder: Path, database_url: str, homeserver_url: str, port: in
 
 async def new_pg_database() -> str:
     """A fresh PostgreSQL database for one run."""
-    import asyncpg
+    import psycopg
 
     name = f"lmsb_bench_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
+    async with await psycopg.AsyncConnection.connect(PG_ADMIN_URL, autocommit=True) as conn:
         await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
 async def drop_pg_database(url: str) -> None:
     """Drop a database made by `new_pg_database`."""
-    import asyncpg
+    import psycopg
 
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
+    async with await psycopg.AsyncConnection.connect(PG_ADMIN_URL, autocommit=True) as conn:
         await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def percentile(values: list[float], pct: float) -> float:

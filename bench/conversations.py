@@ -234,7 +234,7 @@ class StatementCounter:
 
     def __init__(self, bridge: Bridge) -> None:
         self.count = 0
-        sql_event.listen(bridge.db.engine.sync_engine, "before_cursor_execute", self._seen)
+        sql_event.listen(bridge.db.engine, "before_cursor_execute", self._seen)
 
     def _seen(self, *_: object) -> None:
         self.count += 1

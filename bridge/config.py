@@ -293,21 +293,21 @@ class Config:
         return f"@{self.appservice.bot_localpart}:{self.homeserver.server_name}"
 
     def database_url(self) -> str:
-        """The database URL with the async driver named and relative SQLite paths resolved."""
-        return async_database_url(self.database.url, self.source.parent if self.source else None)
+        """The database URL with the driver named and relative SQLite paths resolved."""
+        return driver_database_url(self.database.url, self.source.parent if self.source else None)
 
 
-def async_database_url(url: str, base_dir: Path | None) -> str:
-    """Map a plain sqlite:// or postgresql:// URL to the async driver SQLAlchemy needs."""
+def driver_database_url(url: str, base_dir: Path | None) -> str:
+    """Map a plain sqlite:// or postgresql:// URL to the driver the bridge uses."""
     scheme, sep, rest = url.partition("://")
     driver = scheme.split("+", 1)[0]
     if driver == "sqlite":
         path = rest[1:] if rest.startswith("/") else rest
         if path and path != ":memory:" and not Path(path).is_absolute() and base_dir is not None:
             path = str(base_dir / path)
-        return f"sqlite+aiosqlite:///{path}"
+        return f"sqlite+pysqlite:///{path}"
     if driver in ("postgresql", "postgres"):
-        return f"postgresql+asyncpg{sep}{rest}"
+        return f"postgresql+psycopg{sep}{rest}"
     raise ConfigError(f"database.url: unsupported database {scheme!r} (use sqlite or postgresql)")
 
 

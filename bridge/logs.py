@@ -36,5 +36,5 @@ def setup_logging(config: LoggingConfig) -> None:
     root.handlers[:] = [handler]
     root.setLevel(config.level)
     # Library chatter that would drown the bridge's own lines.
-    for noisy in ("aiohttp.access", "nio", "alembic", "sqlalchemy.engine", "aiosqlite", "asyncio"):
+    for noisy in ("aiohttp.access", "nio", "alembic", "sqlalchemy.engine", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(config.level)))

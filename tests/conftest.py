@@ -54,11 +54,11 @@ def require_service(available: bool, reason: str) -> None:
 
 
 async def _pg_available() -> bool:
-    import asyncpg
+    import psycopg
 
     try:
-        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError):
+        conn = await psycopg.AsyncConnection.connect(PG_ADMIN_URL, connect_timeout=3)
+    except (OSError, psycopg.Error):
         return False
     await conn.close()
     return True
@@ -71,27 +71,21 @@ class PgDatabases:
     created: list[str]
 
     async def create(self) -> str:
-        import asyncpg
+        import psycopg
 
         name = f"lmsb_test_{secrets.token_hex(6)}"
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
+        async with await psycopg.AsyncConnection.connect(PG_ADMIN_URL, autocommit=True) as conn:
             await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
         self.created.append(name)
         base = PG_ADMIN_URL.rsplit("/", 1)[0]
         return f"{base}/{name}"
 
     async def drop_all(self) -> None:
-        import asyncpg
+        import psycopg
 
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
+        async with await psycopg.AsyncConnection.connect(PG_ADMIN_URL, autocommit=True) as conn:
             for name in self.created:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
         self.created.clear()
 
 
@@ -113,9 +107,9 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
     """An empty Database (both backends), closed afterwards."""
-    from bridge.config import async_database_url
+    from bridge.config import driver_database_url
 
-    database = Database(async_database_url(database_url, None))
+    database = Database(driver_database_url(database_url, None))
     try:
         yield database
     finally:

@@ -42,8 +42,7 @@ class AccountRepository:
         query = select(
             c.user_id, c.platform_id, c.display_name, c.avatar_source, c.avatar_mxc
         ).where(condition)  # type: ignore[arg-type]
-        async with self._db.session() as session:
-            row = (await session.execute(query)).first()
+        row = await self._db.first(query)
         return AccountRecord(*row) if row else None
 
     async def add(self, user_id: str, platform_id: str, now: datetime) -> None:
@@ -54,8 +53,7 @@ class AccountRepository:
             .values(user_id=user_id, platform_id=platform_id, registered_at=now)
             .on_conflict_do_nothing(index_elements=["user_id"])
         )
-        async with self._db.session() as session, session.begin():
-            await session.execute(statement)
+        await self._db.execute(statement)
 
     async def save_profile(
         self,
@@ -73,7 +71,6 @@ class AccountRepository:
         if avatar_source is not None:
             values["avatar_source"] = avatar_source
             values["avatar_mxc"] = avatar_mxc
-        async with self._db.session() as session, session.begin():
-            await session.execute(
-                update(matrix_accounts).where(matrix_accounts.c.user_id == user_id).values(**values)
-            )
+        await self._db.execute(
+            update(matrix_accounts).where(matrix_accounts.c.user_id == user_id).values(**values)
+        )

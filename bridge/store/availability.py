@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.contract.events import AvailabilityNotice
@@ -62,9 +62,9 @@ class AvailabilityNoticeRepository:
             return False
 
     async def _record(self, notice: NoticeRecord) -> bool:
-        async with self._db.engine.begin() as conn:
+        def work(conn: Connection) -> bool:
             taken = (
-                await conn.execute(
+                conn.execute(
                     select(_n.id).where(
                         _n.conversation_id == notice.conversation_id, _n.day == notice.day
                     )
@@ -72,7 +72,7 @@ class AvailabilityNoticeRepository:
             ).first()
             if taken is not None:
                 return False
-            await conn.execute(
+            conn.execute(
                 availability_notices.insert().values(
                     id=notice.id,
                     conversation_id=notice.conversation_id,
@@ -84,7 +84,7 @@ class AvailabilityNoticeRepository:
                     created_at=notice.created_at,
                 )
             )
-            await append_event(
+            append_event(
                 conn,
                 AvailabilityNotice(
                     notice.id,
@@ -98,7 +98,9 @@ class AvailabilityNoticeRepository:
                 ),
                 notice.created_at,
             )
-        return True
+            return True
+
+        return await self._db.write(work)
 
     async def unposted(self, limit: int) -> list[NoticeRecord]:
         """Notices not in their room yet, oldest first."""
@@ -108,15 +110,13 @@ class AvailabilityNoticeRepository:
             .order_by(_n.created_at)
             .limit(limit)
         )
-        async with self._db.engine.connect() as conn:
-            return [_record(r) for r in await conn.execute(query)]
+        return [_record(r) for r in await self._db.rows(query)]
 
     async def mark_posted(self, notice_id: str, event_id: str) -> None:
         """The bot posted the notice as `event_id`."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(
-                update(availability_notices).where(_n.id == notice_id).values(event_id=event_id)
-            )
+        await self._db.execute(
+            update(availability_notices).where(_n.id == notice_id).values(event_id=event_id)
+        )
 
     async def recent(self, conversation_id: str, limit: int) -> list[NoticeRecord]:
         """A conversation's newest notices, oldest first."""
@@ -126,6 +126,5 @@ class AvailabilityNoticeRepository:
             .order_by(_n.created_at.desc())
             .limit(limit)
         )
-        async with self._db.engine.connect() as conn:
-            rows = [_record(r) for r in await conn.execute(query)]
-        return rows[::-1]
+        rows = await self._db.rows(query)
+        return [_record(r) for r in reversed(rows)]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.contract.events import ConversationCreated, ConversationRead, ConversationStateChanged
@@ -98,8 +98,9 @@ class ConversationRepository:
     async def claim(self, initiator: str, recipient: str, now: datetime) -> ConversationRecord:
         """The pair's conversation, recorded as "creating" if there was none (race-safe)."""
         user_a, user_b = pair(initiator, recipient)
-        async with self._db.engine.begin() as conn:
-            await conn.execute(
+
+        def work(conn: Connection) -> ConversationRecord:
+            conn.execute(
                 self._dialect.insert(conversations)
                 .values(
                     id=uuid.uuid4().hex,
@@ -112,9 +113,12 @@ class ConversationRepository:
                 )
                 .on_conflict_do_nothing(index_elements=["user_a", "user_b"])
             )
-        found = await self.by_pair(initiator, recipient)
-        assert found is not None
-        return found
+            found = conn.execute(
+                select(*_COLUMNS).where(_c.user_a == user_a, _c.user_b == user_b)
+            ).one()
+            return _record(found)
+
+        return await self._db.write(work)
 
     async def by_pair(self, a: str, b: str) -> ConversationRecord | None:
         """The conversation of two people, if any."""
@@ -131,30 +135,29 @@ class ConversationRepository:
 
     async def _one(self, condition: object) -> ConversationRecord | None:
         query = select(*_COLUMNS).where(condition)  # type: ignore[arg-type]
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self._db.first(query)
         return _record(row) if row else None
 
     async def attach_room(self, conversation_id: str, room_id: str) -> None:
         """Record the room of a conversation still being made, before anyone is invited to it:
         from then on the bridge's own records say the room is this conversation's."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(
-                update(conversations)
-                .where(_c.id == conversation_id, _c.state == "creating", _c.room_id.is_(None))
-                .values(room_id=room_id)
-            )
+        await self._db.execute(
+            update(conversations)
+            .where(_c.id == conversation_id, _c.state == "creating", _c.room_id.is_(None))
+            .values(room_id=room_id)
+        )
 
     async def activate(self, conversation_id: str, room_id: str, now: datetime) -> None:
         """Record the room of a conversation being made; `conversation.created` commits with it."""
-        async with self._db.engine.begin() as conn:
-            result = await conn.execute(
+
+        def work(conn: Connection) -> None:
+            result = conn.execute(
                 update(conversations)
                 .where(_c.id == conversation_id, _c.state == "creating")
                 .values(room_id=room_id, state="active")
             )
             if result.rowcount:
-                row = (await conn.execute(select(*_COLUMNS).where(_c.id == conversation_id))).one()
+                row = (conn.execute(select(*_COLUMNS).where(_c.id == conversation_id))).one()
                 record = _record(row)
                 created = ConversationCreated(
                     conversation_id=record.id,
@@ -163,15 +166,18 @@ class ConversationRepository:
                     room_id=room_id,
                     state="active",
                 )
-                await append_event(conn, created, now)
+                append_event(conn, created, now)
+
+        await self._db.write(work)
 
     async def set_state(
         self, conversation_id: str, state: str, reason_code: str, reason: str, now: datetime
     ) -> bool:
         """Move a made conversation to `state` (active or read_only); `conversation.state_changed`
         commits with it. False when it already was in that state."""
-        async with self._db.engine.begin() as conn:
-            result = await conn.execute(
+
+        def work(conn: Connection) -> bool:
+            result = conn.execute(
                 update(conversations)
                 .where(
                     _c.id == conversation_id,
@@ -183,18 +189,19 @@ class ConversationRepository:
             if not result.rowcount:
                 return False
             changed = ConversationStateChanged(conversation_id, state, reason_code, reason)  # type: ignore[arg-type]
-            await append_event(conn, changed, now)
-        return True
+            append_event(conn, changed, now)
+            return True
+
+        return await self._db.write(work)
 
     async def mark_encrypted(self, conversation_id: str) -> bool:
         """Record that the room turned encrypted; False when it was known already."""
-        async with self._db.engine.begin() as conn:
-            result = await conn.execute(
-                update(conversations)
-                .where(_c.id == conversation_id, _c.encrypted.is_(False))
-                .values(encrypted=True)
-            )
-        return bool(result.rowcount)
+        changed = await self._db.execute(
+            update(conversations)
+            .where(_c.id == conversation_id, _c.encrypted.is_(False))
+            .values(encrypted=True)
+        )
+        return bool(changed)
 
     async def made(self, after_id: str, limit: int) -> list[ConversationRecord]:
         """Conversations with a room, in id order after `after_id` (for sweeps)."""
@@ -204,21 +211,23 @@ class ConversationRepository:
             .order_by(_c.id)
             .limit(limit)
         )
-        async with self._db.engine.connect() as conn:
-            return [_record(r) for r in await conn.execute(query)]
+        return [_record(r) for r in await self._db.rows(query)]
 
     async def involving(self, user_ids: Sequence[str]) -> list[ConversationRecord]:
         """Conversations with a room of which any of `user_ids` is a participant."""
-        found: list[ConversationRecord] = []
-        for start in range(0, len(user_ids), 500):
-            chunk = list(user_ids[start : start + 500])
-            query = select(*_COLUMNS).where(
-                or_(_c.user_a.in_(chunk), _c.user_b.in_(chunk)),
-                _c.state.in_(("active", "read_only")),
-            )
-            async with self._db.engine.connect() as conn:
-                found.extend(_record(r) for r in await conn.execute(query))
-        return list({record.id: record for record in found}.values())
+
+        def work(conn: Connection) -> list[ConversationRecord]:
+            found: dict[str, ConversationRecord] = {}
+            for start in range(0, len(user_ids), 500):
+                chunk = list(user_ids[start : start + 500])
+                query = select(*_COLUMNS).where(
+                    or_(_c.user_a.in_(chunk), _c.user_b.in_(chunk)),
+                    _c.state.in_(("active", "read_only")),
+                )
+                found.update((r.id, _record(r)) for r in conn.execute(query))
+            return list(found.values())
+
+        return await self._db.read(work)
 
     # --- one person's inbox ---
 
@@ -238,8 +247,9 @@ class ConversationRepository:
         )
         query = query.order_by(activity.desc(), _c.id).limit(limit)
         m = messages.c
-        async with self._db.engine.connect() as conn:
-            records = [_record(r) for r in await conn.execute(query)]
+
+        def work(conn: Connection) -> list[InboxEntry]:
+            records = [_record(r) for r in conn.execute(query)]
             ids = [r.id for r in records]
             if not ids:
                 return []
@@ -253,7 +263,7 @@ class ConversationRepository:
                 row.conversation_id: LastMessage(
                     row.sender, row.body, row.deleted_at is not None, _utc(row.created_at)
                 )
-                for row in await conn.execute(
+                for row in conn.execute(
                     select(m.conversation_id, m.sender, m.body, m.deleted_at, m.created_at).join(
                         newest, m.seq == newest.c.seq
                     )
@@ -262,7 +272,7 @@ class ConversationRepository:
             marker = read_markers.c
             unread = {
                 row.conversation_id: row.count
-                for row in await conn.execute(
+                for row in conn.execute(
                     select(m.conversation_id, func.count().label("count"))
                     .select_from(
                         messages.outerjoin(
@@ -282,7 +292,9 @@ class ConversationRepository:
                     .group_by(m.conversation_id)
                 )
             }
-        return [InboxEntry(r, last.get(r.id), unread.get(r.id, 0)) for r in records]
+            return [InboxEntry(r, last.get(r.id), unread.get(r.id, 0)) for r in records]
+
+        return await self._db.read(work)
 
     async def unread_total(self, user_id: str) -> tuple[int, int]:
         """(messages from the other person not read yet, conversations holding some) over a
@@ -307,8 +319,9 @@ class ConversationRepository:
             .subquery()
         )
         query = select(func.coalesce(func.sum(counts.c.count), 0), func.count())
-        async with self._db.engine.connect() as conn:
-            total, with_unread = (await conn.execute(query)).one()
+        row = await self._db.first(query)
+        assert row is not None
+        total, with_unread = row
         return int(total), int(with_unread)
 
     async def mark_read(
@@ -325,32 +338,33 @@ class ConversationRepository:
         insert = self._dialect.insert(read_markers).values(
             conversation_id=conversation_id, user_id=user_id, up_to_seq=up_to_seq, updated_at=now
         )
-        async with self._db.engine.begin() as conn:
-            result = await conn.execute(
+
+        def work(conn: Connection) -> bool:
+            # RETURNING says whether a row was written (an INSERT's rowcount is not reliable).
+            moved = conn.execute(
                 insert.on_conflict_do_update(
                     index_elements=["conversation_id", "user_id"],
                     set_={"up_to_seq": insert.excluded.up_to_seq, "updated_at": now},
                     where=read_markers.c.up_to_seq < insert.excluded.up_to_seq,
-                )
-            )
-            if not result.rowcount:
+                ).returning(read_markers.c.up_to_seq)
+            ).first()
+            if moved is None:
                 return False
-            await append_event(
+            append_event(
                 conn,
                 ConversationRead(conversation_id, user_id, up_to_id, origin, now),  # type: ignore[arg-type]
                 now,
             )
-        return True
+            return True
+
+        return await self._db.write(work)
 
     async def read_up_to(self, conversation_id: str, user_id: str) -> int:
         """The seq of the last message a person has read (0 when none)."""
         marker = read_markers.c
-        async with self._db.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(marker.up_to_seq).where(
-                        marker.conversation_id == conversation_id, marker.user_id == user_id
-                    )
-                )
-            ).first()
-        return int(row.up_to_seq) if row else 0
+        value = await self._db.scalar(
+            select(marker.up_to_seq).where(
+                marker.conversation_id == conversation_id, marker.user_id == user_id
+            )
+        )
+        return int(value) if value is not None else 0

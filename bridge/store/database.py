@@ -1,36 +1,52 @@
-"""The database engine: SQLite (WAL, foreign keys on) or PostgreSQL, behind one async interface."""
+"""The database: SQLite (WAL, foreign keys on) or PostgreSQL, behind one async interface.
+
+Repositories hand the database a *unit of work*, a plain function of a connection that runs all
+its statements, and await the result: `await db.read(work)` or `await db.write(work)` (one
+transaction, committed before the await returns). Each unit runs whole on a database thread, so
+it costs one hand-off between the event loop and the driver, however many statements it runs.
+(An async driver hands off every statement, its fetch and the connection's reset separately,
+which made the hand-offs, not the database, most of the bridge's cost per message.)
+
+SQLite gets one thread and one connection: it has one writer anyway, and one connection avoids
+"database is locked" between our own units. PostgreSQL gets a thread per pooled connection.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.pool import StaticPool
 
+T = TypeVar("T")
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for `url` (already naming its async driver), tuned for the bridge."""
-    if url.startswith("sqlite") and (url.endswith("://") or ":memory:" in url):
-        # An in-memory database lives in its connection: share exactly one.
-        engine = create_async_engine(url, poolclass=StaticPool)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    if url.startswith("sqlite"):
-        # One connection: SQLite has one writer anyway, and a pool of one avoids "database is
-        # locked" between our own connections while WAL still lets readers in.
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+_POSTGRESQL_CONNECTIONS = 10
+# Set on a connection for the unit in hand: a writing unit takes SQLite's write lock at BEGIN,
+# so two processes never both read, then both try to write and one fails as busy.
+_WRITING = "writing"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(
+        url,
+        # One connection, used only by the database thread (an in-memory database lives in it);
+        # every unit ends its own transaction, so nothing needs resetting between units.
+        poolclass=StaticPool,
+        pool_reset_on_return=None,
+        connect_args={"check_same_thread": False},
+    )
+    event.listen(engine, "connect", _sqlite_connected)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connected(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling begins lazily, only before data changes; the bridge
+    # begins every unit itself (see `_sqlite_begin`), so reads see one snapshot and writes lock.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -41,23 +57,83 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get(_WRITING) else "BEGIN")
+
+
 class Database:
-    """Owns the engine and hands out sessions; repositories receive it."""
+    """Owns the engine and the database threads; repositories receive it."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = create_engine(url)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        if url.startswith("sqlite"):
+            self.engine = _sqlite_engine(url)
+            workers = 1
+        else:
+            self.engine = create_engine(
+                url, pool_size=_POSTGRESQL_CONNECTIONS, max_overflow=0, pool_pre_ping=True
+            )
+            workers = _POSTGRESQL_CONNECTIONS
+        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="database")
 
     @property
     def dialect(self) -> str:
         """ "sqlite" or "postgresql"."""
         return self.engine.dialect.name
 
-    def session(self) -> AsyncSession:
-        """A new session; use as `async with db.session() as s, s.begin(): ...`."""
-        return self.sessions()
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on a connection of its own and return its result (its changes, if any,
+        are rolled back)."""
+        return await self._run(work, writing=False)
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction, committed before this returns (rolled back if `work`
+        raises)."""
+        return await self._run(work, writing=True)
+
+    # Single statements, the most common units.
+
+    async def first(self, query: Executable, parameters: Any = None) -> Row[Any] | None:
+        """The first row `query` returns, if any."""
+        return await self.read(lambda conn: conn.execute(query, parameters).first())
+
+    async def rows(self, query: Executable, parameters: Any = None) -> list[Row[Any]]:
+        """Every row `query` returns."""
+        return await self.read(lambda conn: list(conn.execute(query, parameters).all()))
+
+    async def scalar(self, query: Executable, parameters: Any = None) -> Any:
+        """The first column of the first row `query` returns (None without one)."""
+        return await self.read(lambda conn: conn.execute(query, parameters).scalar())
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> int:
+        """Run one changing statement in a transaction of its own; how many rows it matched
+        (reliable for UPDATE and DELETE only: an INSERT should say with RETURNING)."""
+        return await self.write(lambda conn: conn.execute(statement, parameters).rowcount)
+
+    async def _run(self, work: Callable[[Connection], T], *, writing: bool) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._unit, work, writing)
+
+    def _unit(self, work: Callable[[Connection], T], writing: bool) -> T:
+        with self.engine.connect() as conn:
+            conn.info[_WRITING] = writing
+            transaction = conn.begin()
+            try:
+                result = work(conn)
+            except BaseException:
+                transaction.rollback()
+                raise
+            if writing:
+                transaction.commit()
+            else:
+                transaction.rollback()
+            return result
 
     async def close(self) -> None:
-        """Close every pooled connection."""
-        await self.engine.dispose()
+        """Close every connection and stop the database threads."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._threads.shutdown(wait=True)
+        self.engine.dispose()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Connection, and_, delete, or_, select, update
 
 from bridge.store.database import Database
 from bridge.store.schema import embed_sessions
@@ -54,9 +54,10 @@ class EmbedSessionRepository:
     ) -> None:
         """Store a new session whose code has not been traded yet (and forget long-expired
         ones)."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(delete(embed_sessions).where(_e.expires_at < now - _KEEP_EXPIRED))
-            await conn.execute(
+
+        def work(conn: Connection) -> None:
+            conn.execute(delete(embed_sessions).where(_e.expires_at < now - _KEEP_EXPIRED))
+            conn.execute(
                 embed_sessions.insert().values(
                     id=session_id,
                     user_id=user_id,
@@ -67,6 +68,8 @@ class EmbedSessionRepository:
                     expires_at=expires_at,
                 )
             )
+
+        await self._db.write(work)
 
     async def exchange(self, code_hash: str, token_hash: str, now: datetime) -> EmbedSession | None:
         """Trade an unused, unexpired code for the token, once: the update is the claim, so two
@@ -83,8 +86,7 @@ class EmbedSessionRepository:
             .values(token_hash=token_hash, exchanged_at=now)
             .returning(_e.id, _e.user_id, _e.conversation_id, _e.expires_at)
         )
-        async with self._db.engine.begin() as conn:
-            row = (await conn.execute(claim)).first()
+        row = await self._db.write(lambda conn: conn.execute(claim).first())
         return None if row is None else _session(row)
 
     async def by_token(self, token_hash: str, now: datetime) -> EmbedSession | None:
@@ -92,8 +94,7 @@ class EmbedSessionRepository:
         query = select(_e.id, _e.user_id, _e.conversation_id, _e.expires_at).where(
             _e.token_hash == token_hash, _e.ended_at.is_(None), _e.expires_at > now
         )
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self._db.first(query)
         return None if row is None else _session(row)
 
     async def end_for(self, user_id: str, now: datetime) -> list[str]:
@@ -103,10 +104,11 @@ class EmbedSessionRepository:
             _e.ended_at.is_(None),
             or_(_e.expires_at > now, _e.code_expires_at > now),
         )
-        async with self._db.engine.begin() as conn:
-            ids = list((await conn.execute(select(_e.id).where(live))).scalars())
+
+        def work(conn: Connection) -> list[str]:
+            ids = list(conn.execute(select(_e.id).where(live)).scalars())
             if ids:
-                await conn.execute(
-                    update(embed_sessions).where(_e.id.in_(ids)).values(ended_at=now)
-                )
-        return ids
+                conn.execute(update(embed_sessions).where(_e.id.in_(ids)).values(ended_at=now))
+            return ids
+
+        return await self._db.write(work)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, func, select, text, update
 
 from bridge.contract.events import Event, EventPayload
 from bridge.contract.shapes import dump
@@ -35,7 +34,7 @@ class LoggedEvent:
 _EVENT_LOG_LOCK = 0x6C6D7362  # "lmsb": the advisory lock that orders event-log commits
 
 
-async def append_event(conn: AsyncConnection, payload: EventPayload, now: datetime) -> None:
+def append_event(conn: Connection, payload: EventPayload, now: datetime) -> None:
     """Add an event in the caller's transaction, so the change and its event commit together.
 
     Call it last in the transaction: on PostgreSQL it takes the lock that orders event commits,
@@ -46,8 +45,8 @@ async def append_event(conn: AsyncConnection, payload: EventPayload, now: dateti
         # this lock (held until commit) a later seq can commit first, readers of `after=` and the
         # webhook cursor move past the earlier one, and it is never delivered. SQLite already
         # has a single writer.
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EVENT_LOG_LOCK})
-    await conn.execute(
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EVENT_LOG_LOCK})
+    conn.execute(
         events.insert().values(
             id=uuid.uuid4().hex,
             type=payload.TYPE,
@@ -71,8 +70,7 @@ class EventLogRepository:
             .order_by(events.c.seq)
             .limit(limit)
         )
-        async with self._db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [
             LoggedEvent(
                 r.seq,
@@ -86,45 +84,47 @@ class EventLogRepository:
 
     async def delivered_up_to(self) -> int:
         """The last seq the webhook acknowledged (0 before the first)."""
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(select(webhook_cursor.c.delivered_seq))).first()
-        return int(row.delivered_seq) if row else 0
+        query = select(webhook_cursor.c.delivered_seq)
+        value = await self._db.read(lambda conn: conn.execute(query).scalar())
+        return int(value) if value is not None else 0
 
     async def mark_delivered(self, seq: int, now: datetime) -> None:
         """Move the webhook cursor to `seq`."""
-        async with self._db.engine.begin() as conn:
-            result = await conn.execute(
+
+        def work(conn: Connection) -> None:
+            result = conn.execute(
                 update(webhook_cursor)
                 .where(webhook_cursor.c.id == 1)
                 .values(delivered_seq=seq, updated_at=now)
             )
             if result.rowcount == 0:
-                await conn.execute(
+                conn.execute(
                     webhook_cursor.insert().values(id=1, delivered_seq=seq, updated_at=now)
                 )
 
+        await self._db.write(work)
+
     async def last_seq(self) -> int:
         """The newest event's seq (0 before the first)."""
-        async with self._db.engine.connect() as conn:
-            return int((await conn.execute(select(func.max(events.c.seq)))).scalar() or 0)
+        query = select(func.max(events.c.seq))
+        return int(await self._db.read(lambda conn: conn.execute(query).scalar()) or 0)
 
     async def cursor(self, name: str) -> int | None:
         """How far the reader `name` has got (None before it first moved)."""
-        async with self._db.engine.connect() as conn:
-            value = (
-                await conn.execute(select(event_cursors.c.seq).where(event_cursors.c.name == name))
-            ).scalar()
+        query = select(event_cursors.c.seq).where(event_cursors.c.name == name)
+        value = await self._db.read(lambda conn: conn.execute(query).scalar())
         return None if value is None else int(value)
 
     async def move_cursor(self, name: str, seq: int, now: datetime) -> None:
         """Record that the reader `name` has handled everything up to `seq`."""
-        async with self._db.engine.begin() as conn:
-            result = await conn.execute(
+
+        def work(conn: Connection) -> None:
+            result = conn.execute(
                 update(event_cursors)
                 .where(event_cursors.c.name == name)
                 .values(seq=seq, updated_at=now)
             )
             if result.rowcount == 0:
-                await conn.execute(
-                    event_cursors.insert().values(name=name, seq=seq, updated_at=now)
-                )
+                conn.execute(event_cursors.insert().values(name=name, seq=seq, updated_at=now))
+
+        await self._db.write(work)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.store.database import Database
@@ -77,14 +77,13 @@ class InboxRepository:
         A txn id seen within `window` with the same fingerprint is a resend: nothing is written.
         Events already stored (same event id, e.g. under another txn id) are skipped.
         """
-        async with self._db.session() as session, session.begin():
-            seen = (
-                await session.execute(
-                    select(
-                        appservice_transactions.c.fingerprint,
-                        appservice_transactions.c.received_at,
-                    ).where(appservice_transactions.c.txn_id == txn_id)
-                )
+
+        def work(conn: Connection) -> TransactionOutcome:
+            seen = conn.execute(
+                select(
+                    appservice_transactions.c.fingerprint,
+                    appservice_transactions.c.received_at,
+                ).where(appservice_transactions.c.txn_id == txn_id)
             ).first()
             if (
                 seen is not None
@@ -93,27 +92,28 @@ class InboxRepository:
             ):
                 return TransactionOutcome(replay=True, new_events=0)
             if seen is None:
-                await session.execute(
+                conn.execute(
                     appservice_transactions.insert().values(
                         txn_id=txn_id, fingerprint=fingerprint, received_at=now
                     )
                 )
             else:
-                await session.execute(
+                conn.execute(
                     update(appservice_transactions)
                     .where(appservice_transactions.c.txn_id == txn_id)
                     .values(fingerprint=fingerprint, received_at=now)
                 )
-            inserted = await self._insert_events(session, events, now)
+            inserted = self._insert_events(conn, events, now)
             return TransactionOutcome(replay=False, new_events=inserted)
+
+        return await self._db.write(work)
 
     async def store_events(self, events: list[NewEvent], now: datetime) -> int:
         """Record events found outside any transaction (catching up from room history), those
         not stored before; returns how many were new."""
-        async with self._db.session() as session, session.begin():
-            return await self._insert_events(session, events, now)
+        return await self._db.write(lambda conn: self._insert_events(conn, events, now))
 
-    async def _insert_events(self, session: Any, events: list[NewEvent], now: datetime) -> int:
+    def _insert_events(self, conn: Connection, events: list[NewEvent], now: datetime) -> int:
         if not events:
             return 0
         rows = [
@@ -131,12 +131,11 @@ class InboxRepository:
         ]
         # RETURNING counts the rows really inserted (rowcount is unreliable for batches).
         statement = self._insert_ignoring_duplicates().returning(inbound_events.c.seq)
-        return len((await session.execute(statement, rows)).all())
+        return len(conn.execute(statement, rows).all())
 
     async def last_received_at(self) -> datetime | None:
         """When the newest event still kept was received, if any."""
-        async with self._db.session() as session:
-            value = (await session.execute(select(func.max(inbound_events.c.received_at)))).scalar()
+        value = await self._db.scalar(select(func.max(inbound_events.c.received_at)))
         return _aware(value) if value is not None else None
 
     def _insert_ignoring_duplicates(self) -> Any:
@@ -173,8 +172,7 @@ class InboxRepository:
             .order_by(c.seq)
             .limit(limit)
         )
-        async with self._db.session() as session:
-            rows = (await session.execute(query)).all()
+        rows = await self._db.rows(query)
         return [
             StoredEvent(
                 seq=r.seq,
@@ -194,20 +192,18 @@ class InboxRepository:
         query = select(func.min(c.next_attempt_at)).where(
             and_(c.processed_at.is_(None), c.failed.is_(False), c.next_attempt_at.is_not(None))
         )
-        async with self._db.session() as session:
-            value = (await session.execute(query)).scalar()
+        value = await self._db.scalar(query)
         return _aware(value) if value is not None else None
 
     async def mark_processed(self, seqs: list[int], now: datetime) -> None:
         """Record that events were handled."""
         if not seqs:
             return
-        async with self._db.session() as session, session.begin():
-            await session.execute(
-                update(inbound_events)
-                .where(inbound_events.c.seq.in_(seqs))
-                .values(processed_at=now, next_attempt_at=None)
-            )
+        await self._db.execute(
+            update(inbound_events)
+            .where(inbound_events.c.seq.in_(seqs))
+            .values(processed_at=now, next_attempt_at=None)
+        )
 
     async def mark_retry(self, seq: int, attempts: int, error: str, when: datetime) -> None:
         """Record a failed attempt and when to try again."""
@@ -218,28 +214,25 @@ class InboxRepository:
         await self._update(seq, attempts=attempts, last_error=error, failed=True)
 
     async def _update(self, seq: int, **values: Any) -> None:
-        async with self._db.session() as session, session.begin():
-            await session.execute(
-                update(inbound_events).where(inbound_events.c.seq == seq).values(**values)
-            )
+        await self._db.execute(
+            update(inbound_events).where(inbound_events.c.seq == seq).values(**values)
+        )
 
     async def prune_transactions(self, older_than: datetime) -> int:
         """Forget transaction ids received before `older_than`."""
-        async with self._db.session() as session, session.begin():
-            result = await session.execute(
-                delete(appservice_transactions).where(
-                    appservice_transactions.c.received_at < older_than
-                )
+        deleted = await self._db.execute(
+            delete(appservice_transactions).where(
+                appservice_transactions.c.received_at < older_than
             )
-            return max(result.rowcount, 0)
+        )
+        return max(deleted, 0)
 
     async def prune_processed(self, older_than: datetime) -> int:
         """Delete events processed before `older_than` (failed ones stay for an operator)."""
-        async with self._db.session() as session, session.begin():
-            result = await session.execute(
-                delete(inbound_events).where(inbound_events.c.processed_at < older_than)
-            )
-            return max(result.rowcount, 0)
+        deleted = await self._db.execute(
+            delete(inbound_events).where(inbound_events.c.processed_at < older_than)
+        )
+        return max(deleted, 0)
 
     async def failed(self, limit: int) -> list[FailedEvent]:
         """Events set aside after their last attempt failed, oldest first."""
@@ -250,9 +243,7 @@ class InboxRepository:
             .order_by(c.seq)
             .limit(limit)
         )
-        async with self._db.session() as session:
-            rows = (await session.execute(query)).all()
-        return [FailedEvent(*row) for row in rows]
+        return [FailedEvent(*row) for row in await self._db.rows(query)]
 
     async def retry_failed(self, seqs: list[int] | None) -> int:
         """Put set-aside events (those of `seqs`, or all) back in line; returns how many."""
@@ -264,9 +255,7 @@ class InboxRepository:
         )
         if seqs is not None:
             statement = statement.where(c.seq.in_(seqs))
-        async with self._db.session() as session, session.begin():
-            result = await session.execute(statement)
-            return max(result.rowcount, 0)
+        return max(await self._db.execute(statement), 0)
 
     async def counts(self) -> dict[str, int]:
         """How many events are pending, processed and failed."""
@@ -276,8 +265,9 @@ class InboxRepository:
             func.count().filter(c.processed_at.is_not(None)),
             func.count().filter(c.failed.is_(True)),
         )
-        async with self._db.session() as session:
-            pending, processed, failed = (await session.execute(query)).one()
+        row = await self._db.first(query)
+        assert row is not None
+        pending, processed, failed = row
         return {"pending": pending, "processed": processed, "failed": failed}
 
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import Connection, and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.contract.events import (
     MessageBlocked,
@@ -141,8 +140,8 @@ def _edited(
     )
 
 
-async def _set_text(
-    conn: AsyncConnection,
+def _set_text(
+    conn: Connection,
     message_id: str,
     body: str,
     html: str | None,
@@ -152,7 +151,7 @@ async def _set_text(
 ) -> None:
     """Give a message new text, as its next revision (the first edit keeps the original)."""
     c = messages.c
-    await conn.execute(
+    conn.execute(
         update(messages)
         .where(c.id == message_id)
         .values(
@@ -247,8 +246,9 @@ class MessageRepository:
         with it. The stored message, or None when it existed."""
         values = {"id": uuid.uuid4().hex, **values}
         now: datetime = values["created_at"]
-        async with self._db.engine.begin() as conn:
-            inserted = await conn.execute(
+
+        def work(conn: Connection) -> MessageRecord | None:
+            inserted = conn.execute(
                 self._dialect.insert(messages)
                 .values(**values)
                 .on_conflict_do_nothing(index_elements=unique)
@@ -270,13 +270,15 @@ class MessageRepository:
                 created_at=now,
                 attachment=attachment_info(record.attachment),
             )
-            await conn.execute(
+            conn.execute(
                 update(conversations)
                 .where(conversations.c.id == values["conversation_id"])
                 .values(last_message_at=now)
             )
-            await append_event(conn, created, now)
-        return record
+            append_event(conn, created, now)
+            return record
+
+        return await self._db.write(work)
 
     async def by_client_message_id(
         self, sender: str, client_message_id: str
@@ -295,15 +297,19 @@ class MessageRepository:
         return await self._one(messages.c.id == message_id)
 
     async def _one(self, condition: object) -> MessageRecord | None:
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(select(*_COLUMNS).where(condition))).first()  # type: ignore[arg-type]
+        row = await self._db.first(select(*_COLUMNS).where(condition))  # type: ignore[arg-type]
         return _record(row) if row else None
 
-    async def _locked(self, conn: AsyncConnection, message_id: str) -> MessageRecord | None:
+    @staticmethod
+    def _fetch(conn: Connection, message_id: str) -> MessageRecord | None:
+        row = conn.execute(select(*_COLUMNS).where(messages.c.id == message_id)).first()
+        return _record(row) if row else None
+
+    def _locked(self, conn: Connection, message_id: str) -> MessageRecord | None:
         query = select(*_COLUMNS).where(messages.c.id == message_id)
         if self._db.dialect == "postgresql":
             query = query.with_for_update()
-        row = (await conn.execute(query)).first()
+        row = conn.execute(query).first()
         return _record(row) if row else None
 
     async def queued(self, limit: int) -> list[MessageRecord]:
@@ -311,28 +317,22 @@ class MessageRepository:
         return await self._with_status("queued", limit)
 
     async def _with_status(self, status: str, limit: int) -> list[MessageRecord]:
-        async with self._db.engine.connect() as conn:
-            rows = await conn.execute(
-                select(*_COLUMNS)
-                .where(messages.c.status == status)
-                .order_by(messages.c.seq)
-                .limit(limit)
-            )
-            return [_record(r) for r in rows]
+        rows = await self._db.rows(
+            select(*_COLUMNS)
+            .where(messages.c.status == status)
+            .order_by(messages.c.seq)
+            .limit(limit)
+        )
+        return [_record(r) for r in rows]
 
     async def first_queued(self, conversation_id: str) -> MessageRecord | None:
         """The oldest message of a conversation still waiting to be sent."""
-        async with self._db.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(*_COLUMNS)
-                    .where(
-                        messages.c.conversation_id == conversation_id, messages.c.status == "queued"
-                    )
-                    .order_by(messages.c.seq)
-                    .limit(1)
-                )
-            ).first()
+        row = await self._db.first(
+            select(*_COLUMNS)
+            .where(messages.c.conversation_id == conversation_id, messages.c.status == "queued")
+            .order_by(messages.c.seq)
+            .limit(1)
+        )
         return _record(row) if row else None
 
     async def mark_sent(
@@ -343,37 +343,37 @@ class MessageRepository:
         An edit or deletion made while the send was in flight becomes pending, so Matrix gets it.
         """
         m = messages.c
-        async with self._db.engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    update(messages)
-                    .where(m.id == message_id)
-                    .values(
-                        status="sent",
-                        event_id=event_id,
-                        sent_at=now,
-                        pending=case(
-                            (m.deleted_at.is_not(None), "redact"),
-                            (m.revision != sent_revision, "edit"),
-                            else_=None,
-                        ),
-                    )
-                    .returning(*_COLUMNS)
-                )
-            ).one()
-        return _record(row)
+        statement = (
+            update(messages)
+            .where(m.id == message_id)
+            .values(
+                status="sent",
+                event_id=event_id,
+                sent_at=now,
+                pending=case(
+                    (m.deleted_at.is_not(None), "redact"),
+                    (m.revision != sent_revision, "edit"),
+                    else_=None,
+                ),
+            )
+            .returning(*_COLUMNS)
+        )
+        return _record(await self._db.write(lambda conn: conn.execute(statement).one()))
 
     async def mark_failed(self, message_id: str, reason: str, now: datetime) -> None:
         """The homeserver refused a message for good; `message.failed` commits with it."""
-        async with self._db.engine.begin() as conn:
-            record = await self._locked(conn, message_id)
+
+        def work(conn: Connection) -> None:
+            record = self._locked(conn, message_id)
             if record is None or record.status != "queued":
                 return
-            await conn.execute(
+            conn.execute(
                 update(messages).where(messages.c.id == message_id).values(status="failed")
             )
             failed = MessageFailed(record.id, record.conversation_id, record.sender, "lms", reason)
-            await append_event(conn, failed, now)
+            append_event(conn, failed, now)
+
+        await self._db.write(work)
 
     async def failed(self, limit: int) -> list[MessageRecord]:
         """Messages the homeserver refused for good, oldest first (for an operator)."""
@@ -389,9 +389,7 @@ class MessageRepository:
         )
         if message_ids is not None:
             statement = statement.where(messages.c.id.in_(message_ids))
-        async with self._db.engine.begin() as conn:
-            result = await conn.execute(statement)
-            return max(result.rowcount, 0)
+        return max(await self._db.execute(statement), 0)
 
     # --- edits and deletions ---
 
@@ -403,17 +401,20 @@ class MessageRepository:
         A message not sent yet is simply sent with the new text; a sent one is marked
         `pending = "edit"` until Matrix has the replacement. None when it doesn't exist.
         """
-        async with self._db.engine.begin() as conn:
-            record = await self._locked(conn, message_id)
+
+        def work(conn: Connection) -> MessageRecord | None:
+            record = self._locked(conn, message_id)
             if record is None or record.deleted_at is not None:
                 return record
             if (record.body, record.html) == (body, html):
                 return record  # a repeated request: nothing changes
             # A sent message waits for Matrix to get the edit; an unsent one goes out edited.
             pending = "edit" if record.status == "sent" else None
-            await _set_text(conn, message_id, body, html, text_format, now, pending=pending)
-            await append_event(conn, _edited(record, "lms", body, text_format, html, now), now)
-        return await self.get(message_id)
+            _set_text(conn, message_id, body, html, text_format, now, pending=pending)
+            append_event(conn, _edited(record, "lms", body, text_format, html, now), now)
+            return self._fetch(conn, message_id)
+
+        return await self._db.write(work)
 
     async def delete_outgoing(
         self, message_id: str, now: datetime, moderator: str | None = None
@@ -424,12 +425,13 @@ class MessageRepository:
         A message not sent yet is never sent; a sent one is marked `pending = "redact"` until
         Matrix has the redaction. None when it doesn't exist.
         """
-        async with self._db.engine.begin() as conn:
-            record = await self._locked(conn, message_id)
+
+        def work(conn: Connection) -> MessageRecord | None:
+            record = self._locked(conn, message_id)
             if record is None or record.deleted_at is not None:
                 return record
             sent = record.status == "sent"
-            await conn.execute(
+            conn.execute(
                 update(messages)
                 .where(messages.c.id == message_id)
                 .values(
@@ -447,19 +449,20 @@ class MessageRepository:
                 now,
                 moderator=OMITTED if moderator is None else moderator,
             )
-            await append_event(conn, deleted, now)
-        return await self.get(message_id)
+            append_event(conn, deleted, now)
+            return self._fetch(conn, message_id)
+
+        return await self._db.write(work)
 
     async def pending_changes(self, limit: int) -> list[MessageRecord]:
         """Sent messages with an edit or deletion Matrix hasn't seen, oldest first."""
-        async with self._db.engine.connect() as conn:
-            rows = await conn.execute(
-                select(*_COLUMNS)
-                .where(messages.c.pending.is_not(None))
-                .order_by(messages.c.seq)
-                .limit(limit)
-            )
-            return [_record(r) for r in rows]
+        rows = await self._db.rows(
+            select(*_COLUMNS)
+            .where(messages.c.pending.is_not(None))
+            .order_by(messages.c.seq)
+            .limit(limit)
+        )
+        return [_record(r) for r in rows]
 
     async def mark_synced(
         self,
@@ -471,10 +474,11 @@ class MessageRepository:
     ) -> None:
         """Matrix has the `kind` change made at `revision` (a later change stays pending);
         `edit` is the edit event Matrix got and the message as it was sent in it."""
-        async with self._db.engine.begin() as conn:
+
+        def work(conn: Connection) -> None:
             if edit is not None:
                 edit_event_id, sent = edit
-                await conn.execute(
+                conn.execute(
                     self._dialect.insert(message_edits)
                     .values(
                         event_id=edit_event_id,
@@ -486,7 +490,7 @@ class MessageRepository:
                     )
                     .on_conflict_do_nothing(index_elements=["event_id"])
                 )
-            await conn.execute(
+            conn.execute(
                 update(messages)
                 .where(
                     messages.c.id == message_id,
@@ -496,26 +500,26 @@ class MessageRepository:
                 .values(pending=None)
             )
 
+        await self._db.write(work)
+
     async def is_edit_event(self, event_id: str) -> bool:
         """Whether a Matrix edit event was already applied (or was the bridge's own)."""
-        async with self._db.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(message_edits.c.event_id).where(message_edits.c.event_id == event_id)
-                )
-            ).first()
+        row = await self._db.first(
+            select(message_edits.c.event_id).where(message_edits.c.event_id == event_id)
+        )
         return row is not None
 
     async def edit_incoming(
         self, edit_event_id: str, message_id: str, body: str, html: str | None, now: datetime
     ) -> bool:
         """Apply an edit typed in a Matrix client, once per edit event; True when applied."""
-        async with self._db.engine.begin() as conn:
-            record = await self._locked(conn, message_id)  # first: the lock order of edits
+
+        def work(conn: Connection) -> bool:
+            record = self._locked(conn, message_id)  # first: the lock order of edits
             if record is None or record.deleted_at is not None:
                 return False
             text_format = "html" if html is not None else "plain"
-            inserted = await conn.execute(
+            inserted = conn.execute(
                 self._dialect.insert(message_edits)
                 .values(
                     event_id=edit_event_id,
@@ -530,12 +534,14 @@ class MessageRepository:
             )
             if inserted.first() is None:
                 return False
-            await _set_text(conn, message_id, body, html, text_format, now)
+            _set_text(conn, message_id, body, html, text_format, now)
             edited = _edited(
                 record, "matrix", body, text_format, html, now, edit_event_id=edit_event_id
             )
-            await append_event(conn, edited, now)
-        return True
+            append_event(conn, edited, now)
+            return True
+
+        return await self._db.write(work)
 
     async def undo_edit(
         self, edit_event_id: str, conversation_id: str, redaction_event_id: str, now: datetime
@@ -543,24 +549,25 @@ class MessageRepository:
         """An edit was redacted in Matrix, where clients then show the latest edit left (or the
         original): the message gets that text back. True when `message.edited` was published."""
         e = message_edits.c
-        async with self._db.engine.begin() as conn:
+
+        def work(conn: Connection) -> bool:
             message_id = (
-                await conn.execute(
+                conn.execute(
                     select(e.message_id).where(e.event_id == edit_event_id, e.redacted_at.is_(None))
                 )
             ).scalar()
             if message_id is None:
                 return False
-            record = await self._locked(conn, message_id)  # first: the lock order of edits
+            record = self._locked(conn, message_id)  # first: the lock order of edits
             if record is None or record.conversation_id != conversation_id:
                 return False
-            await conn.execute(
+            conn.execute(
                 update(message_edits).where(e.event_id == edit_event_id).values(redacted_at=now)
             )
             if record.deleted_at is not None:
                 return False
             latest = (
-                await conn.execute(
+                conn.execute(
                     select(e.event_id, e.body, e.html, e.format)
                     .where(e.message_id == message_id, e.redacted_at.is_(None))
                     .order_by(e.created_at.desc(), e.event_id.desc())
@@ -571,7 +578,7 @@ class MessageRepository:
                 now_shown, body, html, text_format = latest
             else:
                 original = (
-                    await conn.execute(
+                    conn.execute(
                         select(
                             messages.c.original_body,
                             messages.c.original_html,
@@ -585,8 +592,8 @@ class MessageRepository:
                 body, html, text_format = original
             if (body, html) == (record.body, record.html):
                 return False
-            await _set_text(conn, message_id, body, html, text_format, now)
-            await append_event(
+            _set_text(conn, message_id, body, html, text_format, now)
+            append_event(
                 conn,
                 _edited(
                     record,
@@ -601,17 +608,20 @@ class MessageRepository:
                 ),
                 now,
             )
-        return True
+            return True
+
+        return await self._db.write(work)
 
     async def delete_incoming(
         self, message_id: str, redaction_event_id: str, now: datetime
     ) -> bool:
         """Record a redaction made in Matrix; True when the message was not deleted before."""
-        async with self._db.engine.begin() as conn:
-            record = await self._locked(conn, message_id)
+
+        def work(conn: Connection) -> bool:
+            record = self._locked(conn, message_id)
             if record is None or record.deleted_at is not None:
                 return False
-            await conn.execute(
+            conn.execute(
                 update(messages)
                 .where(messages.c.id == message_id)
                 .values(deleted_at=now, pending=None)  # an edit Matrix lacks no longer matters
@@ -624,14 +634,17 @@ class MessageRepository:
                 deleted_at=now,
                 redaction_event_id=redaction_event_id,
             )
-            await append_event(conn, deleted, now)
-        return True
+            append_event(conn, deleted, now)
+            return True
+
+        return await self._db.write(work)
 
     async def record_blocked(self, blocked: MessageBlocked, now: datetime) -> bool:
         """An event typed in Matrix that the contact-info rule removed; `message.blocked`
         commits with it. False when it was recorded before."""
-        async with self._db.engine.begin() as conn:
-            inserted = await conn.execute(
+
+        def work(conn: Connection) -> bool:
+            inserted = conn.execute(
                 self._dialect.insert(blocked_events)
                 .values(
                     event_id=blocked.event_id,
@@ -643,8 +656,10 @@ class MessageRepository:
             )
             if inserted.first() is None:
                 return False
-            await append_event(conn, blocked, now)
-        return True
+            append_event(conn, blocked, now)
+            return True
+
+        return await self._db.write(work)
 
     # --- reactions ---
 
@@ -652,8 +667,9 @@ class MessageRepository:
         self, event_id: str, message: MessageRecord, sender: str, key: str, now: datetime
     ) -> bool:
         """Record a reaction made in Matrix, once per event; `reaction.added` commits with it."""
-        async with self._db.engine.begin() as conn:
-            inserted = await conn.execute(
+
+        def work(conn: Connection) -> bool:
+            inserted = conn.execute(
                 self._dialect.insert(reactions)
                 .values(
                     event_id=event_id,
@@ -668,8 +684,10 @@ class MessageRepository:
             if inserted.first() is None:
                 return False
             added = ReactionAdded(message.id, message.conversation_id, sender, key, event_id, now)
-            await append_event(conn, added, now)
-        return True
+            append_event(conn, added, now)
+            return True
+
+        return await self._db.write(work)
 
     async def remove_reaction(
         self, event_id: str, conversation_id: str, redaction_event_id: str, now: datetime
@@ -677,9 +695,10 @@ class MessageRepository:
         """A reaction was taken back (redacted) in Matrix; `reaction.removed` commits with it.
         False when `event_id` is no reaction of this conversation, or was removed before."""
         r = reactions.c
-        async with self._db.engine.begin() as conn:
+
+        def work(conn: Connection) -> bool:
             found = (
-                await conn.execute(
+                conn.execute(
                     select(r.message_id, r.sender, r.key)
                     .select_from(reactions.join(messages, messages.c.id == r.message_id))
                     .where(
@@ -691,9 +710,7 @@ class MessageRepository:
             ).first()
             if found is None:
                 return False
-            await conn.execute(
-                update(reactions).where(r.event_id == event_id).values(removed_at=now)
-            )
+            conn.execute(update(reactions).where(r.event_id == event_id).values(removed_at=now))
             removed = ReactionRemoved(
                 message_id=found.message_id,
                 conversation_id=conversation_id,
@@ -703,8 +720,10 @@ class MessageRepository:
                 redaction_event_id=redaction_event_id,
                 removed_at=now,
             )
-            await append_event(conn, removed, now)
-        return True
+            append_event(conn, removed, now)
+            return True
+
+        return await self._db.write(work)
 
     # --- reading ---
 
@@ -716,6 +735,4 @@ class MessageRepository:
         if before_seq is not None:
             query = query.where(messages.c.seq < before_seq)
         query = query.order_by(messages.c.seq.desc()).limit(limit)
-        async with self._db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_record(r) for r in reversed(rows)]
+        return [_record(r) for r in reversed(await self._db.rows(query))]

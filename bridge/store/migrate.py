@@ -53,14 +53,12 @@ def _check_known(connection: Connection) -> str | None:
 
 async def current_revision(db: Database) -> str | None:
     """The revision the database is at (None for an empty database)."""
-    async with db.engine.connect() as conn:
-        return await conn.run_sync(_current)
+    return await db.read(_current)
 
 
 async def check_known(db: Database) -> None:
     """Raise SchemaTooNew when the database is at a revision this code doesn't know."""
-    async with db.engine.connect() as conn:
-        await conn.run_sync(_check_known)
+    await db.read(_check_known)
 
 
 async def upgrade(db: Database) -> tuple[str | None, str]:
@@ -71,5 +69,4 @@ async def upgrade(db: Database) -> tuple[str | None, str]:
         command.upgrade(_alembic_config(connection), "head")
         return before, head_revision()
 
-    async with db.engine.begin() as conn:
-        return await conn.run_sync(run)
+    return await db.write(run)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Connection, and_, delete, or_, select, update
 
 from bridge.contract.events import UserSuspended, UserUnsuspended, UserWarned
 from bridge.store.database import Database
@@ -83,14 +83,16 @@ class ModerationRepository:
 
     async def admin_room(self) -> str | None:
         """The admin room the bot keeps, once known."""
-        async with self._db.engine.connect() as conn:
-            return (await conn.execute(select(admin_room.c.room_id))).scalar()
+        return await self._db.scalar(select(admin_room.c.room_id))
 
     async def set_admin_room(self, room_id: str, now: datetime) -> None:
         """Remember the admin room (replacing an earlier one)."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(delete(admin_room))
-            await conn.execute(admin_room.insert().values(id=1, room_id=room_id, created_at=now))
+
+        def work(conn: Connection) -> None:
+            conn.execute(delete(admin_room))
+            conn.execute(admin_room.insert().values(id=1, room_id=room_id, created_at=now))
+
+        await self._db.write(work)
 
     # --- cards ---
 
@@ -111,8 +113,8 @@ class ModerationRepository:
             .order_by(reports.c.seq)
             .limit(limit)
         )
-        async with self._db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+
+        rows = await self._db.rows(query)
         return [
             (
                 row[0],
@@ -127,14 +129,15 @@ class ModerationRepository:
     ) -> None:
         """A card was posted (or edited) to show `state`."""
         c = report_cards.c
-        async with self._db.engine.begin() as conn:
-            changed = await conn.execute(
+
+        def work(conn: Connection) -> None:
+            changed = conn.execute(
                 update(report_cards)
                 .where(c.report_id == report_id)
                 .values(room_id=room_id, event_id=event_id, shown_state=state)
             )
             if not changed.rowcount:
-                await conn.execute(
+                conn.execute(
                     report_cards.insert().values(
                         report_id=report_id,
                         room_id=room_id,
@@ -144,76 +147,80 @@ class ModerationRepository:
                     )
                 )
 
+        await self._db.write(work)
+
     async def report_of_card(self, event_id: str) -> str | None:
         """The report a card event shows."""
         c = report_cards.c
-        async with self._db.engine.connect() as conn:
-            return (await conn.execute(select(c.report_id).where(c.event_id == event_id))).scalar()
+
+        return await self._db.scalar(select(c.report_id).where(c.event_id == event_id))
 
     async def forget_cards(self) -> None:
         """Cards live in one admin room: a new room gets them all again."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(delete(report_cards))
+        await self._db.execute(delete(report_cards))
 
     # --- reaction prompts ---
 
     async def add_prompt(self, prompt: PromptRecord, now: datetime) -> None:
         """The bot asked a moderator to confirm a shortcut."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(
-                card_prompts.insert().values(
-                    event_id=prompt.event_id,
-                    report_id=prompt.report_id,
-                    action=prompt.action,
-                    moderator=prompt.moderator,
-                    created_at=now,
-                )
+        await self._db.execute(
+            card_prompts.insert().values(
+                event_id=prompt.event_id,
+                report_id=prompt.report_id,
+                action=prompt.action,
+                moderator=prompt.moderator,
+                created_at=now,
             )
+        )
 
     async def prompt_waiting(self, event_id: str) -> bool:
         """Whether an event is a bot question still waiting for its confirmation."""
         c = card_prompts.c
         query = select(c.event_id).where(c.event_id == event_id, c.answered_at.is_(None))
-        async with self._db.engine.connect() as conn:
-            return (await conn.execute(query)).first() is not None
+
+        def work(conn: Connection) -> bool:
+            return (conn.execute(query)).first() is not None
+
+        return await self._db.read(work)
 
     async def answer_prompt(self, event_id: str, now: datetime) -> PromptRecord | None:
         """Take an unanswered prompt (once: a second confirmation finds nothing)."""
         c = card_prompts.c
-        async with self._db.engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    update(card_prompts)
-                    .where(c.event_id == event_id, c.answered_at.is_(None))
-                    .values(answered_at=now)
-                    .returning(c.event_id, c.report_id, c.action, c.moderator)
-                )
+
+        row = await self._db.write(
+            lambda conn: conn.execute(
+                update(card_prompts)
+                .where(c.event_id == event_id, c.answered_at.is_(None))
+                .values(answered_at=now)
+                .returning(c.event_id, c.report_id, c.action, c.moderator)
             ).first()
+        )
         return PromptRecord(*row) if row else None
 
     # --- warnings and suspensions ---
 
     async def record_warning(self, warned: UserWarned, now: datetime) -> None:
         """Publish `user.warned`."""
-        async with self._db.engine.begin() as conn:
-            await append_event(conn, warned, now)
+
+        def work(conn: Connection) -> None:
+            append_event(conn, warned, now)
+
+        await self._db.write(work)
 
     async def suspension(self, user_id: str) -> Suspension | None:
         """Someone's latest suspension, lifted or not."""
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(select(suspensions).where(_s.user_id == user_id))).first()
+        row = await self._db.first(select(suspensions).where(_s.user_id == user_id))
         return _suspension(row) if row else None
 
     async def suspend(self, suspended: UserSuspended, now: datetime) -> None:
         """Suspend someone (replacing an earlier suspension); `user.suspended` commits with it."""
-        async with self._db.engine.begin() as conn:
+
+        def work(conn: Connection) -> None:
             told = (
-                await conn.execute(
-                    select(_s.homeserver_suspended).where(_s.user_id == suspended.user_id)
-                )
+                conn.execute(select(_s.homeserver_suspended).where(_s.user_id == suspended.user_id))
             ).scalar()
-            await conn.execute(delete(suspensions).where(_s.user_id == suspended.user_id))
-            await conn.execute(
+            conn.execute(delete(suspensions).where(_s.user_id == suspended.user_id))
+            conn.execute(
                 suspensions.insert().values(
                     user_id=suspended.user_id,
                     until=suspended.until,
@@ -223,29 +230,34 @@ class ModerationRepository:
                     homeserver_suspended=bool(told),
                 )
             )
-            await append_event(conn, suspended, now)
+            append_event(conn, suspended, now)
+
+        await self._db.write(work)
 
     async def lift(self, lifted: UserUnsuspended, now: datetime) -> bool:
         """End a suspension in force (or one that ran out, unannounced); `user.unsuspended`
         commits with it. False when there was none."""
-        async with self._db.engine.begin() as conn:
-            result = await conn.execute(
+
+        def work(conn: Connection) -> bool:
+            result = conn.execute(
                 update(suspensions)
                 .where(_s.user_id == lifted.user_id, _s.lifted_at.is_(None))
                 .values(lifted_at=now)
             )
             if not result.rowcount:
                 return False
-            await append_event(conn, lifted, now)
-        return True
+            append_event(conn, lifted, now)
+            return True
+
+        return await self._db.write(work)
 
     async def ran_out(self, now: datetime) -> list[Suspension]:
         """Suspensions past their end not yet lifted."""
         query = select(suspensions).where(
             _s.lifted_at.is_(None), _s.until.is_not(None), _s.until <= now
         )
-        async with self._db.engine.connect() as conn:
-            return [_suspension(r) for r in await conn.execute(query)]
+
+        return [_suspension(r) for r in await self._db.rows(query)]
 
     async def homeserver_behind(self, now: datetime) -> list[Suspension]:
         """Suspensions whose state on the homeserver differs from what holds now."""
@@ -256,19 +268,17 @@ class ModerationRepository:
                 and_(~in_force, _s.homeserver_suspended.is_(True)),
             )
         )
-        async with self._db.engine.connect() as conn:
-            return [_suspension(r) for r in await conn.execute(query)]
+
+        return [_suspension(r) for r in await self._db.rows(query)]
 
     async def next_end(self) -> datetime | None:
         """When the next suspension in force runs out."""
         query = select(_s.until).where(_s.lifted_at.is_(None), _s.until.is_not(None))
-        async with self._db.engine.connect() as conn:
-            ends = [_utc(v) for v in (await conn.execute(query)).scalars()]
+        ends = [_utc(row.until) for row in await self._db.rows(query)]
         return min((e for e in ends if e is not None), default=None)
 
     async def set_homeserver_suspended(self, user_id: str, value: bool) -> None:
         """What the homeserver now holds for someone."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(
-                update(suspensions).where(_s.user_id == user_id).values(homeserver_suspended=value)
-            )
+        await self._db.execute(
+            update(suspensions).where(_s.user_id == user_id).values(homeserver_suspended=value)
+        )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.contract.events import ReportCreated, ReportResolved
@@ -102,8 +102,9 @@ class ReportRepository:
         already has an open report of that message, or the homeserver's report was taken
         before (nothing is stored)."""
         report = created.report
-        async with self._db.engine.begin() as conn:
-            inserted = await conn.execute(
+
+        def work(conn: Connection) -> bool:
+            inserted = conn.execute(
                 self._dialect.insert(reports)
                 .values(
                     id=report.id,
@@ -128,8 +129,10 @@ class ReportRepository:
             )
             if inserted.first() is None:
                 return False
-            await append_event(conn, created, now)
-        return True
+            append_event(conn, created, now)
+            return True
+
+        return await self._db.write(work)
 
     async def get(self, report_id: str) -> ReportRecord | None:
         """A report by id."""
@@ -148,8 +151,11 @@ class ReportRepository:
         query = select(_r.message_id).where(
             _r.reporter == reporter, _r.message_id.in_(list(message_ids))
         )
-        async with self._db.engine.connect() as conn:
-            return set((await conn.execute(query)).scalars())
+
+        def work(conn: Connection) -> set[str]:
+            return set((conn.execute(query)).scalars())
+
+        return await self._db.read(work)
 
     async def open_by_rule(self, message_id: str) -> ReportRecord | None:
         """The content rule's open report of a message, if any."""
@@ -171,13 +177,13 @@ class ReportRepository:
             .order_by(_r.seq)
             .limit(1)
         )
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+
+        row = await self._db.first(query)
         return _record(row) if row else None
 
     async def _one(self, condition: Any) -> ReportRecord | None:
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(select(*_COLUMNS).where(condition))).first()
+
+        row = await self._db.first(select(*_COLUMNS).where(condition))
         return _record(row) if row else None
 
     async def listed(self, state: str | None, after_seq: int, limit: int) -> list[ReportRecord]:
@@ -185,27 +191,28 @@ class ReportRepository:
         query = select(*_COLUMNS).where(_r.seq > after_seq)
         if state is not None:
             query = query.where(_r.state == state)
-        async with self._db.engine.connect() as conn:
-            rows = await conn.execute(query.order_by(_r.seq).limit(limit))
+
+        def work(conn: Connection) -> list[ReportRecord]:
+            rows = conn.execute(query.order_by(_r.seq).limit(limit))
             return [_record(r) for r in rows]
+
+        return await self._db.read(work)
 
     async def latest(self, state: str | None, limit: int) -> list[ReportRecord]:
         """The newest reports (in `state`, when given), newest first."""
         query = select(*_COLUMNS)
         if state is not None:
             query = query.where(_r.state == state)
-        async with self._db.engine.connect() as conn:
-            return [
-                _record(r) for r in await conn.execute(query.order_by(_r.seq.desc()).limit(limit))
-            ]
+
+        return [_record(r) for r in await self._db.rows(query.order_by(_r.seq.desc()).limit(limit))]
 
     async def by_prefix(self, prefix: str, limit: int = 2) -> list[ReportRecord]:
         """Reports whose id starts with `prefix` (ids are hex: anything else finds none)."""
         if not prefix or any(c not in "0123456789abcdef" for c in prefix):
             return []
         query = select(*_COLUMNS).where(_r.id.startswith(prefix, autoescape=True)).limit(limit)
-        async with self._db.engine.connect() as conn:
-            return [_record(r) for r in await conn.execute(query)]
+
+        return [_record(r) for r in await self._db.rows(query)]
 
     async def against(self, user_id: str, limit: int) -> list[ReportRecord]:
         """Reports of messages a person sent, newest first."""
@@ -215,8 +222,8 @@ class ReportRepository:
             .order_by(_r.seq.desc())
             .limit(limit)
         )
-        async with self._db.engine.connect() as conn:
-            return [_record(r) for r in await conn.execute(query)]
+
+        return [_record(r) for r in await self._db.rows(query)]
 
     async def to_file(self, limit: int) -> list[ReportRecord]:
         """Reports from the LMS not yet filed on the homeserver, oldest first."""
@@ -226,13 +233,12 @@ class ReportRepository:
             .order_by(_r.seq)
             .limit(limit)
         )
-        async with self._db.engine.connect() as conn:
-            return [_record(r) for r in await conn.execute(query)]
+
+        return [_record(r) for r in await self._db.rows(query)]
 
     async def mark_filed(self, report_id: str, now: datetime) -> None:
         """The homeserver has the report (or refused it for good: see the log)."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(update(reports).where(_r.id == report_id).values(filed_at=now))
+        await self._db.execute(update(reports).where(_r.id == report_id).values(filed_at=now))
 
     async def resolve(self, resolved: ReportResolved, now: datetime) -> bool:
         """Close an open report as `resolved.report.resolution` says; `report.resolved` commits
@@ -240,8 +246,9 @@ class ReportRepository:
         report = resolved.report
         resolution = report.resolution
         assert resolution is not None
-        async with self._db.engine.begin() as conn:
-            result = await conn.execute(
+
+        def work(conn: Connection) -> bool:
+            result = conn.execute(
                 update(reports)
                 .where(_r.id == report.id, _r.state == "open")
                 .values(
@@ -254,36 +261,38 @@ class ReportRepository:
             )
             if not result.rowcount:
                 return False
-            await append_event(conn, resolved, now)
-        return True
+            append_event(conn, resolved, now)
+            return True
+
+        return await self._db.write(work)
 
     async def link_homeserver(self, report_id: str, homeserver_report_id: int) -> None:
         """The homeserver's copy of a report the bridge has (its id, for dismissing it)."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(
-                update(reports)
-                .where(_r.id == report_id, _r.homeserver_report_id.is_(None))
-                .values(homeserver_report_id=homeserver_report_id)
-            )
+        await self._db.execute(
+            update(reports)
+            .where(_r.id == report_id, _r.homeserver_report_id.is_(None))
+            .values(homeserver_report_id=homeserver_report_id)
+        )
 
     async def homeserver_cursor(self, listing: HomeserverList) -> int:
         """The highest id taken from one of the homeserver's report lists (0 before the
         first)."""
         column = report_poll.c[_CURSORS[listing]]
-        async with self._db.engine.connect() as conn:
-            value = (await conn.execute(select(column))).scalar()
+
+        value = await self._db.scalar(select(column))
         return int(value or 0)
 
     async def set_homeserver_cursor(self, listing: HomeserverList, last_id: int) -> None:
         """Remember how far one of the homeserver's report lists has been read."""
         values = {_CURSORS[listing]: last_id}
-        async with self._db.engine.begin() as conn:
-            result = await conn.execute(
-                update(report_poll).where(report_poll.c.id == 1).values(**values)
-            )
+
+        def work(conn: Connection) -> None:
+            result = conn.execute(update(report_poll).where(report_poll.c.id == 1).values(**values))
             if result.rowcount == 0:
                 start = dict.fromkeys(_CURSORS.values(), 0)
-                await conn.execute(report_poll.insert().values(id=1, **{**start, **values}))
+                conn.execute(report_poll.insert().values(id=1, **{**start, **values}))
+
+        await self._db.write(work)
 
     async def to_dismiss(self, limit: int) -> list[ReportRecord]:
         """Resolved reports whose homeserver copy is still listed there, oldest first."""
@@ -300,10 +309,9 @@ class ReportRepository:
             .order_by(_r.seq)
             .limit(limit)
         )
-        async with self._db.engine.connect() as conn:
-            return [_record(r) for r in await conn.execute(query)]
+
+        return [_record(r) for r in await self._db.rows(query)]
 
     async def mark_dismissed(self, report_id: str, now: datetime) -> None:
         """The homeserver's copy is gone."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(update(reports).where(_r.id == report_id).values(dismissed_at=now))
+        await self._db.execute(update(reports).where(_r.id == report_id).values(dismissed_at=now))

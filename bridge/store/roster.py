@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Table, bindparam, delete, or_, select, text, tuple_
+from sqlalchemy import Connection, DateTime, Table, bindparam, delete, or_, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.domain.names import MAX_NAME_WORDS, name_key, prefix_end
 from bridge.domain.policy import PairFacts, Person, Role, SharedInstitution
@@ -226,11 +225,12 @@ class RosterRepository:
 
     async def get_user(self, user_id: str) -> UserRecord | None:
         """A person and their memberships, or None."""
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+
+        def work(conn: Connection) -> UserRecord | None:
+            row = (conn.execute(select(users).where(users.c.id == user_id))).first()
             if row is None:
                 return None
-            member_rows = await conn.execute(
+            member_rows = conn.execute(
                 select(memberships.c.institution_id, memberships.c.role)
                 .where(memberships.c.user_id == user_id)
                 .order_by(memberships.c.institution_id)
@@ -244,17 +244,22 @@ class RosterRepository:
                 memberships=tuple((r.institution_id, r.role) for r in member_rows),
             )
 
+        return await self._db.read(work)
+
     async def people(self, user_ids: Iterable[str]) -> dict[str, UserRecord]:
         """Several people at once (without memberships)."""
         ids = list(dict.fromkeys(user_ids))
         found: dict[str, UserRecord] = {}
-        async with self._db.engine.connect() as conn:
+
+        def work(conn: Connection) -> None:
             for chunk in _chunks(ids):
-                rows = await conn.execute(select(users).where(users.c.id.in_(chunk)))
+                rows = conn.execute(select(users).where(users.c.id.in_(chunk)))
                 for r in rows:
                     found[r.id] = UserRecord(
                         r.id, r.display_name, r.avatar_url, r.active, r.availability, ()
                     )
+
+        await self._db.read(work)
         return found
 
     async def existing(self, kind: str, keys: Iterable[str]) -> set[str]:
@@ -267,16 +272,18 @@ class RosterRepository:
         }[kind]
         wanted = list(dict.fromkeys(keys))
         found: set[str] = set()
-        async with self._db.engine.connect() as conn:
+
+        def work(conn: Connection) -> None:
             for chunk in _chunks(wanted):
-                rows = await conn.execute(select(table.c.id).where(table.c.id.in_(chunk)))
+                rows = conn.execute(select(table.c.id).where(table.c.id.in_(chunk)))
                 found.update(r.id for r in rows)
+
+        await self._db.read(work)
         return found
 
     async def pair_facts(self, a: str, b: str, now: datetime) -> PairFacts | None:
         """What the policy needs about a and b (None when either is unknown); one query."""
-        async with self._db.engine.connect() as conn:
-            rows = (await conn.execute(_PAIR_FACTS, {"a": a, "b": b, "now": now})).all()
+        rows = await self._db.rows(_PAIR_FACTS, {"a": a, "b": b, "now": now})
         if not rows:
             return None
         first = rows[0]
@@ -303,8 +310,9 @@ class RosterRepository:
 
     async def memberships_with_names(self, user_id: str) -> list[tuple[str, str, Role]]:
         """(institution id, institution name, role) of each of a person's memberships."""
-        async with self._db.engine.connect() as conn:
-            rows = await conn.execute(
+
+        def work(conn: Connection) -> list[tuple[str, str, Role]]:
+            rows = conn.execute(
                 select(memberships.c.institution_id, institutions.c.name, memberships.c.role)
                 .join(institutions, institutions.c.id == memberships.c.institution_id)
                 .where(memberships.c.user_id == user_id)
@@ -312,13 +320,15 @@ class RosterRepository:
             )
             return [(r.institution_id, r.name, r.role) for r in rows]
 
+        return await self._db.read(work)
+
     async def content_rule(self, institution_id: str) -> tuple[str | None, str | None] | None:
         """An institution's (contact-info rule, region); None when it doesn't exist."""
         query = select(institutions.c.contact_info_rule, institutions.c.region).where(
             institutions.c.id == institution_id
         )
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+
+        row = await self._db.first(query)
         return None if row is None else (row[0], row[1])
 
     async def home_timezones(self, user_ids: Iterable[str]) -> dict[str, str]:
@@ -335,18 +345,22 @@ class RosterRepository:
             .order_by(m.user_id, i.id)
         )
         found: dict[str, str] = {}
-        async with self._db.engine.connect() as conn:
-            for row in await conn.execute(query):
+
+        def work(conn: Connection) -> None:
+            for row in conn.execute(query):
                 found.setdefault(row.user_id, row.timezone)
+
+        await self._db.read(work)
         return found
 
     async def batches_of(self, user_id: str, now: datetime) -> list[tuple[str, str, str]]:
         """(how: "studies"/"teaches", course title, batch title) of a person's current
         enrollments and teaching assignments."""
         found: list[tuple[str, str, str]] = []
-        async with self._db.engine.connect() as conn:
+
+        def work(conn: Connection) -> None:
             for how, table in (("studies", enrollments), ("teaches", teaching)):
-                rows = await conn.execute(
+                rows = conn.execute(
                     select(courses.c.title, batches.c.title.label("batch"))
                     .select_from(
                         table.join(batches, batches.c.id == table.c.batch_id).join(
@@ -361,6 +375,8 @@ class RosterRepository:
                     .order_by(courses.c.title, batches.c.title)
                 )
                 found.extend((how, r.title, r.batch) for r in rows)
+
+        await self._db.read(work)
         return found
 
     async def related_people(
@@ -368,11 +384,14 @@ class RosterRepository:
     ) -> list[tuple[str, str, str]]:
         """(user id, name key, course or batch) of the active people related to `searcher`
         through `source`."""
-        async with self._db.engine.connect() as conn:
-            rows = await conn.execute(
+
+        def work(conn: Connection) -> list[tuple[str, str, str]]:
+            rows = conn.execute(
                 _RELATED_QUERIES[source], {"a": searcher, "i": institution_id, "now": now}
             )
             return [(r.user_id, r.name_key, r.context) for r in rows]
+
+        return await self._db.read(work)
 
     async def members_by_name(
         self,
@@ -399,16 +418,17 @@ class RosterRepository:
                 cw.user_id != exclude,
             )
         )
-        async with self._db.engine.connect() as conn:
+
+        def work(conn: Connection) -> list[tuple[str, str, int]]:
             if not words:
-                rows = await conn.execute(
+                rows = conn.execute(
                     base.where(cw.is_first.is_(True))
                     .order_by(cw.word, cw.name_key, cw.user_id)
                     .limit(limit)
                 )
                 return [(r.user_id, r.name_key, 0) for r in rows]
             query = " ".join(words)
-            first = await conn.execute(
+            first = conn.execute(
                 base.where(
                     cw.is_first.is_(True),
                     cw.word >= words[0],
@@ -434,7 +454,7 @@ class RosterRepository:
             )
             for word in others:
                 second = second.where((" " + cw.name_key).like(f"% {word}%"))
-            rows = await conn.execute(
+            rows = conn.execute(
                 second.group_by(cw.user_id, cw.name_key)
                 .order_by(cw.name_key, cw.user_id)
                 .limit(limit + len(found))
@@ -442,6 +462,8 @@ class RosterRepository:
             seen = {user_id for user_id, _, _ in found}
             found += [(r.user_id, r.name_key, 1) for r in rows if r.user_id not in seen]
             return found
+
+        return await self._db.read(work)
 
     async def records_of(self, institution_ids: Sequence[str]) -> dict[str, set[tuple[str, ...]]]:
         """The keys of everything stored under these institutions: members (institution, user),
@@ -453,15 +475,16 @@ class RosterRepository:
             "student": set(),
             "tutor": set(),
         }
-        async with self._db.engine.connect() as conn:
+
+        def work(conn: Connection) -> None:
             for chunk in _chunks(list(institution_ids)):
-                rows = await conn.execute(
+                rows = conn.execute(
                     select(memberships.c.institution_id, memberships.c.user_id).where(
                         memberships.c.institution_id.in_(chunk)
                     )
                 )
                 found["member"].update((r.institution_id, r.user_id) for r in rows)
-                rows = await conn.execute(
+                rows = conn.execute(
                     select(courses.c.id, batches.c.id.label("batch_id"))
                     .outerjoin(batches, batches.c.course_id == courses.c.id)
                     .where(courses.c.institution_id.in_(chunk))
@@ -473,10 +496,12 @@ class RosterRepository:
             batch_ids = [b for (b,) in found["batch"]]
             for kind, table in (("student", enrollments), ("tutor", teaching)):
                 for chunk in _chunks(batch_ids):
-                    rows = await conn.execute(
+                    rows = conn.execute(
                         select(table.c.batch_id, table.c.user_id).where(table.c.batch_id.in_(chunk))
                     )
                     found[kind].update((r.batch_id, r.user_id) for r in rows)
+
+        await self._db.read(work)
         return found
 
     # --- writing ---
@@ -487,9 +512,10 @@ class RosterRepository:
         for change in changes:
             by_type[type(change)].append(change)
         counts: dict[str, int] = defaultdict(int)
-        async with self._db.engine.begin() as conn:
-            changed_people = await self._put_users(conn, by_type[UserPut], now)
-            await self._upsert(
+
+        def work(conn: Connection) -> tuple[list[str], int | None]:
+            changed_people = self._put_users(conn, by_type[UserPut], now)
+            self._upsert(
                 conn,
                 institutions,
                 [
@@ -506,7 +532,7 @@ class RosterRepository:
                 ],
                 ["id"],
             )
-            await self._upsert(
+            self._upsert(
                 conn,
                 institutions,
                 [
@@ -522,19 +548,19 @@ class RosterRepository:
                 (MembershipPut, memberships, ["institution_id", "user_id"]),
             ):
                 rows = [vars(c) for c in by_type[change_type]]  # their fields are the columns
-                await self._upsert(conn, table, rows, keys)
+                self._upsert(conn, table, rows, keys)
             for kind, table in (("student", enrollments), ("tutor", teaching)):
                 rows = [vars(c) for c in by_type[AssignmentPut] if c.kind == kind]
-                await self._upsert(
+                self._upsert(
                     conn, table, [_without(row, "kind") for row in rows], ["batch_id", "user_id"]
                 )
-                await self._delete_pairs(
+                self._delete_pairs(
                     conn,
                     table,
                     ("batch_id", "user_id"),
                     [(c.batch_id, c.user_id) for c in by_type[AssignmentDelete] if c.kind == kind],
                 )
-            await self._delete_pairs(
+            self._delete_pairs(
                 conn,
                 memberships,
                 ("institution_id", "user_id"),
@@ -547,19 +573,20 @@ class RosterRepository:
             ):
                 ids = [c.id for c in by_type[change_type]]
                 for chunk in _chunks(ids):
-                    await conn.execute(delete(table).where(table.c.id.in_(chunk)))
+                    conn.execute(delete(table).where(table.c.id.in_(chunk)))
             # Which people's search words to rebuild: renamed people and changed memberships.
             reindex = set(changed_people["renamed"])
             reindex.update(c.user_id for c in by_type[MembershipPut])
             reindex.update(c.user_id for c in by_type[MembershipDelete])
             if by_type[InstitutionDelete]:
-                await self._drop_words_of_institutions(
-                    conn, [c.id for c in by_type[InstitutionDelete]]
-                )
-            await self._reindex(conn, sorted(reindex))
-            synced = await self._queue_profile_sync(conn, changed_people["profile"], now)
+                self._drop_words_of_institutions(conn, [c.id for c in by_type[InstitutionDelete]])
+            self._reindex(conn, sorted(reindex))
+            synced = self._queue_profile_sync(conn, changed_people["profile"], now)
             # Last, so the version row is locked only briefly (it serialises roster writers).
-            version = await self._bump_version(conn) if changes else None
+            version = self._bump_version(conn) if changes else None
+            return synced, version
+
+        synced, version = await self._db.write(work)
         if version is not None:
             # Only once committed: a rolled-back number may be reused by another process.
             self._remember_own(version)
@@ -581,10 +608,9 @@ class RosterRepository:
 
     async def version(self) -> int:
         """The roster's current version (0 before any write); one single-row read."""
-        async with self._db.engine.connect() as conn:
-            value = (
-                await conn.execute(select(roster_version.c.version).where(roster_version.c.id == 1))
-            ).scalar()
+        value = await self._db.scalar(
+            select(roster_version.c.version).where(roster_version.c.id == 1)
+        )
         return int(value or 0)
 
     def written_elsewhere(self, after: int, upto: int) -> bool:
@@ -603,33 +629,36 @@ class RosterRepository:
             # Forgetting one only costs a needless recheck if someone is watching.
             self._own_versions.discard(min(self._own_versions))
 
-    async def _bump_version(self, conn: AsyncConnection) -> int:
+    def _bump_version(self, conn: Connection) -> int:
         """Add one to the roster version in the caller's transaction; returns the new one."""
         statement = self._dialect.insert(roster_version).values(id=1, version=1)
         statement = statement.on_conflict_do_update(
             index_elements=["id"], set_={"version": roster_version.c.version + 1}
         ).returning(roster_version.c.version)
-        return int((await conn.execute(statement)).scalar_one())
+        return int(conn.execute(statement).scalar_one())
 
     async def analyze(self, tables: Sequence[str] = _ROSTER_TABLES) -> None:
         """Refresh the query planner's statistics of roster tables."""
-        async with self._db.engine.begin() as conn:
+
+        def work(conn: Connection) -> None:
             if self._db.dialect == "sqlite":
-                await conn.execute(text("PRAGMA analysis_limit=1000"))
+                conn.execute(text("PRAGMA analysis_limit=1000"))
             for table in tables:
                 assert table in _ROSTER_TABLES
-                await conn.execute(text(f"ANALYZE {table}"))
+                conn.execute(text(f"ANALYZE {table}"))
                 self._written_at_analyze[table] = self._written[table]
 
-    async def _put_users(
-        self, conn: AsyncConnection, puts: list[UserPut], now: datetime
+        await self._db.write(work)
+
+    def _put_users(
+        self, conn: Connection, puts: list[UserPut], now: datetime
     ) -> dict[str, list[str]]:
         renamed: list[str] = []
         profile: list[str] = []
         for chunk in _chunks(puts):
             before = {
                 r.id: r
-                for r in await conn.execute(
+                for r in conn.execute(
                     select(users.c.id, users.c.display_name, users.c.avatar_url).where(
                         users.c.id.in_([p.id for p in chunk])
                     )
@@ -660,11 +689,11 @@ class RosterRepository:
                     row["avatar_url"] = p.avatar_url
                     row["availability"] = p.availability
                 rows.append(row)
-            await self._upsert(conn, users, rows, ["id"])
+            self._upsert(conn, users, rows, ["id"])
         return {"renamed": renamed, "profile": profile}
 
-    async def _upsert(
-        self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], keys: list[str]
+    def _upsert(
+        self, conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]
     ) -> None:
         if not rows:
             return
@@ -677,32 +706,28 @@ class RosterRepository:
                 if updates
                 else statement.on_conflict_do_nothing(index_elements=keys)
             )
-            await conn.execute(statement, list(chunk))
+            conn.execute(statement, list(chunk))
 
-    async def _delete_pairs(
+    def _delete_pairs(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         table: Table,
         columns: tuple[str, str],
         pairs: list[tuple[str, str]],
     ) -> None:
         left, right = (table.c[name] for name in columns)
         for chunk in _chunks(pairs, 500):
-            await conn.execute(delete(table).where(tuple_(left, right).in_(list(chunk))))
+            conn.execute(delete(table).where(tuple_(left, right).in_(list(chunk))))
 
-    async def _drop_words_of_institutions(
-        self, conn: AsyncConnection, institution_ids: list[str]
-    ) -> None:
+    def _drop_words_of_institutions(self, conn: Connection, institution_ids: list[str]) -> None:
         for chunk in _chunks(institution_ids):
-            await conn.execute(
-                delete(contact_words).where(contact_words.c.institution_id.in_(chunk))
-            )
+            conn.execute(delete(contact_words).where(contact_words.c.institution_id.in_(chunk)))
 
-    async def _reindex(self, conn: AsyncConnection, user_ids: list[str]) -> None:
+    def _reindex(self, conn: Connection, user_ids: list[str]) -> None:
         """Rebuild the search words of these people from their current name and memberships."""
         for chunk in _chunks(user_ids):
-            await conn.execute(delete(contact_words).where(contact_words.c.user_id.in_(chunk)))
-            rows = await conn.execute(
+            conn.execute(delete(contact_words).where(contact_words.c.user_id.in_(chunk)))
+            rows = conn.execute(
                 select(
                     memberships.c.institution_id,
                     memberships.c.role,
@@ -730,25 +755,25 @@ class RosterRepository:
                     )
             self._written["contact_words"] += len(words)
             for rows_chunk in _chunks(words):
-                await conn.execute(
+                conn.execute(
                     self._dialect.insert(contact_words).on_conflict_do_nothing(), list(rows_chunk)
                 )
 
-    async def _queue_profile_sync(
-        self, conn: AsyncConnection, user_ids: list[str], now: datetime
+    def _queue_profile_sync(
+        self, conn: Connection, user_ids: list[str], now: datetime
     ) -> list[str]:
         queued: list[str] = []
         for chunk in _chunks(user_ids):
             with_account = [
                 r.platform_id
-                for r in await conn.execute(
+                for r in conn.execute(
                     select(matrix_accounts.c.platform_id).where(
                         matrix_accounts.c.platform_id.in_(chunk)
                     )
                 )
             ]
             if with_account:
-                await conn.execute(
+                conn.execute(
                     self._dialect.insert(profile_sync_queue).on_conflict_do_update(
                         index_elements=["user_id"], set_={"queued_at": now}
                     ),
@@ -761,23 +786,25 @@ class RosterRepository:
 
     async def next_profile_syncs(self, limit: int) -> list[tuple[str, datetime]]:
         """(person, queued at) of the Matrix profiles waiting to be synced, oldest first."""
-        async with self._db.engine.connect() as conn:
-            rows = await conn.execute(
+
+        def work(conn: Connection) -> list[tuple[str, datetime]]:
+            rows = conn.execute(
                 select(profile_sync_queue.c.user_id, profile_sync_queue.c.queued_at)
                 .order_by(profile_sync_queue.c.queued_at)
                 .limit(limit)
             )
             return [(r.user_id, _aware(r.queued_at)) for r in rows]
 
+        return await self._db.read(work)
+
     async def profile_synced(self, user_id: str, queued_before: datetime) -> None:
         """Remove a person from the queue, unless they were queued again meanwhile."""
-        async with self._db.engine.begin() as conn:
-            await conn.execute(
-                delete(profile_sync_queue).where(
-                    profile_sync_queue.c.user_id == user_id,
-                    profile_sync_queue.c.queued_at <= queued_before,
-                )
+        await self._db.execute(
+            delete(profile_sync_queue).where(
+                profile_sync_queue.c.user_id == user_id,
+                profile_sync_queue.c.queued_at <= queued_before,
             )
+        )
 
 
 def _without(row: dict[str, Any], key: str) -> dict[str, Any]:

@@ -199,8 +199,7 @@ async def test_ready_is_503_when_the_schema_is_not_this_version(
     from sqlalchemy import text
 
     instance, _ = bridge
-    async with instance.db.engine.begin() as conn:
-        await conn.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
+    await instance.db.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
     async with aiohttp.ClientSession() as session, session.get(_url(instance, "/ready")) as r:
         assert r.status == 503
         body = await r.json()

@@ -71,10 +71,9 @@ async def test_a_link_opens_once_and_only_for_its_person(
     )
     assert (status, error["error"]["field"]) == (400, "ttl_seconds")
     # Only hashes are stored.
-    async with instance.db.engine.connect() as conn:
-        from sqlalchemy import text
+    from sqlalchemy import text
 
-        rows = (await conn.execute(text("SELECT code_hash, token_hash FROM embed_sessions"))).all()
+    rows = await instance.db.rows(text("SELECT code_hash, token_hash FROM embed_sessions"))
     assert all(code not in row and opened["token"] not in row for row in rows)
 
 
@@ -84,10 +83,9 @@ async def test_an_expired_link_is_refused(bridge: tuple[Bridge, Recorder]) -> No
     ids = await seed(instance)
     status, link = await call(instance, "POST", "/api/v1/embed/sessions", {"user": ids["tutor"]})
     assert status == 201
-    async with instance.db.engine.begin() as conn:
-        from sqlalchemy import text
+    from sqlalchemy import text
 
-        await conn.execute(text("UPDATE embed_sessions SET code_expires_at = '2000-01-01'"))
+    await instance.db.execute(text("UPDATE embed_sessions SET code_expires_at = '2000-01-01'"))
     code = urlsplit(link["url"]).fragment.removeprefix("code=")
     status, error = await call(instance, "POST", "/embed/api/session", {"code": code}, token=None)
     assert (status, error["error"]["code"]) == (401, "link_expired")

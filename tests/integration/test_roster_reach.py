@@ -15,7 +15,7 @@ import pytest
 from nio import AsyncClient, RoomSendResponse
 
 from bridge.app import Bridge
-from bridge.config import async_database_url, write_back
+from bridge.config import driver_database_url, write_back
 from bridge.domain.roster import AssignmentDelete, RosterChange, UserPut
 from bridge.services.roster import RosterService
 from bridge.store.database import Database
@@ -37,7 +37,7 @@ NOTICED_WITHIN = 10.0  # seconds; the watch reads the version every 2 by default
 async def apply_elsewhere(database_url: str, changes: list[RosterChange]) -> None:
     """Write roster changes as another process would: its own engine, repository and service,
     which the running bridge knows nothing of."""
-    other = Database(async_database_url(database_url, None))
+    other = Database(driver_database_url(database_url, None))
     try:
         await RosterService(RosterRepository(other)).apply(changes)
     finally:

@@ -8,12 +8,14 @@ look back. SQLite has a single writer, so only PostgreSQL needs this proof.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import Connection
 
-from bridge.config import async_database_url
+from bridge.config import driver_database_url
 from bridge.contract.events import ConversationStateChanged
 from bridge.store import migrate
 from bridge.store.database import Database
@@ -30,7 +32,7 @@ def _numbered(n: int) -> ConversationStateChanged:
 async def pg() -> AsyncIterator[Database]:
     require_service(await _pg_available(), f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
     databases = PgDatabases([])
-    database = Database(async_database_url(await databases.create(), None))
+    database = Database(driver_database_url(await databases.create(), None))
     try:
         await migrate.upgrade(database)
         yield database
@@ -43,17 +45,21 @@ async def test_a_later_event_waits_for_an_earlier_uncommitted_one(pg: Database) 
     log = EventLogRepository(pg)
     now = datetime.now(UTC)
 
-    async def second() -> None:
-        async with pg.engine.begin() as conn:
-            await append_event(conn, _numbered(2), now)
+    first_appended = threading.Event()
+    commit_first = threading.Event()
 
-    async with pg.engine.connect() as first:
-        await first.begin()
-        await append_event(first, _numbered(1), now)
-        later = asyncio.create_task(second())
-        await asyncio.sleep(0.5)
-        assert not later.done()  # it waits for the first to commit
-        assert await log.after(0, 10) == []
-        await first.commit()
+    def first(conn: Connection) -> None:
+        append_event(conn, _numbered(1), now)
+        first_appended.set()
+        commit_first.wait(10)
+
+    earlier = asyncio.create_task(pg.write(first))
+    await asyncio.to_thread(first_appended.wait, 10)
+    later = asyncio.create_task(pg.write(lambda conn: append_event(conn, _numbered(2), now)))
+    await asyncio.sleep(0.5)
+    assert not later.done()  # it waits for the first to commit
+    assert await log.after(0, 10) == []
+    commit_first.set()
+    await earlier
     await later
     assert [e.data["reason"] for e in await log.after(0, 10)] == ["1", "2"]

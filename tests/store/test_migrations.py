@@ -26,14 +26,12 @@ async def test_migrated_tables_match_the_declared_schema(db: Database) -> None:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return compare_metadata(context, metadata)
 
-    async with db.engine.connect() as conn:
-        assert await conn.run_sync(differences) == []
+    assert await db.read(differences) == []
 
 
 async def test_a_schema_newer_than_the_code_is_refused(db: Database) -> None:
     await migrate.upgrade(db)
-    async with db.engine.begin() as conn:
-        await conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed'"))
+    await db.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed'"))
     with pytest.raises(migrate.SchemaTooNew, match="migrated by a newer bridge"):
         await migrate.upgrade(db)
     with pytest.raises(migrate.SchemaTooNew):
@@ -41,11 +39,10 @@ async def test_a_schema_newer_than_the_code_is_refused(db: Database) -> None:
 
 
 async def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    db = Database(f"sqlite+pysqlite:///{tmp_path / 'x.db'}")
     try:
-        async with db.engine.connect() as conn:
-            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
-            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
-            assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 2  # FULL
+        assert await db.scalar(text("PRAGMA journal_mode")) == "wal"
+        assert await db.scalar(text("PRAGMA foreign_keys")) == 1
+        assert await db.scalar(text("PRAGMA synchronous")) == 2  # FULL
     finally:
         await db.close()

@@ -142,10 +142,9 @@ def _matches(name: str, query: str) -> bool:
 async def _answers(
     roster: Roster,
 ) -> tuple[dict[tuple[str, str], bool], dict[tuple[str, str], set[str]]]:
-    db = Database("sqlite+aiosqlite://")  # in memory: one connection holds it
+    db = Database("sqlite+pysqlite://")  # in memory: one connection holds it
     try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        await db.write(metadata.create_all)
         repo = RosterRepository(db)
         await RosterService(repo).apply(roster.changes())
         policy = PolicyService(repo)

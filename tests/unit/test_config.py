@@ -8,7 +8,7 @@ import pytest
 
 from bridge.config import (
     ConfigError,
-    async_database_url,
+    driver_database_url,
     env_name,
     load_config,
     missing_secrets,
@@ -119,10 +119,11 @@ def test_bad_environment_value_names_the_key(tmp_path: Path) -> None:
 
 def test_sqlite_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, MINIMAL + "database:\n  url: sqlite:///x.db\n"), {})
-    assert config.database_url() == f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
-    assert async_database_url("sqlite:////abs/x.db", tmp_path) == "sqlite+aiosqlite:////abs/x.db"
+    assert config.database_url() == f"sqlite+pysqlite:///{tmp_path / 'x.db'}"
+    assert driver_database_url("sqlite:////abs/x.db", tmp_path) == "sqlite+pysqlite:////abs/x.db"
     assert (
-        async_database_url("postgresql://u:p@h:5432/d", None) == "postgresql+asyncpg://u:p@h:5432/d"
+        driver_database_url("postgresql://u:p@h:5432/d", None)
+        == "postgresql+psycopg://u:p@h:5432/d"
     )
 
 
