@@ -121,7 +121,7 @@ class Tracker:
     def __init__(self, bridge: Bridge) -> None:
         self.stored: dict[str, float] = {}
         self.handled: dict[str, float] = {}
-        bridge.dispatcher.on(None, self._on_event)
+        bridge.router.observe(None, self._on_event)
         inbox = bridge.inbox
         original = inbox.store_transaction
 
