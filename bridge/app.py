@@ -17,6 +17,7 @@ from bridge.api.errors import api_error
 from bridge.api.events import EventRoutes
 from bridge.api.health import HealthRoutes
 from bridge.api.http import lms_auth_middleware
+from bridge.api.metrics import MetricsRoute
 from bridge.api.openapi import OpenApiRoute
 from bridge.api.operations import bind
 from bridge.api.people import PeopleRoutes
@@ -42,6 +43,7 @@ from bridge.services.inbound import InboundProcessor
 from bridge.services.lifecycle import ConversationLifecycle
 from bridge.services.live import LiveFeed
 from bridge.services.messages import MessageService
+from bridge.services.metrics import BridgeMetrics
 from bridge.services.moderation import ModerationService
 from bridge.services.photos import PhotoFetcher
 from bridge.services.policy import PolicyService
@@ -393,6 +395,18 @@ class Bridge:
         )
         app.add_routes(bind(InboxPage(), PAGE_FILE_OPERATIONS))
         app.add_routes(OpenApiRoute().routes())
+        app.add_routes(
+            MetricsRoute(
+                BridgeMetrics(
+                    self.db,
+                    self.client,
+                    self.inbox,
+                    self.event_log,
+                    self.live,
+                    webhook=self.config.lms.webhook_url is not None,
+                )
+            ).routes()
+        )
         return app
 
     def _events_logged(self) -> None:

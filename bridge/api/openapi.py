@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.api import conversations, embed, events, health, people, reports, roster
+from bridge.api import conversations, embed, events, health, metrics, people, reports, roster
 from bridge.api.events import SIGNATURE
 from bridge.api.fields import json_schema, stored_schema
 from bridge.api.http import reply
@@ -87,6 +87,7 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
         *embed.PAGE_FILE_OPERATIONS,
         *OPERATIONS,
         *health.OPERATIONS,
+        *metrics.OPERATIONS,
     ):
         paths.setdefault(operation.path, {})[operation.method.lower()] = operation.document()
     return {

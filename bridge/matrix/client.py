@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,32 @@ from bridge.cache import BoundedCache
 log = logging.getLogger(__name__)
 
 MAX_CACHED_INTENTS = 2048
+# Path segments after which the rest names one request, not a kind (a txn id, a state key).
+_KIND_ENDS = {"send": 1, "state": 1, "redact": 0, "account_data": 1, "receipt": 1}
+
+
+def call_name(method: str, path: str) -> str:
+    """A homeserver request's kind, for counting: the method and the path with ids left out
+    ("PUT rooms/{id}/send/m.room.message")."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    if parts[:1] == ["_matrix"]:
+        parts = parts[3:]  # _matrix/client/v3/…
+    elif parts[:2] == ["_synapse", "admin"]:
+        parts = ["admin", *parts[3:]]  # _synapse/admin/v1/…
+    kept: list[str] = []
+    keep_after: int | None = None
+    for part in parts:
+        if keep_after is not None:
+            if keep_after == 0:
+                break
+            keep_after -= 1
+        if part[:1] in "!@#$" or part[:3].upper() in ("%21", "%40", "%23", "%24"):
+            kept.append("{id}")
+            continue
+        kept.append(part)
+        if keep_after is None and part in _KIND_ENDS:
+            keep_after = _KIND_ENDS[part]
+    return f"{method.upper()} {'/'.join(kept)}"
 
 
 class HomeserverError(Exception):
@@ -253,14 +280,21 @@ class HomeserverClient:
         self._intents: BoundedCache[str, Intent] = BoundedCache(MAX_CACHED_INTENTS)
         # When a request last failed to reach the homeserver (catching up after outages).
         self.last_unreachable: datetime | None = None
+        self.calls: Counter[str] = Counter()  # requests made, by `call_name`
 
     async def start(self) -> None:
         """Open the shared connection pool."""
         if self._session is None:
+            counting = aiohttp.TraceConfig()
+            counting.on_request_start.append(self._count_call)
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 connector=aiohttp.TCPConnector(limit=100),
+                trace_configs=[counting],
             )
+
+    async def _count_call(self, _session: Any, _context: Any, params: Any) -> None:
+        self.calls[call_name(params.method, params.url.raw_path)] += 1
 
     async def close(self) -> None:
         """Close the pool; intents become unusable."""

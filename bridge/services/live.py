@@ -147,6 +147,11 @@ class LiveFeed(PassWorker):
             for stream in streams:
                 stream.end(session_ended=False)
 
+    @property
+    def open_streams(self) -> int:
+        """How many pages are listening now."""
+        return sum(len(streams) for streams in self._streams.values())
+
     async def _position(self) -> int:
         if self._cursor is None:
             self._cursor = await self._log.last_seq()

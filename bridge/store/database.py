@@ -14,14 +14,34 @@ SQLite gets one thread and one connection: it has one writer anyway, and one con
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.pool import StaticPool
 
 T = TypeVar("T")
+
+
+@dataclass
+class DatabaseStats:
+    """What the database has done since start (for metrics and benchmarks)."""
+
+    statements: int = 0  # the bridge's own statements (not the BEGIN the database adds)
+    reads: int = 0  # units of work that only read
+    writes: int = 0  # units that wrote: a commit each
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, *, statements: int = 0, reads: int = 0, writes: int = 0) -> None:
+        """Add to the counts (from any database thread)."""
+        with self._lock:
+            self.statements += statements
+            self.reads += reads
+            self.writes += writes
+
 
 _POSTGRESQL_CONNECTIONS = 10
 # Set on a connection for the unit in hand: a writing unit takes SQLite's write lock at BEGIN,
@@ -75,6 +95,12 @@ class Database:
             )
             workers = _POSTGRESQL_CONNECTIONS
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix="database")
+        self.stats = DatabaseStats()
+        event.listen(self.engine, "before_cursor_execute", self._count_statement)
+
+    def _count_statement(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if not statement.startswith("BEGIN"):
+            self.stats.count(statements=1)
 
     @property
     def dialect(self) -> str:
@@ -125,8 +151,10 @@ class Database:
                 raise
             if writing:
                 transaction.commit()
+                self.stats.count(writes=1)
             else:
                 transaction.rollback()
+                self.stats.count(reads=1)
             return result
 
     async def close(self) -> None:

@@ -207,3 +207,34 @@ async def test_a_room_made_before_a_crash_is_found_not_made_again(
         {"initiator": ids["admin"], "recipient": ids["other"]},
     )
     assert (status, conversation["room_id"]) == (201, orphan)
+
+
+async def test_metrics_count_the_work_behind_the_api_token(bridge: tuple[Bridge, Recorder]) -> None:
+    instance, _ = bridge
+    ids = await seed(instance)
+    status, _ = await call(
+        instance,
+        "POST",
+        "/api/v1/conversations",
+        {"initiator": ids["student"], "recipient": ids["tutor"]},
+    )
+    assert status == 201
+    url = f"http://127.0.0.1:{instance.config.appservice.listen_port}/api/v1/metrics"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url) as refused:
+            assert refused.status == 401
+        token = {"Authorization": f"Bearer {instance.config.lms.api_token}"}
+        async with session.get(url, headers=token) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = await response.text()
+    values = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values['lms_bridge_homeserver_requests_total{call="POST createRoom"}'] >= 1
+    assert values['lms_bridge_database_units_total{kind="write"}'] > 0
+    assert values["lms_bridge_database_statements_total"] > 0
+    assert values["process_resident_memory_bytes"] > 10_000_000
+    assert 'lms_bridge_inbound_events{state="pending"}' in values
