@@ -2,17 +2,73 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import statistics
+import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bridge.config import Config, load_config, render_example, write_back
 from bridge.demo.synapse import free_port
 from bridge.matrix.registration import ensure_secrets
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+BODY_PADDING = " lorem ipsum dolor sit amet" * 3  # a message of about 100 characters
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One conversation the bridge made: its ids and its two participants."""
+
+    id: str
+    room_id: str
+    people: tuple[str, str]  # platform ids
+    mxids: tuple[str, str]
+
+
+def progress(text: str) -> None:
+    """A line on stderr while the run goes on (the tables go to stdout at the end)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def roster(pairs: int, prefix: str = "") -> list[dict[str, Any]]:
+    """One institution where student i is in batch i, taught by tutor i: `pairs` allowed pairs
+    (people `{prefix}s{i}` and `{prefix}t{i}`)."""
+    records: list[dict[str, Any]] = [
+        {"type": "institution", "id": "inst", "name": "Bench U"},
+        {"type": "course", "id": "course", "institution_id": "inst", "title": "Algebra"},
+    ]
+    for n in range(pairs):
+        for person, role, name in (
+            (f"{prefix}s{n}", "student", "Sam"),
+            (f"{prefix}t{n}", "tutor", "Alex"),
+        ):
+            records.append({"type": "user", "id": person, "display_name": f"{name} Number{n}"})
+            records.append(
+                {"type": "member", "institution_id": "inst", "user_id": person, "role": role}
+            )
+        records += [
+            {"type": "batch", "id": f"{prefix}b{n}", "course_id": "course", "title": f"Group {n}"},
+            {"type": "enrollment", "batch_id": f"{prefix}b{n}", "user_id": f"{prefix}s{n}"},
+            {"type": "teaching", "batch_id": f"{prefix}b{n}", "user_id": f"{prefix}t{n}"},
+        ]
+    return records
+
+
+async def in_pool(count: int, concurrency: int, job: Callable[[int], Awaitable[None]]) -> None:
+    """Run job(0) … job(count - 1), at most `concurrency` at a time, in order of start."""
+    jobs = iter(range(count))
+
+    async def worker() -> None:
+        for n in jobs:  # shared: each worker takes the next job when it is free
+            await job(n)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 def bridge_config(folder: Path, database_url: str, homeserver_url: str, port: int = 0) -> Config:

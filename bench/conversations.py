@@ -1,20 +1,39 @@
-"""Message throughput and latency through the bridge, against raw Synapse sends, in one run.
+"""What the bridge costs next to Synapse alone: messages and new conversations, in one run.
 
-One Synapse, one bridge, 50 conversation rooms made by the bridge for 50 allowed pairs.
+One Synapse (SQLite) and the bridge, each a process of its own (the bridge runs as
+`python -m bridge run`, SQLite unless `--database postgresql` or a URL), a webhook receiver
+playing the LMS (signatures checked), and 50 student–tutor pairs whose conversation rooms the
+bridge makes. Messages go three ways, 1,000 per round at concurrency 10, consecutive messages in
+different rooms, the two participants taking turns:
 
-- raw: `PUT /_matrix/client/v3/rooms/{room}/send/...` straight to Synapse as the bridged accounts
-  (as_token + `user_id`), the physical limit;
-- bridged: the same messages through `POST /api/v1/conversations/{c}/messages`;
-- Matrix → LMS: messages typed in the participants' own matrix-nio clients, timed until the LMS
-  webhook receives them and until the other participant's `/sync` returns them.
+- **alone**: the bridge is stopped and a stub on its port answers every transaction `{}` at no
+  cost; `PUT /_matrix/client/v3/rooms/{room}/send/...` straight to Synapse as the bridged
+  accounts (as_token and `user_id`). This is Synapse's own limit.
+- **bridged**: `POST /api/v1/conversations/{c}/messages` through the bridge.
+- **raw + bridge**: the raw sends of *alone*, with the bridge ingesting them (Matrix → LMS:
+  each becomes `message.created` at the webhook).
 
-Raw and bridged rounds alternate (raw, bridged, then bridged, raw, …) after a warm-up, so drift
-(Synapse's database growing, caches warming) weighs on both alike. Between rounds the bridge is
-left to settle: every event Synapse pushed handled and the webhook caught up.
+After a warm-up of each, rounds go alone, bridged, raw + bridge, then the other way round
+(`--rounds 2`), so drift weighs on every path alike. A round ends when every message was answered
+and everything it caused is done: the stub has every event, or the bridge has processed every
+event Synapse pushed and the webhook has every logged event. CPU is read from /proc for Synapse,
+the bridge and this process (the load generator, the stub and the webhook receiver) over the
+whole round; SQL statements, commits and homeserver requests come from the bridge's
+`/api/v1/metrics`. Other processes' CPU over a round is reported, and a round they disturbed
+(over 20% of a core) is named.
+
+New conversations: `POST /api/v1/conversations` for fresh pairs beside the minimum raw sequence a
+bridge needs for one (with the stub on the bridge's port): register both accounts, `createRoom`
+as the bot with the invites, the room's initial state, power levels and alias, and both joins.
+Then a few starts one at a time, counting the homeserver requests the LMS waits for (between the
+request and its answer) and those made after the answer.
+
+Last, Matrix → LMS: messages typed in the participants' own matrix-nio clients at a steady rate,
+timed from the client's send until the webhook receives each, beside the other participant's
+`/sync` for the same message.
 
     python -m bench.conversations [--messages 1000] [--concurrency 10] [--rounds 2]
-        [--typed 500] [--typed-rate 10] [--typed-rooms 10]
-        [--database sqlite|postgresql|URL] [--profile FILE]
+        [--starts 30] [--typed 300] [--typed-rate 10] [--database sqlite|postgresql|URL]
 """
 
 from __future__ import annotations
@@ -22,12 +41,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import cProfile
 import dataclasses
-import logging
 import os
-import pstats
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -40,28 +55,32 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import web
 from nio import AsyncClient, AsyncClientConfig, RoomSendResponse, SyncResponse
-from sqlalchemy import event as sql_event
 
 from bench.common import (
+    BODY_PADDING,
+    Conversation,
     bridge_config,
+    in_pool,
     on_database,
     percentile,
     print_table,
+    progress,
+    roster,
 )
-from bridge.app import Bridge
-from bridge.config import Config
-from bridge.demo.synapse import LocalSynapse, write_other_appservice_registration
+from bench.processes import BridgeProcess, machine_busy_seconds, process_cpu_seconds
+from bridge.config import Config, write_back
+from bridge.demo.synapse import LocalSynapse
 from bridge.domain.formatting import message_content
+from bridge.domain.ids import MatrixIdMapper
+from bridge.domain.rooms import conversation_room
 from bridge.domain.signing import verify
-from bridge.matrix.client import HomeserverClient
 from bridge.matrix.registration import write_registration
-from bridge.store.inbox import StoredEvent
 
 PAIRS = 50
-RAW = "raw Synapse PUT /send"
-BRIDGED = "bridged POST /messages"
+WAITED_STARTS = 5  # conversations started one at a time, their homeserver requests counted
+ALONE, BRIDGED, RAW_BRIDGE = "alone", "bridged", "raw + bridge"
 WEBHOOK_SECRET = "bench-webhook-secret"
-BODY_PADDING = " lorem ipsum dolor sit amet" * 3  # a message of about 100 characters
+DISTURBED = 0.2  # share of a core other processes may use before a round counts as disturbed
 # Only what the measurement needs: keeps Synapse's and nio's work per /sync small.
 SYNC_FILTER: dict[str, Any] = {
     "presence": {"not_types": ["*"]},
@@ -75,14 +94,20 @@ SYNC_FILTER: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class Conversation:
-    """One conversation the bridge made: its ids and its two participants."""
+@dataclass
+class Usage:
+    """What a stretch of the run cost each process, and the bridge's counters."""
 
-    id: str
-    room_id: str
-    people: tuple[str, str]  # platform ids
-    mxids: tuple[str, str]
+    seconds: float = 0.0
+    bridge_cpu: float | None = None
+    synapse_cpu: float | None = None
+    own_cpu: float = 0.0
+    other_cpu: float | None = None  # every other process on the machine
+    counters: Counter[str] = field(default_factory=Counter)  # the bridge's, from its metrics
+
+    def disturbed(self) -> bool:
+        """Whether other processes used more than DISTURBED of a core meanwhile."""
+        return self.other_cpu is not None and self.other_cpu > DISTURBED * self.seconds
 
 
 @dataclass
@@ -93,53 +118,15 @@ class Round:
     path: str
     sent: int = 0
     errors: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # until the last answer
     latencies: list[float] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
-    process_cpu: float = 0.0
-    synapse_cpu: float | None = None
-    other_cpu: float | None = None  # seconds used by every other process on the machine
-    settle_seconds: float = 0.0
-    statements: int = 0
-    homeserver_calls: list[float] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)  # until settled
 
     @property
     def rate(self) -> float:
         """Successful messages per second."""
         return self.sent / self.seconds if self.seconds else 0.0
-
-
-class Tracker:
-    """Notes when the bridge stored each event Synapse pushed, and when it had handled it.
-
-    Registered as a handler for every type, it runs after the bridge's own handlers: that is
-    the moment the bridge's work on the event was done (a retried event counts when it finally
-    succeeds). Storing is timed by shadowing the inbox's method on the instance (diagnostics
-    only; the bridge's code is unchanged).
-    """
-
-    def __init__(self, bridge: Bridge) -> None:
-        self.stored: dict[str, float] = {}
-        self.handled: dict[str, float] = {}
-        bridge.router.observe(None, self._on_event)
-        inbox = bridge.inbox
-        original = inbox.store_transaction
-
-        async def store_transaction(
-            txn_id: str, fingerprint: str, events: Any, *rest: Any, **named: Any
-        ) -> Any:
-            outcome = await original(txn_id, fingerprint, events, *rest, **named)
-            now = time.perf_counter()
-            for stored in events:
-                if stored.event_id is not None:
-                    self.stored.setdefault(stored.event_id, now)
-            return outcome
-
-        inbox.store_transaction = store_transaction  # type: ignore[method-assign]
-
-    async def _on_event(self, event: StoredEvent) -> None:
-        if event.event_id is not None:
-            self.handled.setdefault(event.event_id, time.perf_counter())
 
 
 class WebhookReceiver:
@@ -182,155 +169,75 @@ class WebhookReceiver:
             await self._runner.cleanup()
 
 
-class OtherAppservice:
-    """A second appservice on the homeserver, interested in every room (as a second bridge or a
-    moderation bot is): Synapse then draws both appservices' transaction ids from one sequence.
-    It answers everything with `{}` and counts the transactions it got."""
+class StubAppservice:
+    """Stands in for the bridge on its port: answers every transaction `{}` at once and notes
+    the events, so Synapse alone can be measured with the same registration."""
 
-    def __init__(self) -> None:
-        self.transactions = 0
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.seen: set[str] = set()
         self._runner: web.AppRunner | None = None
 
     async def _answer(self, request: web.Request) -> web.Response:
-        await request.read()
-        if request.path.startswith("/_matrix/app/v1/transactions/"):
-            self.transactions += 1
+        if request.method == "PUT" and "/transactions/" in request.path:
+            body = await request.json()
+            self.seen.update(e["event_id"] for e in body.get("events", []) if "event_id" in e)
+        else:
+            await request.read()
         return web.json_response({})
 
-    async def start(self, folder: Path) -> Path:
-        """Listen on loopback; returns its registration file."""
+    async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._answer)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return write_other_appservice_registration(
-            folder / "other-appservice.yaml", f"http://127.0.0.1:{port}"
-        )
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
 
-class WarningCounter(logging.Handler):
-    """Counts the bridge's warnings instead of printing each (echo retries can be many)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.counts: Counter[str] = Counter()
-        self.examples: dict[str, str] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        key = f"{record.levelname} {record.name}: {str(record.msg)[:60]}"
-        self.counts[key] += 1
-        self.examples.setdefault(key, record.getMessage()[:200])
+def parse_metrics(text: str) -> Counter[str]:
+    """The samples of a Prometheus text document, by name and labels."""
+    values: Counter[str] = Counter()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)  # type: ignore[assignment]
+    return values
 
 
-class StatementCounter:
-    """Counts the SQL statements the bridge runs (a cost that no machine load disturbs)."""
-
-    def __init__(self, bridge: Bridge) -> None:
-        self.count = 0
-        sql_event.listen(bridge.db.engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, *_: object) -> None:
-        self.count += 1
-
-
-class HomeserverCallTimer:
-    """Times the bridge's calls to Synapse made as an account (a send, in a bridged round).
-
-    Diagnostics only: the instance attribute shadows `HomeserverClient.call_nio`, so the bridge
-    itself is unchanged; the difference between a request's latency and its call is the bridge's
-    own time.
-    """
-
-    def __init__(self, client: HomeserverClient) -> None:
-        self.durations: list[float] = []
-        original = client.call_nio
-
-        async def timed(call: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return await original(call)
-            finally:
-                self.durations.append((time.perf_counter() - started) * 1000)
-
-        client.call_nio = timed  # type: ignore[method-assign]
-
-
-def progress(text: str) -> None:
-    """A line on stderr while the run goes on (the tables go to stdout at the end)."""
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def synapse_cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of a process so far (Linux only; None elsewhere)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU time the whole machine has spent busy so far, all cores (Linux only)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields)
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def roster(pairs: int) -> list[dict[str, Any]]:
-    """One institution where student i is in batch i, taught by tutor i: `pairs` allowed pairs."""
-    records: list[dict[str, Any]] = [
-        {"type": "institution", "id": "inst", "name": "Bench U"},
-        {"type": "course", "id": "course", "institution_id": "inst", "title": "Algebra"},
-    ]
-    for n in range(pairs):
-        for person, role, name in ((f"s{n}", "student", "Sam"), (f"t{n}", "tutor", "Alex")):
-            records.append({"type": "user", "id": person, "display_name": f"{name} Number{n}"})
-            records.append(
-                {"type": "member", "institution_id": "inst", "user_id": person, "role": role}
-            )
-        records += [
-            {"type": "batch", "id": f"b{n}", "course_id": "course", "title": f"Group {n}"},
-            {"type": "enrollment", "batch_id": f"b{n}", "user_id": f"s{n}"},
-            {"type": "teaching", "batch_id": f"b{n}", "user_id": f"t{n}"},
-        ]
-    return records
-
-
-async def in_pool(count: int, concurrency: int, job: Callable[[int], Awaitable[None]]) -> None:
-    """Run job(0) … job(count - 1), at most `concurrency` at a time, in order of start."""
-    jobs = iter(range(count))
-
-    async def worker() -> None:
-        for n in jobs:  # shared: each worker takes the next job when it is free
-            await job(n)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+def homeserver_calls(counters: Counter[str]) -> Counter[str]:
+    """The bridge's homeserver requests by kind, from its metrics."""
+    prefix = 'lms_bridge_homeserver_requests_total{call="'
+    return Counter(
+        {k[len(prefix) : -2]: int(v) for k, v in counters.items() if k.startswith(prefix) and v}
+    )
 
 
 class Bench:
-    """A running Synapse and bridge, the conversations, and the load generators."""
+    """A running Synapse, the bridge (or the stub in its place), and the load generators."""
 
-    def __init__(self, synapse: LocalSynapse, bridge: Bridge, receiver: WebhookReceiver) -> None:
+    def __init__(
+        self,
+        synapse: LocalSynapse,
+        bridge: BridgeProcess,
+        config: Config,
+        receiver: WebhookReceiver,
+    ) -> None:
         self.synapse = synapse
         self.bridge = bridge
-        self.config = bridge.config
+        self.config = config
         self.receiver = receiver
-        self.tracker = Tracker(bridge)
-        self.statements = StatementCounter(bridge)
-        self.homeserver_calls = HomeserverCallTimer(bridge.client)
+        self.stub = StubAppservice(config.appservice.listen_port)
+        self.ids = MatrixIdMapper(config.appservice.account_prefix, config.homeserver.server_name)
+        self.bot = config.bot_user_id
+        self.mode = ""
         self.conversations: list[Conversation] = []
+        self.rooms = 0  # conversation rooms the bridge has made
+        self.raw_rounds = 0
         self.admin_token = ""
         self._api: aiohttp.ClientSession | None = None
         self._matrix: aiohttp.ClientSession | None = None
@@ -365,20 +272,113 @@ class Bench:
             await self._api.close()
             await self._matrix.close()
 
-    async def set_up(self, pairs: int, concurrency: int) -> list[float]:
-        """Load the roster and start one conversation per pair; returns the start latencies."""
-        async with self.api.post("/api/v1/roster/bulk", json={"records": roster(pairs)}) as r:
-            assert r.status == 200, await r.text()
+    # --- the bridge or the stub ---
+
+    async def use(self, mode: str) -> None:
+        """Run the bridge ("bridge") or the stub ("stub") on the bridge's port."""
+        if mode == self.mode:
+            return
+        if self.mode == "bridge":
+            await asyncio.to_thread(self.bridge.stop)
+        elif self.mode == "stub":
+            await self.stub.stop()
+        if mode == "bridge":
+            await asyncio.to_thread(self.bridge.start)
+            await self.bridge_caught_up()
+        else:
+            await self.stub.start()
+            # End any backoff Synapse fell into while nothing answered.
+            async with self.matrix.post(
+                f"/_matrix/client/v1/appservice/{self.config.appservice.id}/ping", json={}
+            ) as response:
+                assert response.status == 200, await response.text()
+        self.mode = mode
+
+    async def metrics(self) -> Counter[str]:
+        """The bridge's counters now (nothing while the stub runs)."""
+        if self.mode != "bridge":
+            return Counter()
+        async with self.api.get("/api/v1/metrics") as response:
+            assert response.status == 200, await response.text()
+            return parse_metrics(await response.text())
+
+    async def bridge_caught_up(self, within: float = 60.0) -> None:
+        """After a start: both passes over room history done (the bridge reads every room's
+        history after a gap: what the stub took, it finds and carries), then settled."""
+        self.mode = "bridge"
+        reads = 'lms_bridge_homeserver_requests_total{call="GET rooms/{id}/messages"}'
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while (await self.metrics())[reads] < 2 * self.rooms:
+                    await asyncio.sleep(0.5)
+        await self.settled([])
+
+    async def settled(self, event_ids: list[str], within: float = 300.0) -> None:
+        """Wait until everything a round caused is done: the stub has these events, or the
+        bridge has processed every event Synapse pushed and the webhook has every logged
+        event (unchanged over two looks)."""
+        async with asyncio.timeout(within):
+            if self.mode == "stub":
+                while not self.stub.seen.issuperset(event_ids):
+                    await asyncio.sleep(0.05)
+                return
+            last: tuple[float, ...] | None = None
+            while True:
+                metrics = await self.metrics()
+                now = (
+                    metrics['lms_bridge_inbound_events{state="pending"}'],
+                    metrics["lms_bridge_events_delivered"],
+                    metrics["lms_bridge_events_logged"],
+                )
+                done = (
+                    now[0] == 0
+                    and now[1] == now[2]
+                    and all(e in self.receiver.arrived for e in event_ids)
+                )
+                if done and last == now:
+                    return
+                last = now if done else None
+                await asyncio.sleep(0.1)
+
+    @contextlib.asynccontextmanager
+    async def measured(self, usage: Usage) -> AsyncIterator[None]:
+        """Fill `usage` with what the block cost each process."""
+        pids = (self.bridge.pid if self.mode == "bridge" else None, self.synapse.pid)
+        cpu = [process_cpu_seconds(pid) for pid in pids]
+        own, machine = time.process_time(), machine_busy_seconds()
+        counters = await self.metrics()
+        started = time.perf_counter()
+        yield
+        usage.seconds = time.perf_counter() - started
+        usage.counters = await self.metrics()
+        usage.counters.subtract(counters)
+        after = [process_cpu_seconds(pid) for pid in pids]
+        bridge_cpu, synapse_cpu = (
+            b - a if a is not None and b is not None else None
+            for a, b in zip(cpu, after, strict=True)
+        )
+        usage.bridge_cpu, usage.synapse_cpu = bridge_cpu, synapse_cpu
+        usage.own_cpu = time.process_time() - own
+        machine_after = machine_busy_seconds()
+        if machine is not None and machine_after is not None and synapse_cpu is not None:
+            usage.other_cpu = max(
+                0.0,
+                machine_after - machine - synapse_cpu - (bridge_cpu or 0.0) - usage.own_cpu,
+            )
+
+    # --- set-up ---
+
+    async def set_up(self, pairs: int, fresh: int, concurrency: int) -> None:
+        """Load the roster (and `fresh` pairs more) and start one conversation per pair."""
+        more = [r for r in roster(fresh, "new-") if r["type"] not in ("institution", "course")]
+        async with self.api.post(
+            "/api/v1/roster/bulk", json={"records": roster(pairs) + more}
+        ) as response:
+            assert response.status == 200, await response.text()
         found: dict[int, Conversation] = {}
-        latencies: list[float] = []
 
         async def start(n: int) -> None:
-            sent = time.perf_counter()
-            body = {"initiator": f"s{n}", "recipient": f"t{n}"}
-            async with self.api.post("/api/v1/conversations", json=body) as response:
-                answer = await response.json()
-                assert response.status == 201, answer
-            latencies.append((time.perf_counter() - sent) * 1000)
+            answer = await self.start_conversation(f"s{n}", f"t{n}")
             people = {p["user_id"]: p["matrix_id"] for p in answer["participants"]}
             found[n] = Conversation(
                 answer["id"],
@@ -389,8 +389,19 @@ class Bench:
 
         await in_pool(pairs, concurrency, start)
         self.conversations = [found[n] for n in range(pairs)]
+        await self.settled([])
         progress(f"{pairs} conversations started")
-        return latencies
+
+    async def start_conversation(self, initiator: str, recipient: str) -> dict[str, Any]:
+        """`POST /api/v1/conversations`; its answer."""
+        body = {"initiator": initiator, "recipient": recipient}
+        async with self.api.post("/api/v1/conversations", json=body) as response:
+            answer: dict[str, Any] = await response.json()
+            assert response.status == 201, answer
+            self.rooms += 1
+            return answer
+
+    # --- messages ---
 
     def _message(self, n: int) -> tuple[Conversation, int, str]:
         """Message n of a round: its conversation, which participant sends, the text.
@@ -403,19 +414,19 @@ class Bench:
 
     async def raw_round(self, label: str, count: int, concurrency: int) -> Round:
         """`count` sends straight to Synapse as the bridged accounts."""
-        result = Round(label, RAW)
+        result = Round(label, ALONE if self.mode == "stub" else RAW_BRIDGE)
+        self.raw_rounds += 1
+        txn_prefix = f"bench.{self.raw_rounds}"  # txn ids unique across the appservice
 
         async def send(n: int) -> None:
             conversation, side, text = self._message(n)
             path = (
                 f"/_matrix/client/v3/rooms/{quote(conversation.room_id, safe='')}"
-                f"/send/m.room.message/bench.{label}.{n}"  # unique across the appservice
+                f"/send/m.room.message/{txn_prefix}.{n}"
             )
             sent = time.perf_counter()
             async with self.matrix.put(
-                path,
-                params={"user_id": conversation.mxids[side]},
-                json=message_content(text, None),
+                path, params={"user_id": conversation.mxids[side]}, json=message_content(text, None)
             ) as response:
                 answer = await response.json(content_type=None)
                 ok = response.status == 200
@@ -457,42 +468,108 @@ class Bench:
     async def _timed(
         self, result: Round, count: int, concurrency: int, send: Callable[[int], Awaitable[None]]
     ) -> Round:
-        cpu, synapse_cpu = time.process_time(), synapse_cpu_seconds(self.synapse.pid)
-        machine = machine_busy_seconds()
-        statements = self.statements.count
-        self.homeserver_calls.durations.clear()
-        started = time.perf_counter()
-        await in_pool(count, concurrency, send)
-        result.seconds = time.perf_counter() - started
-        result.process_cpu = time.process_time() - cpu
-        result.statements = self.statements.count - statements
-        result.homeserver_calls = list(self.homeserver_calls.durations)
-        after = synapse_cpu_seconds(self.synapse.pid)
-        machine_after = machine_busy_seconds()
-        if synapse_cpu is not None and after is not None:
-            result.synapse_cpu = after - synapse_cpu
-            if machine is not None and machine_after is not None:
-                # Other processes competing for the cores make a round's rate meaningless.
-                result.other_cpu = max(
-                    0.0, machine_after - machine - result.synapse_cpu - result.process_cpu
-                )
-        result.settle_seconds = await self.settle(result.event_ids)
-        progress(f"{result.label}: {result.sent} sent, {result.rate:.1f} msg/s")
+        async with self.measured(result.usage):
+            started = time.perf_counter()
+            await in_pool(count, concurrency, send)
+            result.seconds = time.perf_counter() - started
+            # Raw sends reach the LMS through the bridge; bridged ones were published already.
+            await self.settled(result.event_ids if result.path != BRIDGED else [])
+        progress(f"{result.label} {result.path}: {result.sent} sent, {result.rate:.1f} msg/s")
         return result
 
-    async def settle(self, event_ids: list[str], within: float = 180.0) -> float:
-        """Wait until the bridge handled these events, its inbox is empty and the webhook has
-        every logged event; returns how long that took."""
-        started = time.perf_counter()
-        async with asyncio.timeout(within):
-            while True:
-                handled = all(e in self.tracker.handled for e in event_ids)
-                inbox = await self.bridge.inbox.counts()
-                log = self.bridge.event_log
-                behind = await log.after(await log.delivered_up_to(), 1)
-                if handled and not inbox["pending"] and not behind:
-                    return time.perf_counter() - started
-                await asyncio.sleep(0.05)
+    # --- new conversations ---
+
+    async def raw_starts(self, first: int, count: int, concurrency: int) -> Round:
+        """The minimum a bridge does for a new conversation, straight to Synapse (the stub on
+        the bridge's port): register both, create the room as the bot (invites, initial state,
+        power levels, alias), both join."""
+        result = Round("starts", "minimum raw sequence")
+        calls: Counter[str] = Counter()
+
+        async def call(method: str, path: str, body: Any, user: str | None = None) -> Any:
+            calls[f"{method} {path.strip('/').split('/')[0]}"] += 1
+            params = {"user_id": user} if user else None
+            async with self.matrix.request(
+                method, f"/_matrix/client/v3{path}", json=body, params=params
+            ) as response:
+                answer = await response.json(content_type=None)
+                assert response.status == 200, answer
+                return answer
+
+        async def start(n: int) -> None:
+            people = (f"raw-s{first + n}", f"raw-t{first + n}")
+            mxids = tuple(self.ids.user_id(p) for p in people)
+            sent = time.perf_counter()
+            for mxid in mxids:
+                body = {"type": "m.login.application_service", "inhibit_login": True}
+                await call("POST", "/register", {**body, "username": mxid[1:].split(":")[0]})
+            spec = conversation_room(
+                self.config.appservice.account_prefix,
+                f"raw{first + n}",
+                self.bot,
+                ((people[0], mxids[0]), (people[1], mxids[1])),
+                False,
+            )
+            room = await call(
+                "POST",
+                "/createRoom",
+                {
+                    "preset": "private_chat",
+                    "is_direct": True,
+                    "invite": list(mxids),
+                    "room_alias_name": spec.alias_localpart,
+                    "initial_state": spec.initial_state,
+                    "power_level_content_override": spec.power_levels,
+                    "creation_content": {"m.federate": False},
+                },
+            )
+            for mxid in mxids:
+                await call("POST", f"/join/{quote(room['room_id'], safe='')}", {}, mxid)
+            self._note(result, sent, room["room_id"])
+
+        async with self.measured(result.usage):
+            started = time.perf_counter()
+            await in_pool(count, concurrency, start)
+            result.seconds = time.perf_counter() - started
+        result.usage.counters = Counter(
+            {f'lms_bridge_homeserver_requests_total{{call="{k}"}}': v for k, v in calls.items()}
+        )
+        progress(f"raw starts: {result.rate:.2f}/s")
+        return result
+
+    async def bridged_starts(self, first: int, count: int, concurrency: int) -> Round:
+        """`POST /api/v1/conversations` for fresh pairs."""
+        result = Round("starts", "bridged POST /conversations")
+
+        async def start(n: int) -> None:
+            sent = time.perf_counter()
+            answer = await self.start_conversation(f"new-s{first + n}", f"new-t{first + n}")
+            self._note(result, sent, answer["room_id"])
+
+        async with self.measured(result.usage):
+            started = time.perf_counter()
+            await in_pool(count, concurrency, start)
+            result.seconds = time.perf_counter() - started
+            await self.settled([])
+        progress(f"bridged starts: {result.rate:.2f}/s")
+        return result
+
+    async def waited_calls(self, first: int, count: int) -> tuple[Counter[str], Counter[str]]:
+        """Starts one at a time: the homeserver requests made while the LMS waited for each
+        answer, and those made after it (until settled), in all."""
+        waited: Counter[str] = Counter()
+        after: Counter[str] = Counter()
+        for n in range(first, first + count):
+            before = homeserver_calls(await self.metrics())
+            await self.start_conversation(f"new-s{n}", f"new-t{n}")
+            answered = homeserver_calls(await self.metrics())
+            await self.settled([])
+            done = homeserver_calls(await self.metrics())
+            waited.update(answered - before)
+            after.update(done - answered)
+        return waited, after
+
+    # --- Matrix → LMS ---
 
     async def typed(
         self, rooms: int, count: int, rate: float
@@ -503,11 +580,8 @@ class Bench:
         chosen = self.conversations[:rooms]
         # One person types in each room (the student in one, the tutor in the next) and the
         # other one's client follows /sync: one long poll per room keeps Synapse's load honest.
-        typists: list[AsyncClient] = []
-        readers: list[AsyncClient] = []
-        for n, conversation in enumerate(chosen):
-            typists.append(await self._login(conversation.mxids[n % 2]))
-            readers.append(await self._login(conversation.mxids[1 - n % 2]))
+        typists = [await self._login(c.mxids[n % 2]) for n, c in enumerate(chosen)]
+        readers = [await self._login(c.mxids[1 - n % 2]) for n, c in enumerate(chosen)]
         sync_seen: dict[str, float] = {}
 
         async def follow(client: AsyncClient, since: str) -> None:
@@ -537,10 +611,11 @@ class Bench:
         async def type_one(n: int) -> None:
             nonlocal failures
             conversation = chosen[n % rooms]
-            text = f"typed {n}" + BODY_PADDING
             started = time.perf_counter()
             response = await typists[n % rooms].room_send(
-                conversation.room_id, "m.room.message", {"msgtype": "m.text", "body": text}
+                conversation.room_id,
+                "m.room.message",
+                {"msgtype": "m.text", "body": f"typed {n}" + BODY_PADDING},
             )
             if isinstance(response, RoomSendResponse):
                 sent_at[response.event_id] = started
@@ -560,10 +635,7 @@ class Bench:
             await asyncio.gather(*typing)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(60):
-                    while not all(
-                        e in self.receiver.arrived and e in sync_seen and e in self.tracker.handled
-                        for e in sent_at
-                    ):
+                    while not all(e in self.receiver.arrived and e in sync_seen for e in sent_at):
                         await asyncio.sleep(0.05)
         finally:
             for task in followers:
@@ -577,8 +649,6 @@ class Bench:
 
         stages = {
             "client's PUT /send answered": answered,
-            "bridge stored Synapse's transaction": since_send(self.tracker.stored),
-            "bridge handled the event": since_send(self.tracker.handled),
             "LMS webhook received it": since_send(self.receiver.arrived),
             "other participant's /sync": since_send(sync_seen),
         }
@@ -597,52 +667,50 @@ class Bench:
         return client
 
 
-def bench_config(folder: Path, database_url: str, synapse: LocalSynapse, webhook: str) -> Config:
-    """The bridge's config: the webhook set, the per-person send limit out of the way."""
-    config = bridge_config(folder, database_url, synapse.url)
-    return dataclasses.replace(
-        config,
-        lms=dataclasses.replace(config.lms, webhook_url=webhook, webhook_secret=WEBHOOK_SECRET),
-        messages=dataclasses.replace(config.messages, per_user_per_minute=1_000_000),
-    )
+# --- the tables ---
 
 
-async def run(args: argparse.Namespace, database_url: str) -> None:
-    """Start everything, measure, print the tables."""
-    warnings = WarningCounter()
-    logging.getLogger().addHandler(warnings)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        receiver = WebhookReceiver(WEBHOOK_SECRET)
-        await receiver.start()
-        synapse = LocalSynapse(folder / "synapse", server_name="bench.local")
-        config = bench_config(folder, database_url, synapse, receiver.url)
-        write_registration(config, folder / "registration.yaml")
-        synapse.registration_files = [folder / "registration.yaml"]
-        other = OtherAppservice() if args.other_appservice else None
-        if other is not None:
-            synapse.registration_files.append(await other.start(folder))
-        await asyncio.to_thread(synapse.start)
-        bridge = Bridge(config)
-        try:
-            await bridge.start()
-            bench = Bench(synapse, bridge, receiver)
-            await asyncio.to_thread(synapse.register_user, "admin", "admin-pw", admin=True)
-            bench.admin_token = await asyncio.to_thread(synapse.login, "admin", "admin-pw")
-            async with bench.sessions(args.concurrency):
-                await measure(bench, args)
-        finally:
-            await bridge.stop()
-            await asyncio.to_thread(synapse.stop)
-            await receiver.stop()
-            if other is not None:
-                print(f"\nthe second appservice got {other.transactions} transactions")
-                await other.stop()
-    logging.getLogger().removeHandler(warnings)
-    if warnings.counts:
-        print("\nBridge warnings during the run (counted, not printed one by one):")
-        for key, number in warnings.counts.most_common():
-            print(f"  {number:6d} × {warnings.examples[key]}")
+def per_message(value: float | None, count: int, scale: float = 1000.0) -> object:
+    """A total per message (ms for CPU seconds), or "-"."""
+    return "-" if value is None or not count else value * scale / count
+
+
+def usage_columns(rounds: list[Round]) -> list[object]:
+    """CPU and bridge work per message over rounds."""
+    sent = sum(r.sent for r in rounds)
+    usages = [r.usage for r in rounds]
+
+    def total(values: list[float | None]) -> float | None:
+        return None if any(v is None for v in values) else sum(v or 0.0 for v in values)
+
+    counters: Counter[str] = Counter()
+    for usage in usages:
+        counters.update(usage.counters)
+    bridge_running = rounds[0].path != ALONE
+    return [
+        per_message(total([u.bridge_cpu for u in usages]), sent) if bridge_running else "-",
+        per_message(total([u.synapse_cpu for u in usages]), sent),
+        per_message(sum(u.own_cpu for u in usages), sent),
+        per_message(counters["lms_bridge_database_statements_total"], sent, 1)
+        if bridge_running
+        else "-",
+        per_message(counters['lms_bridge_database_units_total{kind="write"}'], sent, 1)
+        if bridge_running
+        else "-",
+        per_message(sum(homeserver_calls(counters).values()), sent, 1) if bridge_running else "-",
+        f"{100 * sum(u.other_cpu or 0 for u in usages) / sum(u.seconds for u in usages):.0f}%",
+    ]
+
+
+USAGE_HEADERS = [
+    "bridge CPU ms/msg",
+    "Synapse CPU ms/msg",
+    "here CPU ms/msg",
+    "SQL/msg",
+    "commits/msg",
+    "HS calls/msg",
+    "others' CPU",
+]
 
 
 def overall_rate(rounds: list[Round]) -> float:
@@ -651,115 +719,152 @@ def overall_rate(rounds: list[Round]) -> float:
 
 
 def table_row(label: str, rounds: list[Round]) -> list[object]:
-    """One line of the LMS → Matrix table, for one round or several together."""
+    """One line of a table, for one round or several together."""
     latencies = [x for r in rounds for x in r.latencies]
-    calls = [x for r in rounds for x in r.homeserver_calls]
-    sent = sum(r.sent for r in rounds)
-    synapse_cpu = [r.synapse_cpu for r in rounds if r.synapse_cpu is not None]
-    other = [r.other_cpu for r in rounds if r.other_cpu is not None]
     return [
         label,
         rounds[0].path,
-        sent,
+        sum(r.sent for r in rounds),
         sum(r.errors for r in rounds),
         overall_rate(rounds),
         percentile(latencies, 50),
         percentile(latencies, 99),
-        sum(latencies) / len(latencies),
-        sum(calls) / len(calls) if calls else "-",
-        sum(r.statements for r in rounds) / max(sent, 1),
-        sum(r.process_cpu for r in rounds) * 1000 / max(sent, 1),
-        sum(synapse_cpu) * 1000 / max(sent, 1) if synapse_cpu else "-",
-        sum(r.settle_seconds for r in rounds),
-        f"{100 * sum(other) / sum(r.seconds for r in rounds):.0f}%" if other else "-",
+        *usage_columns(rounds),
     ]
+
+
+def verdict(value: float, target: float, higher: bool = True) -> str:
+    """ "met" or "MISSED"."""
+    return "met" if (value >= target if higher else value <= target) else "MISSED"
 
 
 async def measure(bench: Bench, args: argparse.Namespace) -> None:
-    """The three measurements, printed as tables."""
+    """Every measurement, printed as tables."""
     started = time.perf_counter()
-    load_before = os.getloadavg()[0]
-    starts = await bench.set_up(PAIRS, args.concurrency)
-    await bench.settle([])
-    print(
-        f"\n{PAIRS} conversations started through POST /api/v1/conversations "
-        f"(concurrency {args.concurrency}): p50 {percentile(starts, 50):.0f} ms, "
-        f"p99 {percentile(starts, 99):.0f} ms"
-    )
-    rounds: list[Round] = []
+    await bench.set_up(PAIRS, args.starts + WAITED_STARTS, args.concurrency)
     warm = max(1, args.messages // 5)
-    await bench.raw_round("warmup-raw", warm, args.concurrency)
-    await bench.bridged_round("warmup-bridged", warm, args.concurrency)
-    profiler = cProfile.Profile() if args.profile else None
+    await bench.bridged_round("warm-up", warm, args.concurrency)
+    await bench.raw_round("warm-up", warm, args.concurrency)
+    bridged_starts = await bench.bridged_starts(0, args.starts, args.start_concurrency)
+    waited, after = await bench.waited_calls(args.starts, WAITED_STARTS)
+    await bench.use("stub")
+    await bench.raw_round("warm-up", warm, args.concurrency)
+    raw_starts = await bench.raw_starts(0, args.starts, args.start_concurrency)
+    rounds: list[Round] = []
     for number in range(1, args.rounds + 1):
-        # ABBA order: a path that benefits from going first or second does so equally often.
-        order = ("raw", "bridged") if number % 2 else ("bridged", "raw")
+        # alone, bridged, raw + bridge; then the other way round: each path goes first, in the
+        # middle and last equally often, and the stub and the bridge swap places only twice.
+        order = (ALONE, BRIDGED, RAW_BRIDGE) if number % 2 else (RAW_BRIDGE, BRIDGED, ALONE)
         for path in order:
-            label = f"r{number}-{path}"
-            if path == "raw":
+            await bench.use("stub" if path == ALONE else "bridge")
+            label = f"r{number}"
+            if path == BRIDGED:
+                rounds.append(await bench.bridged_round(label, args.messages, args.concurrency))
+            else:
                 rounds.append(await bench.raw_round(label, args.messages, args.concurrency))
-                continue
-            if profiler is not None:
-                profiler.enable()
-            rounds.append(await bench.bridged_round(label, args.messages, args.concurrency))
-            if profiler is not None:
-                profiler.disable()
+    await bench.use("bridge")
     typed, accepted, failures = await bench.typed(args.typed_rooms, args.typed, args.typed_rate)
-    total = time.perf_counter() - started
+    report(bench, args, rounds, (raw_starts, bridged_starts), (waited, after), typed)
+    print(
+        f"\nMatrix → LMS: {accepted} typed messages accepted, {failures} refused; webhook calls "
+        f"{bench.receiver.calls}, bad signatures {bench.receiver.bad_signatures}; the run took "
+        f"{time.perf_counter() - started:.0f} s ({os.cpu_count()} CPUs, database "
+        f"{bench.config.database.url.split(':', 1)[0]})"
+    )
 
+
+def report(
+    bench: Bench,
+    args: argparse.Namespace,
+    rounds: list[Round],
+    starts: tuple[Round, Round],
+    calls: tuple[Counter[str], Counter[str]],
+    typed: dict[str, list[float]],
+) -> None:
+    """The tables."""
     print(
         f"\nLMS → Matrix: {args.messages} messages per round and path over {PAIRS} rooms, "
-        f"concurrency {args.concurrency}, after a warm-up of {warm} each. In Synapse call: the "
-        "bridge's own send to Synapse within a request. SQL and CPU while the load ran; here = "
-        "this process (load generator, bridge, webhook receiver). Settled: until the bridge "
-        "had handled every event Synapse pushed and the webhook had caught up.\n"
+        f"concurrency {args.concurrency}. CPU per message of each process over the round and "
+        "until everything it caused was done; here = the load generator, stub and webhook "
+        "receiver. SQL, commits and homeserver calls are the bridge's, from its metrics.\n"
     )
-    rows = [table_row(r.label.split("-")[0], [r]) for r in rounds]
-    raw = [r for r in rounds if r.path == RAW]
-    bridged = [r for r in rounds if r.path == BRIDGED]
-    rows += [table_row("all", raw), table_row("all", bridged)]
+    by_path = {path: [r for r in rounds if r.path == path] for path in (ALONE, BRIDGED, RAW_BRIDGE)}
+    rows = [table_row(r.label, [r]) for r in rounds]
+    rows += [table_row("all", by_path[path]) for path in by_path]
     print_table(
-        [
-            "round",
-            "path",
-            "sent",
-            "errors",
-            "msg/s",
-            "p50 ms",
-            "p99 ms",
-            "mean ms",
-            "in Synapse call ms",
-            "SQL/msg",
-            "CPU ms/msg here",
-            "CPU ms/msg Synapse",
-            "settled s",
-            "other procs CPU",
-        ],
-        rows,
+        ["round", "path", "sent", "errors", "msg/s", "p50 ms", "p99 ms", *USAGE_HEADERS], rows
     )
-    raw_rate, bridged_rate = overall_rate(raw), overall_rate(bridged)
+    alone = overall_rate(by_path[ALONE])
+    ratios = {path: overall_rate(by_path[path]) / alone for path in (BRIDGED, RAW_BRIDGE)}
     per_round = ", ".join(
-        f"round {n}: {b.rate / a.rate:.2f}"
-        for n, (a, b) in enumerate(zip(raw, bridged, strict=True), start=1)
+        f"r{n}: {b.rate / a.rate:.2f}"
+        for n, (a, b) in enumerate(zip(by_path[ALONE], by_path[BRIDGED], strict=True), start=1)
     )
-    verdict = "met" if bridged_rate / raw_rate >= 0.9 else "MISSED"
+    bridged_cpu = usage_columns(by_path[BRIDGED])[0]
+    raw_cpu = usage_columns(by_path[RAW_BRIDGE])[0]
     print(
-        f"\nbridged / raw rate: {bridged_rate / raw_rate:.2f} ({per_round}); "
-        f"target ≥ 0.90: {verdict}"
+        f"\nbridged / alone: {ratios[BRIDGED]:.2f} ({per_round}); target ≥ 0.90: "
+        f"{verdict(ratios[BRIDGED], 0.9)}. raw + bridge / alone: {ratios[RAW_BRIDGE]:.2f}."
     )
-    disturbed = [
-        r.label for r in rounds if r.other_cpu is not None and r.other_cpu > 0.2 * r.seconds
-    ]
+    if isinstance(bridged_cpu, float) and isinstance(raw_cpu, float):
+        print(
+            f"bridge CPU per bridged message {bridged_cpu:.1f} ms (target ≤ 4: "
+            f"{verdict(bridged_cpu, 4, higher=False)}); per ingested event {raw_cpu:.1f} ms "
+            f"(target ≤ 2: {verdict(raw_cpu, 2, higher=False)})"
+        )
+    disturbed = [f"{r.label} {r.path}" for r in rounds if r.usage.disturbed()]
     if disturbed:
         print(
-            f"other processes used more than 20% of a core during {', '.join(disturbed)}: "
-            "those rates (and the ratio) are disturbed; run again on an idle machine"
+            f"other processes used more than {DISTURBED:.0%} of a core during "
+            f"{', '.join(disturbed)}: those rates (and the ratios) are disturbed; run again on "
+            "an idle machine"
         )
+
+    raw, bridged = starts
+    print(
+        f"\nNew conversations: {args.starts} each at concurrency {args.start_concurrency}; "
+        "the raw sequence is register × 2, createRoom, join × 2 (with the stub on the bridge's "
+        "port); the bridge's CPU and calls include what it does after answering.\n"
+    )
+    print_table(
+        ["path", "made", "errors", "starts/s", "p50 ms", "p99 ms", "bridge CPU ms", "HS calls"],
+        [
+            [
+                r.path,
+                r.sent,
+                r.errors,
+                overall_rate([r]),
+                percentile(r.latencies, 50),
+                percentile(r.latencies, 99),
+                per_message(r.usage.bridge_cpu, r.sent),
+                per_message(sum(homeserver_calls(r.usage.counters).values()), r.sent, 1),
+            ]
+            for r in (raw, bridged)
+        ],
+    )
+    rate_ratio = overall_rate([bridged]) / overall_rate([raw])
+    p50_ratio = percentile(bridged.latencies, 50) / percentile(raw.latencies, 50)
+    waited, after = calls
+    print(
+        f"\nbridged / raw starts per second: {rate_ratio:.2f} (target ≥ 0.80: "
+        f"{verdict(rate_ratio, 0.8)}); p50 bridged / raw: {p50_ratio:.2f} (target ≤ 1.5: "
+        f"{verdict(p50_ratio, 1.5, higher=False)})"
+    )
+    per_start = sum(waited.values()) / WAITED_STARTS
+    print(
+        f"homeserver calls the LMS waits for, per start: {per_start:.1f} (target ≤ 6: "
+        f"{verdict(per_start, 6, higher=False)}); after the answer: "
+        f"{sum(after.values()) / WAITED_STARTS:.1f}"
+    )
+    print_table(
+        ["call", f"waited for ({WAITED_STARTS} starts)", "after the answer"],
+        [[name, waited[name], after[name]] for name in sorted(set(waited) | set(after))],
+    )
 
     print(
         f"\nMatrix → LMS: {args.typed} messages typed in matrix-nio clients into "
-        f"{args.typed_rooms} rooms at {args.typed_rate:g}/s (open loop), {accepted} accepted, "
-        f"{failures} refused; latency from the client's send\n"
+        f"{args.typed_rooms} rooms at {args.typed_rate:g}/s (open loop); latency from the "
+        "client's send\n"
     )
     print_table(
         ["stage", "seen", "p50 ms", "p99 ms", "max ms"],
@@ -770,15 +875,58 @@ async def measure(bench: Bench, args: argparse.Namespace) -> None:
             for stage, v in typed.items()
         ],
     )
-    print(
-        f"\nwebhook calls {bench.receiver.calls}, bad signatures {bench.receiver.bad_signatures}; "
-        f"measured part took {total:.0f} s; 1-minute load average {load_before:.1f} at the "
-        f"start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)"
+    hook, sync = typed["LMS webhook received it"], typed["other participant's /sync"]
+    if hook and sync:
+        ratio = percentile(hook, 99) / percentile(sync, 99)
+        print(
+            f"webhook p99 / /sync p99: {ratio:.2f} (target ≤ 1.5: "
+            f"{verdict(ratio, 1.5, higher=False)})"
+        )
+
+
+def bench_config(folder: Path, database_url: str, synapse: LocalSynapse, webhook: str) -> Config:
+    """The bridge's config: the webhook set, the per-person send limit out of the way."""
+    config = bridge_config(folder, database_url, synapse.url)
+    assert config.source is not None
+    write_back(
+        config.source,
+        {
+            "lms.webhook_url": webhook,
+            "lms.webhook_secret": WEBHOOK_SECRET,
+            "messages.per_user_per_minute": 1_000_000,
+        },
     )
-    if profiler is not None:
-        profiler.dump_stats(args.profile)
-        print(f"\nProfile of the bridged rounds (this process) saved to {args.profile}; top 25:")
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    return dataclasses.replace(
+        config,
+        lms=dataclasses.replace(config.lms, webhook_url=webhook, webhook_secret=WEBHOOK_SECRET),
+    )
+
+
+async def run(args: argparse.Namespace, database_url: str) -> None:
+    """Start everything, measure, print the tables."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        receiver = WebhookReceiver(WEBHOOK_SECRET)
+        await receiver.start()
+        synapse = LocalSynapse(folder / "synapse", server_name="bench.local")
+        config = bench_config(folder, database_url, synapse, receiver.url)
+        write_registration(config, folder / "registration.yaml")
+        synapse.registration_files = [folder / "registration.yaml"]
+        await asyncio.to_thread(synapse.start)
+        bridge = BridgeProcess(config, folder / "bridge.log")
+        bench = Bench(synapse, bridge, config, receiver)
+        try:
+            await asyncio.to_thread(bridge.start)
+            bench.mode = "bridge"
+            await asyncio.to_thread(synapse.register_user, "admin", "admin-pw", admin=True)
+            bench.admin_token = await asyncio.to_thread(synapse.login, "admin", "admin-pw")
+            async with bench.sessions(args.concurrency):
+                await measure(bench, args)
+        finally:
+            await bench.stub.stop()
+            await asyncio.to_thread(bridge.stop)
+            await asyncio.to_thread(synapse.stop)
+            await receiver.stop()
 
 
 async def main() -> None:
@@ -786,19 +934,15 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=1000, help="messages per round and path")
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each path (after warm-up)")
-    parser.add_argument("--typed", type=int, default=500, help="messages typed in Matrix clients")
+    parser.add_argument("--starts", type=int, default=30, help="new conversations per path")
+    parser.add_argument("--start-concurrency", type=int, default=5)
+    parser.add_argument("--typed", type=int, default=300, help="messages typed in Matrix clients")
     parser.add_argument("--typed-rate", type=float, default=10.0, help="typed messages per second")
     parser.add_argument("--typed-rooms", type=int, default=10, help="rooms the typing goes to")
     parser.add_argument(
         "--database",
         default="sqlite",
         help="sqlite (default), postgresql (a fresh database on 127.0.0.1:5432), or a URL",
-    )
-    parser.add_argument("--profile", help="write a cProfile of the bridged rounds to this file")
-    parser.add_argument(
-        "--other-appservice",
-        action="store_true",
-        help="register a second appservice interested in every room, as real homeservers have",
     )
     args = parser.parse_args()
     args.typed_rooms = min(args.typed_rooms, PAIRS)

@@ -24,13 +24,8 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,19 +35,25 @@ import aiohttp
 from nio import AsyncClient, AsyncClientConfig, RoomSendResponse
 
 from bench.common import (
+    BODY_PADDING,
+    Conversation,
     bridge_config,
+    in_pool,
     on_database,
     percentile,
     print_table,
-)
-from bench.conversations import (
-    BODY_PADDING,
-    Conversation,
-    in_pool,
-    machine_busy_seconds,
     progress,
     roster,
-    synapse_cpu_seconds,
+)
+from bench.processes import (
+    BridgeProcess,
+    cpu_now,
+    cpu_used,
+    machine_busy_seconds,
+    process_cpu_seconds,
+    quiet,
+    raise_fd_limit,
+    rss_kib,
 )
 from bridge.config import Config
 from bridge.demo.synapse import LocalSynapse
@@ -66,120 +67,6 @@ CONVERSATIONS = 100
 SEEN_WITHIN = 10.0  # seconds: a change later than this counts as not seen
 TARGET_P99_MS = 1000.0
 FD_MARGIN = 512  # descriptors beyond the streams: Synapse and nio clients, databases, files
-
-
-def process_cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of a process so far (Linux only)."""
-    return synapse_cpu_seconds(pid)  # not Synapse-specific: it reads /proc/<pid>/stat
-
-
-def cpu_now(pids: tuple[int | None, ...]) -> list[float | None]:
-    """CPU seconds each process has used so far."""
-    return [process_cpu_seconds(pid) for pid in pids]
-
-
-def cpu_used(before: list[float | None], after: list[float | None]) -> list[float | None]:
-    """CPU seconds each process used between two `cpu_now`."""
-    return [
-        b - a if a is not None and b is not None else None
-        for a, b in zip(before, after, strict=True)
-    ]
-
-
-def rss_kib(pid: int) -> int:
-    """The resident set size of a process, in KiB (VmRSS of /proc/<pid>/status)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def raise_fd_limit(needed: int) -> int:
-    """Raise this process's soft limit of open files (the bridge's process inherits it) to at
-    least `needed`, up to the hard limit; returns the soft limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        soft = wanted
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        raise SystemExit(
-            f"{needed} open files needed, but the hard limit is {hard}: raise it (ulimit -Hn)"
-        )
-    return soft
-
-
-class BridgeProcess:
-    """The bridge run as a person runs it: `python -m bridge run -c <config>`, its log in a
-    file (not a pipe nobody reads while it runs)."""
-
-    def __init__(self, config: Config, log_path: Path) -> None:
-        assert config.source is not None
-        self.config_path = config.source
-        self.port = config.appservice.listen_port
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self.returncode: int | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Start it and wait until `GET /ready` answers 200 (blocking)."""
-        with self.log_path.open("wb") as sink:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "run", "-c", str(self.config_path)],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the bridge exited with {self.process.returncode}:\n{self.tail()}"
-                )
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the bridge was not ready within {timeout:.0f} s:\n{self.tail()}")
-
-    def tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self, timeout: float = 60.0) -> float:
-        """SIGTERM, then SIGKILL after `timeout`; returns how long it took to exit (blocking)."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return 0.0
-        started = time.perf_counter()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        self.returncode = process.returncode
-        return time.perf_counter() - started
-
-
-async def quiet(pid: int, within: float = 30.0) -> float:
-    """Wait until a process uses under 5% of a core over half a second (its start-up and
-    set-up work done); returns how long that took."""
-    started = time.perf_counter()
-    before = process_cpu_seconds(pid)
-    while time.perf_counter() - started < within:
-        await asyncio.sleep(0.5)
-        now = process_cpu_seconds(pid)
-        if before is None or now is None or now - before < 0.025:
-            break
-        before = now
-    return time.perf_counter() - started
 
 
 @dataclass

@@ -36,7 +36,7 @@ def call_name(method: str, path: str) -> str:
     ("PUT rooms/{id}/send/m.room.message")."""
     parts = [p for p in path.split("?", 1)[0].split("/") if p]
     if parts[:1] == ["_matrix"]:
-        parts = parts[3:]  # _matrix/client/v3/…
+        parts = parts[3:] if len(parts) > 3 else parts[2:]  # _matrix/client/v3/…, …/versions
     elif parts[:2] == ["_synapse", "admin"]:
         parts = ["admin", *parts[3:]]  # _synapse/admin/v1/…
     kept: list[str] = []

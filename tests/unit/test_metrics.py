@@ -54,6 +54,7 @@ def test_metrics_render_in_prometheus_text_format() -> None:
         ("PUT", "/_matrix/client/v3/rooms/!r:hs/redact/$e/txn", "PUT rooms/{id}/redact"),
         ("GET", "/_synapse/admin/v1/event_reports?from=0", "GET admin/event_reports"),
         ("post", "/_matrix/client/v3/register", "POST register"),
+        ("GET", "/_matrix/client/versions", "GET versions"),
     ],
 )
 def test_homeserver_requests_are_named_without_their_ids(method: str, path: str, name: str) -> None:
