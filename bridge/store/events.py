@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from bridge.contract.events import Event, EventPayload
 from bridge.contract.shapes import dump
@@ -32,6 +32,21 @@ class LoggedEvent:
 
 
 _EVENT_LOG_LOCK = 0x6C6D7362  # "lmsb": the advisory lock that orders event-log commits
+# Built once: every change appends one, and every reader reads them.
+_LOCK_LOG = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_EVENT_LOG_LOCK)
+_APPEND = events.insert()
+_AFTER = (
+    select(events.c.seq, events.c.id, events.c.type, events.c.data, events.c.created_at)
+    .where(events.c.seq > bindparam("seq"))
+    .order_by(events.c.seq)
+    .limit(bindparam("limit"))
+)
+_DELIVERED = select(webhook_cursor.c.delivered_seq)
+_MARK_DELIVERED = (
+    update(webhook_cursor)
+    .where(webhook_cursor.c.id == 1)
+    .values(delivered_seq=bindparam("seq"), updated_at=bindparam("now"))
+)
 
 
 def append_event(conn: Connection, payload: EventPayload, now: datetime) -> None:
@@ -45,14 +60,15 @@ def append_event(conn: Connection, payload: EventPayload, now: datetime) -> None
         # this lock (held until commit) a later seq can commit first, readers of `after=` and the
         # webhook cursor move past the earlier one, and it is never delivered. SQLite already
         # has a single writer.
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EVENT_LOG_LOCK})
+        conn.execute(_LOCK_LOG)
     conn.execute(
-        events.insert().values(
-            id=uuid.uuid4().hex,
-            type=payload.TYPE,
-            data=json.dumps(dump(payload), separators=(",", ":"), ensure_ascii=False),
-            created_at=now,
-        )
+        _APPEND,
+        {
+            "id": uuid.uuid4().hex,
+            "type": payload.TYPE,
+            "data": json.dumps(dump(payload), separators=(",", ":"), ensure_ascii=False),
+            "created_at": now,
+        },
     )
 
 
@@ -64,13 +80,7 @@ class EventLogRepository:
 
     async def after(self, seq: int, limit: int) -> list[LoggedEvent]:
         """Events after `seq`, oldest first."""
-        query = (
-            select(events.c.seq, events.c.id, events.c.type, events.c.data, events.c.created_at)
-            .where(events.c.seq > seq)
-            .order_by(events.c.seq)
-            .limit(limit)
-        )
-        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        rows = await self._db.rows(_AFTER, {"seq": seq, "limit": limit})
         return [
             LoggedEvent(
                 r.seq,
@@ -84,19 +94,14 @@ class EventLogRepository:
 
     async def delivered_up_to(self) -> int:
         """The last seq the webhook acknowledged (0 before the first)."""
-        query = select(webhook_cursor.c.delivered_seq)
-        value = await self._db.read(lambda conn: conn.execute(query).scalar())
+        value = await self._db.scalar(_DELIVERED)
         return int(value) if value is not None else 0
 
     async def mark_delivered(self, seq: int, now: datetime) -> None:
         """Move the webhook cursor to `seq`."""
 
         def work(conn: Connection) -> None:
-            result = conn.execute(
-                update(webhook_cursor)
-                .where(webhook_cursor.c.id == 1)
-                .values(delivered_seq=seq, updated_at=now)
-            )
+            result = conn.execute(_MARK_DELIVERED, {"seq": seq, "now": now})
             if result.rowcount == 0:
                 conn.execute(
                     webhook_cursor.insert().values(id=1, delivered_seq=seq, updated_at=now)

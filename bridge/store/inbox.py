@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.store.database import Database
@@ -58,11 +58,55 @@ class TransactionOutcome:
     new_events: int
 
 
+_t = appservice_transactions.c
+_i = inbound_events.c
+# Built once: they run for every transaction the homeserver sends.
+_SEEN_TXN = select(_t.fingerprint, _t.received_at).where(_t.txn_id == bindparam("txn_id"))
+_ADD_TXN = appservice_transactions.insert()
+_RENEW_TXN = (
+    update(appservice_transactions)
+    .where(_t.txn_id == bindparam("renewed"))
+    .values(fingerprint=bindparam("fingerprint"), received_at=bindparam("received_at"))
+)
+_waiting = inbound_events.alias("waiting")
+_PENDING = (
+    select(_i.seq, _i.event_id, _i.room_id, _i.kind, _i.event_type, _i.payload, _i.attempts)
+    .where(
+        _i.processed_at.is_(None),
+        _i.failed.is_(False),
+        # A room whose next event was postponed is left out whole.
+        func.coalesce(_i.room_id, "").not_in(
+            select(func.coalesce(_waiting.c.room_id, "")).where(
+                _waiting.c.processed_at.is_(None),
+                _waiting.c.failed.is_(False),
+                _waiting.c.next_attempt_at > bindparam("now"),
+            )
+        ),
+    )
+    .order_by(_i.seq)
+    .limit(bindparam("limit"))
+)
+_EARLIEST_RETRY = select(func.min(_i.next_attempt_at)).where(
+    _i.processed_at.is_(None), _i.failed.is_(False), _i.next_attempt_at.is_not(None)
+)
+_MARK_PROCESSED = (
+    update(inbound_events)
+    .where(_i.seq.in_(bindparam("seqs", expanding=True)))
+    .values(processed_at=bindparam("now"), next_attempt_at=None)
+)
+
+
 class InboxRepository:
     """All SQL about `appservice_transactions` and `inbound_events`."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        dialect = postgresql if db.dialect == "postgresql" else sqlite
+        self._insert_events_statement = (
+            dialect.insert(inbound_events)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(_i.seq)
+        )
 
     async def store_transaction(
         self,
@@ -79,30 +123,18 @@ class InboxRepository:
         """
 
         def work(conn: Connection) -> TransactionOutcome:
-            seen = conn.execute(
-                select(
-                    appservice_transactions.c.fingerprint,
-                    appservice_transactions.c.received_at,
-                ).where(appservice_transactions.c.txn_id == txn_id)
-            ).first()
+            seen = conn.execute(_SEEN_TXN, {"txn_id": txn_id}).first()
             if (
                 seen is not None
                 and seen.fingerprint == fingerprint
                 and _aware(seen.received_at) >= now - window
             ):
                 return TransactionOutcome(replay=True, new_events=0)
+            values = {"fingerprint": fingerprint, "received_at": now}
             if seen is None:
-                conn.execute(
-                    appservice_transactions.insert().values(
-                        txn_id=txn_id, fingerprint=fingerprint, received_at=now
-                    )
-                )
+                conn.execute(_ADD_TXN, {"txn_id": txn_id, **values})
             else:
-                conn.execute(
-                    update(appservice_transactions)
-                    .where(appservice_transactions.c.txn_id == txn_id)
-                    .values(fingerprint=fingerprint, received_at=now)
-                )
+                conn.execute(_RENEW_TXN, {"renewed": txn_id, **values})
             inserted = self._insert_events(conn, events, now)
             return TransactionOutcome(replay=False, new_events=inserted)
 
@@ -130,17 +162,12 @@ class InboxRepository:
             for e in events
         ]
         # RETURNING counts the rows really inserted (rowcount is unreliable for batches).
-        statement = self._insert_ignoring_duplicates().returning(inbound_events.c.seq)
-        return len(conn.execute(statement, rows).all())
+        return len(conn.execute(self._insert_events_statement, rows).all())
 
     async def last_received_at(self) -> datetime | None:
         """When the newest event still kept was received, if any."""
         value = await self._db.scalar(select(func.max(inbound_events.c.received_at)))
         return _aware(value) if value is not None else None
-
-    def _insert_ignoring_duplicates(self) -> Any:
-        dialect = postgresql if self._db.dialect == "postgresql" else sqlite
-        return dialect.insert(inbound_events).on_conflict_do_nothing(index_elements=["event_id"])
 
     async def pending(self, now: datetime, limit: int) -> list[StoredEvent]:
         """Unprocessed events of rooms not waiting for a retry, oldest first.
@@ -148,31 +175,7 @@ class InboxRepository:
         A room whose next event was postponed is left out whole, so the events behind it keep
         their order and don't crowd other rooms out of the batch.
         """
-        c = inbound_events.c
-        lane = func.coalesce(c.room_id, "")
-        waiting = inbound_events.alias("waiting")
-        waiting_rooms = select(func.coalesce(waiting.c.room_id, "")).where(
-            and_(
-                waiting.c.processed_at.is_(None),
-                waiting.c.failed.is_(False),
-                waiting.c.next_attempt_at > now,
-            )
-        )
-        query = (
-            select(
-                c.seq,
-                c.event_id,
-                c.room_id,
-                c.kind,
-                c.event_type,
-                c.payload,
-                c.attempts,
-            )
-            .where(and_(c.processed_at.is_(None), c.failed.is_(False), lane.not_in(waiting_rooms)))
-            .order_by(c.seq)
-            .limit(limit)
-        )
-        rows = await self._db.rows(query)
+        rows = await self._db.rows(_PENDING, {"now": now, "limit": limit})
         return [
             StoredEvent(
                 seq=r.seq,
@@ -188,22 +191,14 @@ class InboxRepository:
 
     async def earliest_retry(self) -> datetime | None:
         """When the next postponed event falls due, if any."""
-        c = inbound_events.c
-        query = select(func.min(c.next_attempt_at)).where(
-            and_(c.processed_at.is_(None), c.failed.is_(False), c.next_attempt_at.is_not(None))
-        )
-        value = await self._db.scalar(query)
+        value = await self._db.scalar(_EARLIEST_RETRY)
         return _aware(value) if value is not None else None
 
     async def mark_processed(self, seqs: list[int], now: datetime) -> None:
         """Record that events were handled."""
         if not seqs:
             return
-        await self._db.execute(
-            update(inbound_events)
-            .where(inbound_events.c.seq.in_(seqs))
-            .values(processed_at=now, next_attempt_at=None)
-        )
+        await self._db.execute(_MARK_PROCESSED, {"seqs": seqs, "now": now})
 
     async def mark_retry(self, seq: int, attempts: int, error: str, when: datetime) -> None:
         """Record a failed attempt and when to try again."""

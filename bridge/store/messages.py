@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select, update
+from sqlalchemy import Connection, Select, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.contract.events import (
@@ -168,12 +168,55 @@ def _set_text(
     )
 
 
+# The statements of every message sent or received, built once: building a statement costs
+# several times what running it does.
+_BY_ID = select(*_COLUMNS).where(messages.c.id == bindparam("id"))
+_BY_EVENT_ID = select(*_COLUMNS).where(messages.c.event_id == bindparam("event_id"))
+_BY_CLIENT_ID = select(*_COLUMNS).where(
+    messages.c.sender == bindparam("sender"),
+    messages.c.client_message_id == bindparam("client_message_id"),
+)
+_FIRST_QUEUED = (
+    select(*_COLUMNS)
+    .where(
+        messages.c.conversation_id == bindparam("conversation_id"), messages.c.status == "queued"
+    )
+    .order_by(messages.c.seq)
+    .limit(1)
+)
+_MARK_SENT = (
+    update(messages)
+    .where(messages.c.id == bindparam("message_id"))
+    .values(
+        status="sent",
+        event_id=bindparam("event_id"),
+        sent_at=bindparam("now"),
+        pending=case(
+            (messages.c.deleted_at.is_not(None), "redact"),
+            (messages.c.revision != bindparam("sent_revision"), "edit"),
+            else_=None,
+        ),
+    )
+    .returning(*_COLUMNS)
+)
+_LAST_MESSAGE_AT = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("conversation_id"))
+    .values(last_message_at=bindparam("now"))
+)
+
+
 class MessageRepository:
     """All SQL about `messages`."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._dialect = postgresql if db.dialect == "postgresql" else sqlite
+        insert = self._dialect.insert(messages)
+        self._insert = {
+            key: insert.on_conflict_do_nothing(index_elements=key).returning(*_COLUMNS)
+            for key in (("sender", "client_message_id"), ("event_id",))
+        }
 
     async def add_outgoing(
         self,
@@ -199,7 +242,7 @@ class MessageRepository:
                 "created_at": now,
                 **_attachment_values(attachment),
             },
-            ["sender", "client_message_id"],
+            ("sender", "client_message_id"),
             "lms",
         )
         if inserted is not None:
@@ -234,13 +277,13 @@ class MessageRepository:
                 "sent_at": now,
                 **_attachment_values(attachment),
             },
-            ["event_id"],
+            ("event_id",),
             "matrix",
         )
         return inserted is not None
 
     async def _add(
-        self, values: dict[str, Any], unique: list[str], origin: OriginName
+        self, values: dict[str, Any], unique: tuple[str, ...], origin: OriginName
     ) -> MessageRecord | None:
         """Insert a message unless its unique key exists; its `message.created` event commits
         with it. The stored message, or None when it existed."""
@@ -248,13 +291,7 @@ class MessageRepository:
         now: datetime = values["created_at"]
 
         def work(conn: Connection) -> MessageRecord | None:
-            inserted = conn.execute(
-                self._dialect.insert(messages)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=unique)
-                .returning(*_COLUMNS)
-            )
-            row = inserted.first()
+            row = conn.execute(self._insert[unique], values).first()
             if row is None:
                 return None
             record = _record(row)
@@ -271,9 +308,7 @@ class MessageRepository:
                 attachment=attachment_info(record.attachment),
             )
             conn.execute(
-                update(conversations)
-                .where(conversations.c.id == values["conversation_id"])
-                .values(last_message_at=now)
+                _LAST_MESSAGE_AT, {"conversation_id": values["conversation_id"], "now": now}
             )
             append_event(conn, created, now)
             return record
@@ -285,24 +320,24 @@ class MessageRepository:
     ) -> MessageRecord | None:
         """The message an LMS request stored under its own id, if any."""
         return await self._one(
-            and_(messages.c.sender == sender, messages.c.client_message_id == client_message_id)
+            _BY_CLIENT_ID, {"sender": sender, "client_message_id": client_message_id}
         )
 
     async def by_event_id(self, event_id: str) -> MessageRecord | None:
         """The message a Matrix event is, if it is one of ours."""
-        return await self._one(messages.c.event_id == event_id)
+        return await self._one(_BY_EVENT_ID, {"event_id": event_id})
 
     async def get(self, message_id: str) -> MessageRecord | None:
         """A message by id."""
-        return await self._one(messages.c.id == message_id)
+        return await self._one(_BY_ID, {"id": message_id})
 
-    async def _one(self, condition: object) -> MessageRecord | None:
-        row = await self._db.first(select(*_COLUMNS).where(condition))  # type: ignore[arg-type]
+    async def _one(self, query: Select[Any], parameters: dict[str, str]) -> MessageRecord | None:
+        row = await self._db.first(query, parameters)
         return _record(row) if row else None
 
     @staticmethod
     def _fetch(conn: Connection, message_id: str) -> MessageRecord | None:
-        row = conn.execute(select(*_COLUMNS).where(messages.c.id == message_id)).first()
+        row = conn.execute(_BY_ID, {"id": message_id}).first()
         return _record(row) if row else None
 
     def _locked(self, conn: Connection, message_id: str) -> MessageRecord | None:
@@ -327,12 +362,7 @@ class MessageRepository:
 
     async def first_queued(self, conversation_id: str) -> MessageRecord | None:
         """The oldest message of a conversation still waiting to be sent."""
-        row = await self._db.first(
-            select(*_COLUMNS)
-            .where(messages.c.conversation_id == conversation_id, messages.c.status == "queued")
-            .order_by(messages.c.seq)
-            .limit(1)
-        )
+        row = await self._db.first(_FIRST_QUEUED, {"conversation_id": conversation_id})
         return _record(row) if row else None
 
     async def mark_sent(
@@ -342,23 +372,15 @@ class MessageRepository:
 
         An edit or deletion made while the send was in flight becomes pending, so Matrix gets it.
         """
-        m = messages.c
-        statement = (
-            update(messages)
-            .where(m.id == message_id)
-            .values(
-                status="sent",
-                event_id=event_id,
-                sent_at=now,
-                pending=case(
-                    (m.deleted_at.is_not(None), "redact"),
-                    (m.revision != sent_revision, "edit"),
-                    else_=None,
-                ),
-            )
-            .returning(*_COLUMNS)
+        parameters = {
+            "message_id": message_id,
+            "event_id": event_id,
+            "now": now,
+            "sent_revision": sent_revision,
+        }
+        return _record(
+            await self._db.write(lambda conn: conn.execute(_MARK_SENT, parameters).one())
         )
-        return _record(await self._db.write(lambda conn: conn.execute(statement).one()))
 
     async def mark_failed(self, message_id: str, reason: str, now: datetime) -> None:
         """The homeserver refused a message for good; `message.failed` commits with it."""
