@@ -812,6 +812,15 @@ def report(
             f"{verdict(bridged_cpu, 4, higher=False)}); per ingested event {raw_cpu:.1f} ms "
             f"(target ≤ 2: {verdict(raw_cpu, 2, higher=False)})"
         )
+    for path in (BRIDGED, RAW_BRIDGE):
+        calls: Counter[str] = Counter()
+        for r in by_path[path]:
+            calls.update(homeserver_calls(r.usage.counters))
+        sent = sum(r.sent for r in by_path[path])
+        print(
+            f"the bridge's homeserver calls per message, {path}: "
+            + (", ".join(f"{k} {v / sent:.2f}" for k, v in calls.most_common()) or "none")
+        )
     disturbed = [f"{r.label} {r.path}" for r in rounds if r.usage.disturbed()]
     if disturbed:
         print(

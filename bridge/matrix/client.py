@@ -27,6 +27,7 @@ from bridge.cache import BoundedCache
 log = logging.getLogger(__name__)
 
 MAX_CACHED_INTENTS = 2048
+MAX_REMEMBERED_SENDS = 10_000
 # Path segments after which the rest names one request, not a kind (a txn id, a state key).
 _KIND_ENDS = {"send": 1, "state": 1, "redact": 0, "account_data": 1, "receipt": 1}
 
@@ -192,7 +193,7 @@ class Intent:
         response = await self._owner.call_nio(
             self._nio.room_send(room_id, "m.room.message", content, tx_id=txn_id)
         )
-        return str(response.event_id)
+        return self._owner.sent(str(response.event_id))
 
     async def send_event(
         self, room_id: str, event_type: str, content: dict[str, Any], txn_id: str
@@ -201,14 +202,14 @@ class Intent:
         response = await self._owner.call_nio(
             self._nio.room_send(room_id, event_type, content, tx_id=txn_id)
         )
-        return str(response.event_id)
+        return self._owner.sent(str(response.event_id))
 
     async def redact(self, room_id: str, event_id: str, reason: str | None, txn_id: str) -> str:
         """Redact an event as this account; returns the redaction's event id."""
         response = await self._owner.call_nio(
             self._nio.room_redact(room_id, event_id, reason, tx_id=txn_id)
         )
-        return str(response.event_id)
+        return self._owner.sent(str(response.event_id))
 
     async def send_read_receipt(self, room_id: str, event_id: str) -> None:
         """Mark the room read up to `event_id` for this account (an unthreaded read receipt)."""
@@ -281,6 +282,8 @@ class HomeserverClient:
         # When a request last failed to reach the homeserver (catching up after outages).
         self.last_unreachable: datetime | None = None
         self.calls: Counter[str] = Counter()  # requests made, by `call_name`
+        # Events this process sent lately: their echoes need no look in the database.
+        self._sent: BoundedCache[str, bool] = BoundedCache(MAX_REMEMBERED_SENDS)
 
     async def start(self) -> None:
         """Open the shared connection pool."""
@@ -292,6 +295,16 @@ class HomeserverClient:
                 connector=aiohttp.TCPConnector(limit=100),
                 trace_configs=[counting],
             )
+
+    def sent(self, event_id: str) -> str:
+        """Remember that the bridge sent `event_id` (returns it)."""
+        self._sent.put(event_id, True)
+        return event_id
+
+    def sent_by_bridge(self, event_id: str | None) -> bool:
+        """Whether the homeserver answered one of this process's recent sends with `event_id`
+        (False is no proof of the contrary: the send may be older, or another process's)."""
+        return event_id is not None and self._sent.get(event_id) is not None
 
     async def _count_call(self, _session: Any, _context: Any, params: Any) -> None:
         self.calls[call_name(params.method, params.url.raw_path)] += 1

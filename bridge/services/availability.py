@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from bridge.cache import BoundedCache
 from bridge.contract.roster import AvailabilityWords
 from bridge.domain.availability import Availability, away_notice, describe, is_outside, local_day
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
 from bridge.services.workers import PassWorker
 from bridge.store.availability import AvailabilityNoticeRepository, NoticeRecord
-from bridge.store.conversations import ConversationRepository
+from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.events import EventLogRepository, LoggedEvent
 from bridge.store.messages import MessageRepository
 from bridge.store.roster import RosterRepository, UserRecord
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 CURSOR = "availability"
 BATCH = 200
 CURSOR_SAVE_SECONDS = 5.0
+MAX_PAIRS_KEPT = 10_000  # conversations whose participants are remembered
 
 
 def stated_hours(stored: str | None, home_zone: str | None) -> AvailabilityWords | None:
@@ -81,6 +83,7 @@ class AvailabilityNotices(PassWorker):
         self._saved: int | None = None  # how far the database says
         self._saved_at = 0.0
         self._unposted = True  # a notice may wait to be posted (after a start, or a failure)
+        self._pairs: BoundedCache[str, ConversationRecord] = BoundedCache(MAX_PAIRS_KEPT)
 
     @property
     def position(self) -> int:
@@ -117,9 +120,12 @@ class AvailabilityNotices(PassWorker):
 
     async def _consider(self, event: LoggedEvent) -> bool:
         data = event.data
-        conversation = await self._conversations.get(str(data.get("conversation_id")))
+        conversation = await self._conversation(str(data.get("conversation_id")))
         sender_id = data.get("sender")
         if conversation is None or not isinstance(sender_id, str):
+            return False
+        # Most people state no hours: one look settles most messages.
+        if not await self._roster.states_hours(conversation.other(sender_id)):
             return False
         sender = await self._roster.get_user(sender_id)
         tutor = await self._roster.get_user(conversation.other(sender_id))
@@ -146,6 +152,15 @@ class AvailabilityNotices(PassWorker):
             created_at=datetime.now(UTC),
         )
         return await self._notices.record(notice)
+
+    async def _conversation(self, conversation_id: str) -> ConversationRecord | None:
+        """A conversation, for who is in it (which never changes once it exists)."""
+        known = self._pairs.get(conversation_id)
+        if known is None:
+            known = await self._conversations.get(conversation_id)
+            if known is not None:
+                self._pairs.put(conversation_id, known)
+        return known
 
     async def _post(self) -> bool:
         """Post the recorded notices; True when some still wait."""

@@ -134,6 +134,7 @@ class MessageService:
         # queued messages answers "queued" at once instead of waiting for them.
         self._reachable = True
         self._sent = asyncio.Event()  # set (and replaced) each time a message is sent
+        self._in_hand: set[str] = set()  # messages their own request is delivering
 
     async def send(
         self,
@@ -176,7 +177,7 @@ class MessageService:
         hit = await self._check_rule(institution_id, sender, body)
         html = self._markdown.render(body) if text_format == "markdown" else None
         self._check_size(bridged(_content(body, html, attachment), _LONGEST_ID))
-        record, created = await self._messages.add_outgoing(
+        record, created, behind = await self._messages.add_outgoing(
             conversation_id,
             sender,
             client_message_id,
@@ -189,7 +190,7 @@ class MessageService:
         if created:
             self._on_events()
         if record.status == "queued":
-            record = await self._deliver_soon(record, conversation)
+            record = await self._deliver_soon(record, conversation, created and not behind)
         if created and hit is not None:
             await self._after_rule(record, conversation, hit)
         return record, created, hit
@@ -238,13 +239,29 @@ class MessageService:
         )
 
     async def _deliver_soon(
-        self, record: MessageRecord, conversation: ConversationRecord
+        self, record: MessageRecord, conversation: ConversationRecord, first_in_line: bool
     ) -> MessageRecord:
         """Send now, or after the older messages the outbox is sending (for a short while:
-        then the answer is "queued" and the outbox sends it in turn)."""
+        then the answer is "queued" and the outbox sends it in turn). `first_in_line`: just
+        stored with nothing older waiting, so the outbox leaves it to this request."""
         deadline = time.monotonic() + WAIT_FOR_OLDER_SECONDS
+        if first_in_line:
+            self._in_hand.add(record.id)
+        try:
+            return await self._deliver_while_waiting(record, conversation, first_in_line, deadline)
+        finally:
+            self._in_hand.discard(record.id)
+
+    async def _deliver_while_waiting(
+        self,
+        record: MessageRecord,
+        conversation: ConversationRecord,
+        first_in_line: bool,
+        deadline: float,
+    ) -> MessageRecord:
         while True:
-            current, behind_older = await self._deliver(record, conversation)
+            current, behind_older = await self._deliver(record, conversation, first_in_line)
+            first_in_line = False
             if current.status != "queued":
                 return current
             self._wakeup.set()  # the outbox takes it from here, or sends the older ones
@@ -500,14 +517,19 @@ class MessageService:
             )
 
     async def _deliver(
-        self, record: MessageRecord, conversation: ConversationRecord
+        self, record: MessageRecord, conversation: ConversationRecord, first_in_line: bool = False
     ) -> tuple[MessageRecord, bool]:
-        """Send one queued message unless an older one of its conversation still waits.
+        """Send one queued message unless an older one of its conversation still waits
+        (`first_in_line`: known not to, and still queued).
 
         Returns the message as it now is, and whether it waits behind an older one.
         """
         async with self._lock(record.conversation_id):
-            first = await self._messages.first_queued(record.conversation_id)
+            first = (
+                record
+                if first_in_line
+                else await self._messages.first_queued(record.conversation_id)
+            )
             if first is None or first.seq > record.seq:
                 current = await self._messages.get(record.id)  # sent, withdrawn or failed
                 assert current is not None
@@ -584,6 +606,9 @@ class MessageService:
         progress = False
         for record in queued:
             if self._wakeup.stopping or record.conversation_id in blocked:
+                continue
+            if record.id in self._in_hand:  # its own request is sending it
+                blocked.add(record.conversation_id)
                 continue
             conversation = await self._conversations.get(record.conversation_id)
             if conversation is None or conversation.room_id is None:

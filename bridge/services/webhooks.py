@@ -52,17 +52,19 @@ class WebhookDelivery:
         if not self._url:
             return
         backoff = Backoff(0.5, self._max_delay)
+        # Only this worker moves the position: it is read once and then kept here.
+        position = await self._events.delivered_up_to()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             while not self._wakeup.stopping:
                 self._wakeup.clear()
-                after = await self._events.delivered_up_to()
-                pending = await self._events.after(after, 100)
+                pending = await self._events.after(position, 100)
                 for event in pending:
                     if self._wakeup.stopping:
                         return
                     if not await self._post(session, event):
                         break
                     await self._events.mark_delivered(event.seq, datetime.now(UTC))
+                    position = event.seq
                     backoff.succeeded()
                 else:
                     if not pending:

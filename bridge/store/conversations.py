@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.contract.events import ConversationCreated, ConversationRead, ConversationStateChanged
@@ -84,6 +84,11 @@ _COLUMNS = (
 )
 
 
+_BY_PAIR = select(*_COLUMNS).where(_c.user_a == bindparam("a"), _c.user_b == bindparam("b"))
+_BY_ROOM = select(*_COLUMNS).where(_c.room_id == bindparam("room_id"))
+_BY_ID = select(*_COLUMNS).where(_c.id == bindparam("id"))
+
+
 def _record(row: Any) -> ConversationRecord:
     return ConversationRecord(*(_utc(v) for v in row))
 
@@ -123,19 +128,20 @@ class ConversationRepository:
     async def by_pair(self, a: str, b: str) -> ConversationRecord | None:
         """The conversation of two people, if any."""
         user_a, user_b = pair(a, b)
-        return await self._one((_c.user_a == user_a) & (_c.user_b == user_b))
+        return await self._one(_BY_PAIR, {"a": user_a, "b": user_b})
 
     async def by_room(self, room_id: str) -> ConversationRecord | None:
         """The conversation a Matrix room belongs to, if any."""
-        return await self._one(_c.room_id == room_id)
+        return await self._one(_BY_ROOM, {"room_id": room_id})
 
     async def get(self, conversation_id: str) -> ConversationRecord | None:
         """A conversation by id."""
-        return await self._one(_c.id == conversation_id)
+        return await self._one(_BY_ID, {"id": conversation_id})
 
-    async def _one(self, condition: object) -> ConversationRecord | None:
-        query = select(*_COLUMNS).where(condition)  # type: ignore[arg-type]
-        row = await self._db.first(query)
+    async def _one(
+        self, query: Select[Any], parameters: dict[str, str]
+    ) -> ConversationRecord | None:
+        row = await self._db.first(query, parameters)
         return _record(row) if row else None
 
     async def attach_room(self, conversation_id: str, room_id: str) -> None:

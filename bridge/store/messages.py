@@ -184,6 +184,11 @@ _FIRST_QUEUED = (
     .order_by(messages.c.seq)
     .limit(1)
 )
+_OLDER_QUEUED = select(messages.c.seq).where(
+    messages.c.conversation_id == bindparam("conversation_id"),
+    messages.c.status == "queued",
+    messages.c.seq < bindparam("seq"),
+)
 _MARK_SENT = (
     update(messages)
     .where(messages.c.id == bindparam("message_id"))
@@ -228,8 +233,9 @@ class MessageRepository:
         html: str | None,
         now: datetime,
         attachment: Attachment | None = None,
-    ) -> tuple[MessageRecord, bool]:
-        """Store a message from the LMS, once per (sender, client message id); (record, new)."""
+    ) -> tuple[MessageRecord, bool, bool]:
+        """Store a message from the LMS, once per (sender, client message id); (record, new,
+        whether an older message of its conversation still waits to be sent)."""
         inserted = await self._add(
             {
                 "conversation_id": conversation_id,
@@ -246,10 +252,11 @@ class MessageRepository:
             "lms",
         )
         if inserted is not None:
-            return inserted, True
+            record, behind = inserted
+            return record, True, behind
         record = await self.by_client_message_id(sender, client_message_id)  # a racing request's
         assert record is not None
-        return record, False
+        return record, False, True
 
     async def add_incoming(
         self,
@@ -284,13 +291,14 @@ class MessageRepository:
 
     async def _add(
         self, values: dict[str, Any], unique: tuple[str, ...], origin: OriginName
-    ) -> MessageRecord | None:
+    ) -> tuple[MessageRecord, bool] | None:
         """Insert a message unless its unique key exists; its `message.created` event commits
-        with it. The stored message, or None when it existed."""
+        with it. The stored message and whether an older one of its conversation waits to be
+        sent (asked only of queued messages), or None when it existed."""
         values = {"id": uuid.uuid4().hex, **values}
         now: datetime = values["created_at"]
 
-        def work(conn: Connection) -> MessageRecord | None:
+        def work(conn: Connection) -> tuple[MessageRecord, bool] | None:
             row = conn.execute(self._insert[unique], values).first()
             if row is None:
                 return None
@@ -311,7 +319,14 @@ class MessageRepository:
                 _LAST_MESSAGE_AT, {"conversation_id": values["conversation_id"], "now": now}
             )
             append_event(conn, created, now)
-            return record
+            # After the event log's lock (PostgreSQL): what committed before it is seen.
+            behind = record.status == "queued" and (
+                conn.execute(
+                    _OLDER_QUEUED, {"conversation_id": record.conversation_id, "seq": record.seq}
+                ).first()
+                is not None
+            )
+            return record, behind
 
         return await self._db.write(work)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
 
 from bridge.contract.events import UserSuspended, UserUnsuspended, UserWarned
 from bridge.store.database import Database
@@ -71,6 +71,9 @@ def _suspension(row: Any) -> Suspension:
         _utc(row.lifted_at),
         bool(row.homeserver_suspended),
     )
+
+
+_SUSPENSION = select(suspensions).where(_s.user_id == bindparam("user_id"))
 
 
 class ModerationRepository:
@@ -209,7 +212,7 @@ class ModerationRepository:
 
     async def suspension(self, user_id: str) -> Suspension | None:
         """Someone's latest suspension, lifted or not."""
-        row = await self._db.first(select(suspensions).where(_s.user_id == user_id))
+        row = await self._db.first(_SUSPENSION, {"user_id": user_id})
         return _suspension(row) if row else None
 
     async def suspend(self, suspended: UserSuspended, now: datetime) -> None:

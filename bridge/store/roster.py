@@ -209,6 +209,21 @@ _RELATED_QUERIES = {
 }
 
 
+# Built once: the policy and every message ask them.
+_USER = select(users).where(users.c.id == bindparam("id"))
+_MEMBERSHIPS = (
+    select(memberships.c.institution_id, memberships.c.role)
+    .where(memberships.c.user_id == bindparam("user_id"))
+    .order_by(memberships.c.institution_id)
+)
+_STATES_HOURS = select(users.c.id).where(
+    users.c.id == bindparam("id"), users.c.availability.is_not(None)
+)
+_CONTENT_RULE = select(institutions.c.contact_info_rule, institutions.c.region).where(
+    institutions.c.id == bindparam("id")
+)
+
+
 class RosterRepository:
     """All SQL about the roster tables."""
 
@@ -227,14 +242,10 @@ class RosterRepository:
         """A person and their memberships, or None."""
 
         def work(conn: Connection) -> UserRecord | None:
-            row = (conn.execute(select(users).where(users.c.id == user_id))).first()
+            row = conn.execute(_USER, {"id": user_id}).first()
             if row is None:
                 return None
-            member_rows = conn.execute(
-                select(memberships.c.institution_id, memberships.c.role)
-                .where(memberships.c.user_id == user_id)
-                .order_by(memberships.c.institution_id)
-            )
+            member_rows = conn.execute(_MEMBERSHIPS, {"user_id": user_id})
             return UserRecord(
                 id=row.id,
                 display_name=row.display_name,
@@ -322,13 +333,13 @@ class RosterRepository:
 
         return await self._db.read(work)
 
+    async def states_hours(self, user_id: str) -> bool:
+        """Whether a person states availability (hours)."""
+        return await self._db.scalar(_STATES_HOURS, {"id": user_id}) is not None
+
     async def content_rule(self, institution_id: str) -> tuple[str | None, str | None] | None:
         """An institution's (contact-info rule, region); None when it doesn't exist."""
-        query = select(institutions.c.contact_info_rule, institutions.c.region).where(
-            institutions.c.id == institution_id
-        )
-
-        row = await self._db.first(query)
+        row = await self._db.first(_CONTENT_RULE, {"id": institution_id})
         return None if row is None else (row[0], row[1])
 
     async def home_timezones(self, user_ids: Iterable[str]) -> dict[str, str]:

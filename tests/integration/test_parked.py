@@ -68,7 +68,7 @@ async def test_set_aside_work_is_listed_and_put_back_in_line(
 
     assert await eventually(set_aside)
     # A message the homeserver refused for good.
-    message, _ = await instance.messages._messages.add_outgoing(
+    message, _, _ = await instance.messages._messages.add_outgoing(
         conversation["id"],
         ids["student"],
         "c-refused",

@@ -50,13 +50,13 @@ async def test_every_event_the_store_appends_matches_its_schema(db: Database) ->
     await conversations.activate(record.id, "!room:hs", now)
     conversation = record.id
     # From the LMS: sent, edited, deleted; one refused for good.
-    sent, _ = await messages.add_outgoing(
+    sent, _, _ = await messages.add_outgoing(
         conversation, "a", "m1", "hi", "markdown", "<p>hi</p>", now
     )
     await messages.mark_sent(sent.id, "$sent", 0, now)
     await messages.edit_outgoing(sent.id, "hello", None, "plain", now)
     await messages.delete_outgoing(sent.id, now)
-    refused, _ = await messages.add_outgoing(conversation, "a", "m2", "no", "plain", None, now)
+    refused, _, _ = await messages.add_outgoing(conversation, "a", "m2", "no", "plain", None, now)
     await messages.mark_failed(refused.id, "M_FORBIDDEN", now)
     # From Matrix: a file, an edit of a text and the edit undone, reactions, a deletion.
     photo = Attachment("image", "mxc://hs/abc", "p.png", 12, "image/png")
@@ -92,7 +92,9 @@ async def test_every_event_the_store_appends_matches_its_schema(db: Database) ->
     )
     assert await reports.resolve(ReportResolved(closed), later)
     # A moderator's removal, warning, suspension and its end.
-    removed, _ = await messages.add_outgoing(conversation, "b", "m3", "call me", "plain", None, now)
+    removed, _, _ = await messages.add_outgoing(
+        conversation, "b", "m3", "call me", "plain", None, now
+    )
     await messages.mark_sent(removed.id, "$removed", 0, now)
     await messages.delete_outgoing(removed.id, now, moderator="@mod:hs")
     moderation = ModerationRepository(db)

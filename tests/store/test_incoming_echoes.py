@@ -91,7 +91,7 @@ async def _created(db: Database) -> list[str]:
 async def test_an_echo_is_recognised_before_its_send_is_answered(db: Database) -> None:
     handler, messages, conversation = await _setup(db)
     now = datetime.now(UTC)
-    queued, _ = await messages.add_outgoing(conversation, "a", "c1", "hi", "plain", None, now)
+    queued, _, _ = await messages.add_outgoing(conversation, "a", "c1", "hi", "plain", None, now)
     # The transaction carrying the echo overtakes the answer to the send (still "queued").
     await handler.on_message(_typed("$echo", bridged(message_content("hi", None), queued.id)))
     assert await _created(db) == ["hi"]  # the LMS's own message.created only
@@ -108,6 +108,8 @@ async def test_typing_the_same_words_as_a_queued_message_is_a_new_message(db: Da
 async def test_a_copied_key_hides_nothing_but_the_senders_own_message(db: Database) -> None:
     handler, messages, conversation = await _setup(db)
     now = datetime.now(UTC)
-    theirs, _ = await messages.add_outgoing(conversation, "b", "c1", "from Bo", "plain", None, now)
+    theirs, _, _ = await messages.add_outgoing(
+        conversation, "b", "c1", "from Bo", "plain", None, now
+    )
     await handler.on_message(_typed("$sneaky", bridged(message_content("hi", None), theirs.id)))
     assert await _created(db) == ["from Bo", "hi"]

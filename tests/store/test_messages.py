@@ -31,7 +31,9 @@ async def _types(db: Database) -> list[str]:
 async def test_an_edit_while_a_send_is_in_flight_is_sent_after_it(db: Database) -> None:
     _, messages, conversation = await _setup(db)
     now = datetime.now(UTC)
-    queued, created = await messages.add_outgoing(conversation, "a", "m1", "hi", "plain", None, now)
+    queued, created, _ = await messages.add_outgoing(
+        conversation, "a", "m1", "hi", "plain", None, now
+    )
     assert created and queued.status == "queued"
     edited = await messages.edit_outgoing(queued.id, "hello", None, "plain", now)
     assert edited is not None and (edited.pending, edited.revision) == (None, 1)
@@ -49,7 +51,7 @@ async def test_an_edit_while_a_send_is_in_flight_is_sent_after_it(db: Database) 
 async def test_a_repeated_edit_changes_nothing(db: Database) -> None:
     _, messages, conversation = await _setup(db)
     now = datetime.now(UTC)
-    record, _ = await messages.add_outgoing(conversation, "a", "m1", "hi", "plain", None, now)
+    record, _, _ = await messages.add_outgoing(conversation, "a", "m1", "hi", "plain", None, now)
     await messages.mark_sent(record.id, "$e1", 0, now)
     first = await messages.edit_outgoing(record.id, "ho", None, "plain", now)
     again = await messages.edit_outgoing(record.id, "ho", None, "plain", now)
@@ -63,8 +65,13 @@ async def test_deleting_an_unsent_message_withdraws_it_and_a_late_send_is_redact
 ) -> None:
     _, messages, conversation = await _setup(db)
     now = datetime.now(UTC)
-    first, _ = await messages.add_outgoing(conversation, "a", "m1", "one", "plain", None, now)
-    second, _ = await messages.add_outgoing(conversation, "a", "m2", "two", "plain", None, now)
+    first, _, ahead = await messages.add_outgoing(
+        conversation, "a", "m1", "one", "plain", None, now
+    )
+    second, _, behind = await messages.add_outgoing(
+        conversation, "a", "m2", "two", "plain", None, now
+    )
+    assert (ahead, behind) == (False, True)  # the second waits for the first
     # `first` is in flight (its send started before the delete).
     deleted = await messages.delete_outgoing(first.id, now)
     assert deleted is not None and (deleted.status, deleted.pending) == ("withdrawn", None)
@@ -135,7 +142,7 @@ async def test_state_changes_are_published_once(db: Database) -> None:
 async def test_a_deletion_during_an_edit_sync_stays_pending(db: Database) -> None:
     _, messages, conversation = await _setup(db)
     now = datetime.now(UTC)
-    record, _ = await messages.add_outgoing(conversation, "a", "m1", "hi", "plain", None, now)
+    record, _, _ = await messages.add_outgoing(conversation, "a", "m1", "hi", "plain", None, now)
     await messages.mark_sent(record.id, "$e1", 0, now)
     edited = await messages.edit_outgoing(record.id, "ho", None, "plain", now)
     assert edited is not None and edited.pending == "edit"

@@ -358,6 +358,8 @@ class ConversationRoomEvents:
     async def _is_echo(self, event: StoredEvent) -> bool:
         """Whether the event is one the bridge sent: for the message its content names, as that
         message's sender, in that message's room."""
+        if self._client.sent_by_bridge(event.event_id):
+            return True  # the homeserver answered one of our own sends with this event
         content = event.payload.get("content")
         message_id = bridged_message_id(content) if isinstance(content, dict) else None
         if message_id is None:
