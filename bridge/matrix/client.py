@@ -13,7 +13,7 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -129,13 +129,16 @@ class Intent:
         initial_state: list[dict[str, Any]],
         power_levels: dict[str, Any],
         federate: bool,
+        invite: Sequence[str] = (),
     ) -> str:
-        """Create a private, direct room owned by this account; returns its id."""
+        """Create a private, direct room owned by this account, inviting `invite`; returns its
+        id."""
         response = await self._owner.call_nio(
             self._nio.room_create(
                 alias=alias_localpart,
                 federate=federate,
                 is_direct=True,
+                invite=list(invite),
                 preset=RoomPreset.private_chat,
                 initial_state=initial_state,
                 power_level_override=power_levels,

@@ -109,18 +109,20 @@ class ConversationService:
         )
         alias = f"#{spec.alias_localpart}:{self._server_name}"
         bot = self._client.intent(self._bot)
-        room_id = await self._client.resolve_alias(alias)
-        if room_id is None:
-            try:
-                room_id = await bot.create_room(
-                    spec.alias_localpart, spec.initial_state, spec.power_levels, spec.federate
-                )
-            except HomeserverError as exc:
-                if exc.errcode != "M_ROOM_IN_USE":
-                    raise
-                room_id = await self._client.resolve_alias(alias)  # made by a racing call
-                assert room_id is not None
-        else:
+        try:
+            room_id = await bot.create_room(
+                spec.alias_localpart,
+                spec.initial_state,
+                spec.power_levels,
+                spec.federate,
+                invite=[user_id for _platform_id, user_id in people],
+            )
+        except HomeserverError as exc:
+            if exc.errcode != "M_ROOM_IN_USE":
+                raise
+            # Made by an earlier attempt (before a crash) or a racing call: the alias finds it.
+            room_id = await self._client.resolve_alias(alias)
+            assert room_id is not None
             log.info("found the room of conversation %s from an earlier attempt", record.id)
         await self._conversations.attach_room(record.id, room_id)
         # A homeserver that forces encryption does so while the room is made, perhaps before the
@@ -128,8 +130,14 @@ class ConversationService:
         if await bot.state(room_id, "m.room.encryption"):
             await self.set_aside_encrypted(record.id, room_id)
         for _platform_id, user_id in people:
-            await bot.invite(room_id, user_id)
-            await self._client.intent(user_id).join(room_id)
+            try:
+                await self._client.intent(user_id).join(room_id)
+            except HomeserverError as exc:
+                if exc.status != 403:
+                    raise
+                # Not invited: a room from an earlier attempt that someone left meanwhile.
+                await bot.invite(room_id, user_id)
+                await self._client.intent(user_id).join(room_id)
         for (_, user_id), (_, other) in ((people[0], people[1]), (people[1], people[0])):
             direct = await self._client.account_data(user_id, "m.direct")
             updated = with_direct_room(direct, other, room_id)
