@@ -36,7 +36,7 @@ from bridge.services.attachments import AttachmentDownloads
 from bridge.services.availability import AvailabilityNotices
 from bridge.services.catch_up import HistoryCatchUp
 from bridge.services.content_rules import ContactInfoRule
-from bridge.services.conversations import ConversationService
+from bridge.services.conversations import ConversationService, RoomFinisher
 from bridge.services.embed_sessions import EmbedSessions
 from bridge.services.homeserver_reports import HomeserverReportSync
 from bridge.services.inbound import InboundProcessor
@@ -63,7 +63,7 @@ from bridge.services.workers import Supervisor
 from bridge.store import migrate
 from bridge.store.accounts import AccountRepository
 from bridge.store.availability import AvailabilityNoticeRepository
-from bridge.store.conversations import ConversationRepository
+from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.database import Database
 from bridge.store.embed import EmbedSessionRepository
 from bridge.store.events import EventLogRepository
@@ -191,9 +191,10 @@ class Bridge:
             server_name=config.homeserver.server_name,
             federate=config.appservice.federate_rooms,
             suspensions=self.suspensions,
-            on_made=self.lifecycle.check_soon,
+            on_made=self._conversation_made,
             on_refused=self.alerts.refused,
         )
+        self.room_finisher = RoomFinisher(self.conversations)
         self.messages = MessageService(
             messages,
             conversations,
@@ -330,6 +331,7 @@ class Bridge:
         workers.add("webhooks", self.webhooks.run, self.webhooks.stop)
         workers.add("profile-sync", self.profile_sync.run, self.profile_sync.stop)
         workers.add("conversation-states", self.lifecycle.run, self.lifecycle.stop)
+        workers.add("room-finishing", self.room_finisher.run, self.room_finisher.stop)
         workers.add("roster-watch", self.roster_watch.run, self.roster_watch.stop)
         workers.add("catch-up", self.catch_up.run, self.catch_up.stop)
         workers.add("pruning", self.pruner.run, self.pruner.stop)
@@ -408,6 +410,11 @@ class Bridge:
             ).routes()
         )
         return app
+
+    def _conversation_made(self, record: ConversationRecord) -> None:
+        """A conversation's room was made: finish it, and check its state soon."""
+        self.room_finisher.wake()
+        self.lifecycle.check_soon(record)
 
     def _events_logged(self) -> None:
         """The event log gained events: the webhook, open pages and notices follow it."""

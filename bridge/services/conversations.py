@@ -6,13 +6,14 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from bridge.domain.ids import MatrixIdMapper
 from bridge.domain.policy import Decision
 from bridge.domain.rooms import conversation_room, with_direct_room
 from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
 from bridge.services.accounts import AccountService
 from bridge.services.policy import PolicyService, UnknownUser
 from bridge.services.suspensions import Suspensions
-from bridge.services.workers import KeyedLocks
+from bridge.services.workers import IDLE_LOOK_SECONDS, KeyedLocks, PassWorker
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.roster import RosterRepository
 
@@ -62,6 +63,7 @@ class ConversationService:
         self._bot = bot_user_id
         self._prefix = account_prefix
         self._server_name = server_name
+        self._ids = MatrixIdMapper(account_prefix, server_name)
         self._federate = federate
         self._on_made = on_made
         # One room-making at a time per conversation in this process; the room alias keeps
@@ -125,10 +127,6 @@ class ConversationService:
             assert room_id is not None
             log.info("found the room of conversation %s from an earlier attempt", record.id)
         await self._conversations.attach_room(record.id, room_id)
-        # A homeserver that forces encryption does so while the room is made, perhaps before the
-        # room was recorded: look, rather than rely on the event being handled after this.
-        if await bot.state(room_id, "m.room.encryption"):
-            await self.set_aside_encrypted(record.id, room_id)
         for _platform_id, user_id in people:
             try:
                 await self._client.intent(user_id).join(room_id)
@@ -138,17 +136,32 @@ class ConversationService:
                 # Not invited: a room from an earlier attempt that someone left meanwhile.
                 await bot.invite(room_id, user_id)
                 await self._client.intent(user_id).join(room_id)
-        for (_, user_id), (_, other) in ((people[0], people[1]), (people[1], people[0])):
-            direct = await self._client.account_data(user_id, "m.direct")
-            updated = with_direct_room(direct, other, room_id)
-            if updated is not None:
-                await self._client.set_account_data(user_id, "m.direct", updated)
+        # Activated with its place in the queue of rooms to finish (`finish_rooms`): what the
+        # LMS need not wait for comes after its answer, and survives a restart.
         await self._conversations.activate(record.id, room_id, datetime.now(UTC))
         log.info("conversation %s: room %s", record.id, room_id)
         current = await self._conversations.get(record.id)
         assert current is not None
         self._on_made(current)
         return current
+
+    async def finish_rooms(self, limit: int = 50) -> int:
+        """Finish made rooms: each person's `m.direct` names the room (so clients show a DM),
+        and a room a homeserver encrypted while it was made is set aside (that event may have
+        been handled before the room was recorded). Returns how many rooms were finished."""
+        due = await self._conversations.setups_due(limit)
+        for record, room_id in due:
+            if await self._client.intent(self._bot).state(room_id, "m.room.encryption"):
+                await self.set_aside_encrypted(record.id, room_id)
+            pair = (record.user_a, record.user_b)
+            for person, other in (pair, pair[::-1]):
+                user_id, other_id = self._ids.user_id(person), self._ids.user_id(other)
+                direct = await self._client.account_data(user_id, "m.direct")
+                updated = with_direct_room(direct, other_id, room_id)
+                if updated is not None:
+                    await self._client.set_account_data(user_id, "m.direct", updated)
+            await self._conversations.setup_done(record.id)
+        return len(due)
 
     async def set_aside_encrypted(self, conversation_id: str, room_id: str) -> None:
         """The conversation's room turned encrypted: the bridge can't read it any more, so it
@@ -166,3 +179,19 @@ class ConversationService:
             )
         except HomeserverError as exc:
             log.warning("notice in %s not posted: %s", room_id, exc)
+
+
+class RoomFinisher(PassWorker):
+    """The worker that finishes made rooms after the LMS got its answer."""
+
+    waiting_work = "finishing conversation rooms"
+    batch = 50
+
+    def __init__(self, conversations: ConversationService) -> None:
+        super().__init__()
+        self._conversations = conversations
+
+    async def one_pass(self) -> float:
+        """Finish what waits; look again now and then (another process may have made rooms)."""
+        finished = await self._conversations.finish_rooms(self.batch)
+        return 0 if finished == self.batch else IDLE_LOOK_SECONDS

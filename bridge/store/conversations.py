@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.contract.events import ConversationCreated, ConversationRead, ConversationStateChanged
 from bridge.store.database import Database
 from bridge.store.events import append_event
-from bridge.store.schema import conversations, messages, read_markers
+from bridge.store.schema import conversations, messages, read_markers, room_setups
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,8 @@ class ConversationRepository:
         )
 
     async def activate(self, conversation_id: str, room_id: str, now: datetime) -> None:
-        """Record the room of a conversation being made; `conversation.created` commits with it."""
+        """Record the room of a conversation being made; `conversation.created` commits with it,
+        and so does the room's place in the queue of rooms to finish (`setups_due`)."""
 
         def work(conn: Connection) -> None:
             result = conn.execute(
@@ -171,6 +172,11 @@ class ConversationRepository:
                     started_by=record.started_by,
                     room_id=room_id,
                     state="active",
+                )
+                conn.execute(
+                    self._dialect.insert(room_setups)
+                    .values(conversation_id=conversation_id, room_id=room_id, queued_at=now)
+                    .on_conflict_do_nothing(index_elements=["conversation_id"])
                 )
                 append_event(conn, created, now)
 
@@ -199,6 +205,23 @@ class ConversationRepository:
             return True
 
         return await self._db.write(work)
+
+    async def setups_due(self, limit: int) -> list[tuple[ConversationRecord, str]]:
+        """Conversations whose rooms still need finishing (with each room id), oldest first."""
+        s = room_setups.c
+        rows = await self._db.rows(
+            select(*_COLUMNS, s.room_id.label("setup_room"))
+            .join(room_setups, s.conversation_id == _c.id)
+            .order_by(s.queued_at)
+            .limit(limit)
+        )
+        return [(_record(row[: len(_COLUMNS)]), row.setup_room) for row in rows]
+
+    async def setup_done(self, conversation_id: str) -> None:
+        """A room's finishing touches are done."""
+        await self._db.execute(
+            delete(room_setups).where(room_setups.c.conversation_id == conversation_id)
+        )
 
     async def mark_encrypted(self, conversation_id: str) -> bool:
         """Record that the room turned encrypted; False when it was known already."""

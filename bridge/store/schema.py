@@ -301,6 +301,21 @@ reactions = Table(
     Column("removed_at", DateTime(timezone=True), nullable=True),
 )
 
+# Conversation rooms made, whose finishing touches (each person's m.direct, the encryption
+# check) come after the LMS got its answer; a row stays until they are done.
+room_setups = Table(
+    "room_setups",
+    metadata,
+    Column(
+        "conversation_id",
+        String(64),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("room_id", String(255), nullable=False),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+)
+
 # How far each person has read each conversation (a message seq).
 read_markers = Table(
     "read_markers",

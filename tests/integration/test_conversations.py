@@ -15,6 +15,7 @@ from bridge.app import Bridge
 from bridge.domain.rooms import CONVERSATION_STATE, conversation_room
 from tests.conftest import Recorder, SynapseEnv
 from tests.integration.test_roster_api import call
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.synapse
 
@@ -115,9 +116,21 @@ async def test_a_conversation_room_is_a_private_dm_the_bot_controls(
             if kind == "m.room.member"
         }
         assert members == {bot: "join", student.user_id: "join", tutor.user_id: "join"}
-        # Clients see a DM: m.direct of both people lists the room under the other one.
-        assert room_id in (await direct_rooms(synapse_env, student))[tutor.user_id]
-        assert room_id in (await direct_rooms(synapse_env, tutor))[student.user_id]
+        # Clients see a DM: m.direct of both people lists the room under the other one (written
+        # just after the LMS got its answer).
+        for person, other in ((student, tutor), (tutor, student)):
+
+            async def listed(person: AsyncClient = person, other: AsyncClient = other) -> bool:
+                direct = await direct_rooms(synapse_env, person)
+                return room_id in direct.get(other.user_id, [])
+
+            await eventually(listed, f"m.direct of {person.user_id} naming the room")
+        conversations = instance.conversations._conversations
+
+        async def finished() -> bool:
+            return not await conversations.setups_due(10)
+
+        await eventually(finished, "the room's finishing touches recorded as done")
         # A person can't change the room, or invite anyone.
         refused = await student.room_put_state(room_id, "m.room.name", {"name": "mine"})
         assert not hasattr(refused, "event_id")
