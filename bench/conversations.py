@@ -813,13 +813,13 @@ def report(
             f"(target ≤ 2: {verdict(raw_cpu, 2, higher=False)})"
         )
     for path in (BRIDGED, RAW_BRIDGE):
-        calls: Counter[str] = Counter()
+        made: Counter[str] = Counter()
         for r in by_path[path]:
-            calls.update(homeserver_calls(r.usage.counters))
+            made.update(homeserver_calls(r.usage.counters))
         sent = sum(r.sent for r in by_path[path])
         print(
             f"the bridge's homeserver calls per message, {path}: "
-            + (", ".join(f"{k} {v / sent:.2f}" for k, v in calls.most_common()) or "none")
+            + (", ".join(f"{k} {v / sent:.2f}" for k, v in made.most_common()) or "none")
         )
     disturbed = [f"{r.label} {r.path}" for r in rounds if r.usage.disturbed()]
     if disturbed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -97,15 +98,11 @@ class ConversationService:
             return await self._make_room(current), True
 
     async def _make_room(self, record: ConversationRecord) -> ConversationRecord:
-        people = []
-        for platform_id in (record.user_a, record.user_b):
-            person = await self._roster.get_user(platform_id)
-            if person is None:
-                raise UnknownUser(platform_id)
-            user_id = await self._accounts.sync_profile(
-                platform_id, person.display_name, person.avatar_url
-            )
-            people.append((platform_id, user_id))
+        # The two people's accounts are made ready side by side (the LMS waits for this).
+        first, second = await asyncio.gather(
+            self._ready_account(record.user_a), self._ready_account(record.user_b)
+        )
+        people = [(record.user_a, first), (record.user_b, second)]
         spec = conversation_room(
             self._prefix, record.id, self._bot, (people[0], people[1]), self._federate
         )
@@ -127,15 +124,7 @@ class ConversationService:
             assert room_id is not None
             log.info("found the room of conversation %s from an earlier attempt", record.id)
         await self._conversations.attach_room(record.id, room_id)
-        for _platform_id, user_id in people:
-            try:
-                await self._client.intent(user_id).join(room_id)
-            except HomeserverError as exc:
-                if exc.status != 403:
-                    raise
-                # Not invited: a room from an earlier attempt that someone left meanwhile.
-                await bot.invite(room_id, user_id)
-                await self._client.intent(user_id).join(room_id)
+        await asyncio.gather(*(self._join(room_id, user_id) for _platform_id, user_id in people))
         # Activated with its place in the queue of rooms to finish (`finish_rooms`): what the
         # LMS need not wait for comes after its answer, and survives a restart.
         await self._conversations.activate(record.id, room_id, datetime.now(UTC))
@@ -144,6 +133,25 @@ class ConversationService:
         assert current is not None
         self._on_made(current)
         return current
+
+    async def _ready_account(self, platform_id: str) -> str:
+        """A person's account, registered and with the roster's name and avatar."""
+        person = await self._roster.get_user(platform_id)
+        if person is None:
+            raise UnknownUser(platform_id)
+        return await self._accounts.sync_profile(
+            platform_id, person.display_name, person.avatar_url
+        )
+
+    async def _join(self, room_id: str, user_id: str) -> None:
+        try:
+            await self._client.intent(user_id).join(room_id)
+        except HomeserverError as exc:
+            if exc.status != 403:
+                raise
+            # Not invited: a room from an earlier attempt that someone left meanwhile.
+            await self._client.intent(self._bot).invite(room_id, user_id)
+            await self._client.intent(user_id).join(room_id)
 
     async def finish_rooms(self, limit: int = 50) -> int:
         """Finish made rooms: each person's `m.direct` names the room (so clients show a DM),
