@@ -111,8 +111,9 @@ class Database:
         return self.engine.dialect.name
 
     async def read(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` on a connection of its own and return its result (its changes, if any,
-        are rolled back)."""
+        """Run `work`, which only reads, and return its result (on SQLite each of its
+        statements runs on its own, outside a transaction: a unit that changes data is a
+        `write`)."""
         return await self._run(work, writing=False)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
