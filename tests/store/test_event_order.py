@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from bridge.config import driver_database_url
 from bridge.contract.events import ConversationStateChanged
@@ -21,6 +21,7 @@ from bridge.store import migrate
 from bridge.store.database import Database
 from bridge.store.events import EventLogRepository, append_event
 from tests.conftest import PG_ADMIN_URL, PgDatabases, _pg_available, require_service
+from tests.support.waiting import eventually
 
 
 def _numbered(n: int) -> ConversationStateChanged:
@@ -56,7 +57,12 @@ async def test_a_later_event_waits_for_an_earlier_uncommitted_one(pg: Database) 
     earlier = asyncio.create_task(pg.write(first))
     await asyncio.to_thread(first_appended.wait, 10)
     later = asyncio.create_task(pg.write(lambda conn: append_event(conn, _numbered(2), now)))
-    await asyncio.sleep(0.5)
+
+    async def second_waits_for_the_lock() -> bool:
+        waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return bool(await pg.scalar(waiting))
+
+    await eventually(second_waits_for_the_lock, "the second append waiting for the log's lock")
     assert not later.done()  # it waits for the first to commit
     assert await log.after(0, 10) == []
     commit_first.set()
