@@ -15,14 +15,13 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bridge.cache import BoundedCache
 from bridge.contract.roster import AvailabilityWords
 from bridge.domain.availability import Availability, away_notice, describe, is_outside, local_day
 from bridge.domain.ids import MatrixIdMapper
 from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
 from bridge.services.workers import PassWorker
 from bridge.store.availability import AvailabilityNoticeRepository, NoticeRecord
-from bridge.store.conversations import ConversationRecord, ConversationRepository
+from bridge.store.conversations import ConversationRepository
 from bridge.store.events import EventLogRepository, LoggedEvent
 from bridge.store.messages import MessageRepository
 from bridge.store.roster import RosterRepository, UserRecord
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 CURSOR = "availability"
 BATCH = 200
 CURSOR_SAVE_SECONDS = 5.0
-MAX_PAIRS_KEPT = 10_000  # conversations whose participants are remembered
 
 
 def stated_hours(stored: str | None, home_zone: str | None) -> AvailabilityWords | None:
@@ -83,7 +81,6 @@ class AvailabilityNotices(PassWorker):
         self._saved: int | None = None  # how far the database says
         self._saved_at = 0.0
         self._unposted = True  # a notice may wait to be posted (after a start, or a failure)
-        self._pairs: BoundedCache[str, ConversationRecord] = BoundedCache(MAX_PAIRS_KEPT)
 
     @property
     def position(self) -> int:
@@ -120,15 +117,17 @@ class AvailabilityNotices(PassWorker):
 
     async def _consider(self, event: LoggedEvent) -> bool:
         data = event.data
-        conversation = await self._conversation(str(data.get("conversation_id")))
+        conversation_id = str(data.get("conversation_id"))
+        pair = await self._conversations.pair_of(conversation_id)
         sender_id = data.get("sender")
-        if conversation is None or not isinstance(sender_id, str):
+        if pair is None or not isinstance(sender_id, str) or sender_id not in pair:
             return False
+        other = pair[1] if sender_id == pair[0] else pair[0]
         # Most people state no hours: one look settles most messages.
-        if not await self._roster.states_hours(conversation.other(sender_id)):
+        if not await self._roster.states_hours(other):
             return False
         sender = await self._roster.get_user(sender_id)
-        tutor = await self._roster.get_user(conversation.other(sender_id))
+        tutor = await self._roster.get_user(other)
         if sender is None or tutor is None:
             return False
         if role_at_shared(sender, tutor) != "student" or role_at_shared(tutor, sender) != "tutor":
@@ -142,7 +141,7 @@ class AvailabilityNotices(PassWorker):
             return False
         notice = NoticeRecord(
             id=uuid.uuid4().hex,
-            conversation_id=conversation.id,
+            conversation_id=conversation_id,
             day=local_day(availability, sent_at, zone).isoformat(),
             student=sender.id,
             tutor=tutor.id,
@@ -152,15 +151,6 @@ class AvailabilityNotices(PassWorker):
             created_at=datetime.now(UTC),
         )
         return await self._notices.record(notice)
-
-    async def _conversation(self, conversation_id: str) -> ConversationRecord | None:
-        """A conversation, for who is in it (which never changes once it exists)."""
-        known = self._pairs.get(conversation_id)
-        if known is None:
-            known = await self._conversations.get(conversation_id)
-            if known is not None:
-                self._pairs.put(conversation_id, known)
-        return known
 
     async def _post(self) -> bool:
         """Post the recorded notices; True when some still wait."""

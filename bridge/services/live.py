@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,6 @@ BATCH = 500
 POLL_SECONDS = 0.5
 # A page further behind than this reloads instead of replaying the log.
 MAX_REPLAY = 5_000
-_PARTICIPANTS_KEPT = 50_000
 # Only the people these concern hear of them (a report to its reporter, a block to its sender).
 _PERSONAL = {
     "report.created": ("report", "reporter"),
@@ -98,7 +96,6 @@ class LiveFeed(PassWorker):
         self._conversations = conversations
         self._cursor: int | None = None
         self._streams: dict[str, set[Stream]] = {}
-        self._participants: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     async def open(
         self, user_id: str, session_id: str, after: int | None
@@ -182,31 +179,11 @@ class LiveFeed(PassWorker):
                 value = value.get(key) if isinstance(value, dict) else None
             return (value,) if isinstance(value, str) else ()
         if event.type == "conversation.created":
-            participants = data.get("participants") or ()
-            if len(participants) == 2:
-                self._remember(data["conversation_id"], (participants[0], participants[1]))
-            return participants
+            return data.get("participants") or ()
         conversation_id = data.get("conversation_id")
         if not isinstance(conversation_id, str):
             return ()
-        return await self._participants_of(conversation_id)
-
-    async def _participants_of(self, conversation_id: str) -> tuple[str, ...]:
-        known = self._participants.get(conversation_id)
-        if known is not None:
-            self._participants.move_to_end(conversation_id)
-            return known
-        record = await self._conversations.get(conversation_id)
-        if record is None:
-            return ()
-        self._remember(conversation_id, (record.user_a, record.user_b))
-        return (record.user_a, record.user_b)
-
-    def _remember(self, conversation_id: str, pair: tuple[str, str]) -> None:
-        # A conversation's two people never change, so what is cached stays true.
-        self._participants[conversation_id] = pair
-        if len(self._participants) > _PARTICIPANTS_KEPT:
-            self._participants.popitem(last=False)
+        return await self._conversations.pair_of(conversation_id) or ()
 
 
 def _change(event: LoggedEvent) -> Change:

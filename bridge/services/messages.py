@@ -248,27 +248,18 @@ class MessageService:
         if first_in_line:
             self._in_hand.add(record.id)
         try:
-            return await self._deliver_while_waiting(record, conversation, first_in_line, deadline)
+            while True:
+                current, behind_older = await self._deliver(record, conversation, first_in_line)
+                first_in_line = False
+                if current.status != "queued":
+                    return current
+                self._wakeup.set()  # the outbox takes it from here, or sends the older ones
+                if not behind_older or not self._reachable or time.monotonic() > deadline:
+                    return current
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._sent.wait(), timeout=0.5)
         finally:
             self._in_hand.discard(record.id)
-
-    async def _deliver_while_waiting(
-        self,
-        record: MessageRecord,
-        conversation: ConversationRecord,
-        first_in_line: bool,
-        deadline: float,
-    ) -> MessageRecord:
-        while True:
-            current, behind_older = await self._deliver(record, conversation, first_in_line)
-            first_in_line = False
-            if current.status != "queued":
-                return current
-            self._wakeup.set()  # the outbox takes it from here, or sends the older ones
-            if not behind_older or not self._reachable or time.monotonic() > deadline:
-                return current
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sent.wait(), timeout=0.5)
 
     async def _open_conversation(
         self, conversation_id: str, sender: str

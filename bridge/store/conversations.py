@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bridge.cache import BoundedCache
 from bridge.contract.events import ConversationCreated, ConversationRead, ConversationStateChanged
 from bridge.store.database import Database
 from bridge.store.events import append_event
@@ -71,6 +72,7 @@ def _utc(value: Any) -> Any:
 
 
 _c = conversations.c
+PAIRS_KEPT = 50_000  # conversations whose two people are remembered
 _COLUMNS = (
     _c.id,
     _c.user_a,
@@ -99,6 +101,8 @@ class ConversationRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._dialect = postgresql if db.dialect == "postgresql" else sqlite
+        # A conversation's two people never change, so what is cached stays true.
+        self._pairs: BoundedCache[str, tuple[str, str]] = BoundedCache(PAIRS_KEPT)
 
     async def claim(self, initiator: str, recipient: str, now: datetime) -> ConversationRecord:
         """The pair's conversation, recorded as "creating" if there was none (race-safe)."""
@@ -137,6 +141,16 @@ class ConversationRepository:
     async def get(self, conversation_id: str) -> ConversationRecord | None:
         """A conversation by id."""
         return await self._one(_BY_ID, {"id": conversation_id})
+
+    async def pair_of(self, conversation_id: str) -> tuple[str, str] | None:
+        """The two people of a conversation (remembered: they never change), if it exists."""
+        known = self._pairs.get(conversation_id)
+        if known is None:
+            record = await self.get(conversation_id)
+            if record is None:
+                return None
+            known = self._pairs.put(conversation_id, (record.user_a, record.user_b))
+        return known
 
     async def _one(
         self, query: Select[Any], parameters: dict[str, str]
