@@ -13,7 +13,7 @@ _ROOT = Path(bridge.__file__).parent
 _ALLOWED = {
     "domain": set(),
     "contract": {"domain"},
-    "store": {"domain", "contract"},
+    "store": {"domain", "contract", "cache"},
     "matrix": {"domain", "store", "cache", "config"},
     "services": {"domain", "contract", "store", "matrix", "cache", "config"},
     "api": {"domain", "contract", "store", "matrix", "services"},
