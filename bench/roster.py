@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import json
 import random
 import tempfile
 import time
@@ -137,12 +139,13 @@ async def measure(
         base = config.appservice.public_url
         headers = {"Authorization": f"Bearer {config.lms.api_token}"}
         try:
+            # Encoded beforehand: the LMS's cost of writing JSON is not the bridge's.
+            bodies = [json.dumps({"records": c}).encode() for c in _chunks(institution.records)]
+            headers["Content-Type"] = "application/json"
             async with aiohttp.ClientSession(headers=headers) as http:
                 started = time.perf_counter()
-                for chunk in _chunks(institution.records):
-                    async with http.post(
-                        base + "/api/v1/roster/bulk", json={"records": chunk}
-                    ) as r:
+                for body in bodies:
+                    async with http.post(base + "/api/v1/roster/bulk", data=body) as r:
                         assert r.status == 200, await r.text()
                 load_seconds = time.perf_counter() - started
             everyone = [*institution.students, *institution.tutors, institution.admin]
@@ -190,6 +193,10 @@ async def main() -> None:
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
     args = parser.parse_args()
     institution = generate(args.students, args.tutors, args.courses)
+    # The bench's own million records stay out of the collector's way: they are not the
+    # bridge's, and scanning them would be counted as its cost.
+    gc.collect()
+    gc.freeze()
     results: dict[str, dict[str, Any]] = {}
     if args.only in (None, "sqlite"):
         with tempfile.TemporaryDirectory() as folder:
@@ -229,7 +236,7 @@ async def main() -> None:
                     f"contacts {label}",
                     f"{percentile(times, 50):.2f}",
                     f"{percentile(times, 99):.2f}",
-                    "p99 ≤ 30 ms",
+                    "p99 ≤ 20 ms",
                 ]
             )
     print_table(["database", "what", "p50 ms / rate", "p99 ms", "target"], rows)

@@ -105,31 +105,39 @@ def validate_body(
     """
     if not isinstance(body, dict):
         raise FieldError(prefix.rstrip(".") or "body", "expected a JSON object")
-    specs = RECORD_FIELDS[record_type]
-    known = {spec.name for spec in specs}
-    if in_bulk:
-        known |= set(RECORD_KEYS[record_type]) | {"type", "delete"}
-    for key in body:
-        if key not in known:
-            raise FieldError(f"{prefix}{key}", "unknown field")
+    try:
+        return _values(record_type, body, in_bulk)
+    except FieldError as exc:  # the checks name fields from the record; the path starts here
+        raise FieldError(f"{prefix}{exc.field}", exc.message) from None
+
+
+# Per record type: the fields a body may carry, alone and in a bulk record.
+_KNOWN = {t: frozenset(spec.name for spec in specs) for t, specs in RECORD_FIELDS.items()}
+_KNOWN_IN_BULK = {t: _KNOWN[t] | set(RECORD_KEYS[t]) | {"type", "delete"} for t in RECORD_FIELDS}
+
+
+def _values(record_type: str, body: dict[str, Any], in_bulk: bool) -> dict[str, Any]:
+    known = (_KNOWN_IN_BULK if in_bulk else _KNOWN)[record_type]
+    if not known.issuperset(body):
+        raise FieldError(next(key for key in body if key not in known), "unknown field")
     values: dict[str, Any] = {}
-    for spec in specs:
-        path = f"{prefix}{spec.name}"
-        if spec.name not in body:
+    for spec in RECORD_FIELDS[record_type]:
+        name = spec.name
+        if name not in body:
             if spec.required:
-                raise FieldError(path, "required")
-            values[spec.name] = spec.default
+                raise FieldError(name, "required")
+            values[name] = spec.default
             continue
-        value = body[spec.name]
+        value = body[name]
         if value is None:
             if not spec.nullable:
-                raise FieldError(path, "must not be null")
-            values[spec.name] = None
+                raise FieldError(name, "must not be null")
+            values[name] = None
             continue
-        values[spec.name] = _CHECKS[spec.kind](path, value, spec)
+        values[name] = _CHECKS[spec.kind](name, value, spec)
     begins, ends = values.get("begins_at"), values.get("ends_at")
     if begins is not None and ends is not None and ends <= begins:
-        raise FieldError(f"{prefix}ends_at", "must be after begins_at")
+        raise FieldError("ends_at", "must be after begins_at")
     return values
 
 
@@ -279,22 +287,28 @@ def to_delete(record_type: str, keys: dict[str, str]) -> RosterChange:
 
 def parse_bulk_record(index: int, record: Any) -> RosterChange:
     """One record of a bulk request: `{"type": ..., <keys>, <fields>, "delete"?: true}`."""
-    prefix = f"records[{index}]."
     if not isinstance(record, dict):
         raise FieldError(f"records[{index}]", "expected a JSON object")
+    try:
+        return _bulk_change(record)
+    except FieldError as exc:  # paths are built only for the record at fault
+        raise FieldError(f"records[{index}].{exc.field}", exc.message) from None
+
+
+def _bulk_change(record: dict[str, Any]) -> RosterChange:
     record_type = record.get("type")
     if not isinstance(record_type, str) or record_type not in RECORD_FIELDS:
-        raise FieldError(f"{prefix}type", f"expected one of {', '.join(RECORD_FIELDS)}")
-    keys = {key: check_id(f"{prefix}{key}", record.get(key)) for key in RECORD_KEYS[record_type]}
+        raise FieldError("type", f"expected one of {', '.join(RECORD_FIELDS)}")
+    keys = {key: check_id(key, record.get(key)) for key in RECORD_KEYS[record_type]}
     delete = record.get("delete", False)
     if not isinstance(delete, bool):
-        raise FieldError(f"{prefix}delete", "expected true or false")
+        raise FieldError("delete", "expected true or false")
     if delete:
         try:
             return to_delete(record_type, keys)
         except FieldError as exc:
-            raise FieldError(f"{prefix}delete", exc.message) from None
-    return to_change(record_type, keys, validate_body(record_type, record, prefix, in_bulk=True))
+            raise FieldError("delete", exc.message) from None
+    return to_change(record_type, keys, _values(record_type, record, in_bulk=True))
 
 
 def json_schema(record_type: str, with_keys: bool = False) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from bridge.domain.policy import Role
 
@@ -127,28 +127,32 @@ RosterChange = (
 )
 
 
+# What each kind of change is about (dispatch by type: a bulk request holds hundreds of
+# thousands of changes, and a dictionary lookup is much cheaper than trying each pattern).
+_KEYS: dict[type, Callable[[Any], tuple[str, ...]]] = {
+    InstitutionPut: lambda c: ("institution", c.id),
+    InstitutionDelete: lambda c: ("institution", c.id),
+    UserPut: lambda c: ("user", c.id),
+    MembershipPut: lambda c: ("membership", c.institution_id, c.user_id),
+    MembershipDelete: lambda c: ("membership", c.institution_id, c.user_id),
+    CoursePut: lambda c: ("course", c.id),
+    CourseDelete: lambda c: ("course", c.id),
+    BatchPut: lambda c: ("batch", c.id),
+    BatchDelete: lambda c: ("batch", c.id),
+    AssignmentPut: lambda c: ("assignment", c.kind, c.batch_id, c.user_id),
+    AssignmentDelete: lambda c: ("assignment", c.kind, c.batch_id, c.user_id),
+}
+# Changes that concern one person, and changes to the shape of courses and batches.
+_PERSONAL = (UserPut, MembershipPut, MembershipDelete, AssignmentPut, AssignmentDelete)
+_STRUCTURAL = (CoursePut, CourseDelete, BatchPut, BatchDelete, InstitutionDelete)
+
+
 def change_key(change: RosterChange) -> tuple[str, ...]:
     """What a change is about: a later change with the same key replaces an earlier one."""
-    match change:
-        case InstitutionPut(id=i) | InstitutionDelete(id=i):
-            return ("institution", i)
-        case UserPut(id=i):
-            return ("user", i)
-        case (
-            MembershipPut(institution_id=i, user_id=u)
-            | MembershipDelete(institution_id=i, user_id=u)
-        ):
-            return ("membership", i, u)
-        case CoursePut(id=i) | CourseDelete(id=i):
-            return ("course", i)
-        case BatchPut(id=i) | BatchDelete(id=i):
-            return ("batch", i)
-        case (
-            AssignmentPut(kind=k, batch_id=b, user_id=u)
-            | AssignmentDelete(kind=k, batch_id=b, user_id=u)
-        ):
-            return ("assignment", k, b, u)
-    raise TypeError(f"not a roster change: {change!r}")
+    key = _KEYS.get(type(change))
+    if key is None:
+        raise TypeError(f"not a roster change: {change!r}")
+    return key(change)
 
 
 def policy_reach(changes: Sequence[RosterChange]) -> tuple[set[str], bool]:
@@ -160,16 +164,10 @@ def policy_reach(changes: Sequence[RosterChange]) -> tuple[set[str], bool]:
     people: set[str] = set()
     everyone = False
     for change in changes:
-        match change:
-            case UserPut(id=u):
-                people.add(u)
-            case (
-                MembershipPut(user_id=u)
-                | MembershipDelete(user_id=u)
-                | AssignmentPut(user_id=u)
-                | AssignmentDelete(user_id=u)
-            ):
-                people.add(u)
-            case CoursePut() | CourseDelete() | BatchPut() | BatchDelete() | InstitutionDelete():
-                everyone = True
+        if isinstance(change, UserPut):
+            people.add(change.id)
+        elif isinstance(change, _PERSONAL):
+            people.add(change.user_id)
+        elif isinstance(change, _STRUCTURAL):
+            everyone = True
     return people, everyone

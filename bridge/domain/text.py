@@ -7,6 +7,8 @@ let "Jordan (Admin)" be displayed from text that reads otherwise.
 
 from __future__ import annotations
 
+import json
+import re
 import unicodedata
 from typing import Any
 
@@ -17,6 +19,9 @@ _BIDI_CONTROLS = dict.fromkeys(
 )
 # Letters that render as nothing (Hangul fillers, the braille blank).
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# ASCII that shows nothing: space and the control characters.
+_ASCII_INVISIBLE = "".join(map(chr, range(33))) + "\x7f"
 # Character categories that show nothing: separators, controls and format characters
 # (zero-width spaces and joiners, the byte order mark).
 _INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
@@ -29,24 +34,33 @@ def is_surrogate(char: str) -> bool:
 
 def has_lone_surrogate(text: str) -> bool:
     """Whether `text` holds a code point that can't be encoded as UTF-8."""
-    return any(is_surrogate(char) for char in text)
+    return _SURROGATE.search(text) is not None
 
 
 def lone_surrogate_path(value: Any, path: str = "body") -> str | None:
     """The dotted path of the first string (key or value) in decoded JSON that holds a lone
     surrogate, or None when every string is valid Unicode."""
+    try:
+        # One pass in C settles the usual case: every string encodes.
+        json.dumps(value, ensure_ascii=False).encode()
+        return None
+    except UnicodeEncodeError:
+        return _surrogate_path(value, path)
+
+
+def _surrogate_path(value: Any, path: str) -> str | None:
     if isinstance(value, str):
         return path if has_lone_surrogate(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             if has_lone_surrogate(key):
                 return path
-            found = lone_surrogate_path(item, f"{path}.{key}" if path != "body" else key)
+            found = _surrogate_path(item, f"{path}.{key}" if path != "body" else key)
             if found is not None:
                 return found
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found = lone_surrogate_path(item, f"{path}[{index}]")
+            found = _surrogate_path(item, f"{path}[{index}]")
             if found is not None:
                 return found
     return None
@@ -64,6 +78,8 @@ def from_matrix(text: str) -> str:
 
 def is_blank(text: str) -> bool:
     """Whether `text` would show nothing: only spaces, controls and invisible characters."""
+    if text.isascii():
+        return not text.strip(_ASCII_INVISIBLE)
     return all(
         unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANK_LETTERS
         for char in text

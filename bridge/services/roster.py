@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -50,42 +51,25 @@ class RosterRejected(Exception):
         self.problems = problems
 
 
+# What each kind of change needs to exist, creates, and removes: (kind, id, field) lists,
+# dispatched by type (a bulk request holds hundreds of thousands of changes).
+_REFERENCES: dict[type, Callable[[Any], list[tuple[str, str, str]]]] = {
+    MembershipPut: lambda c: [
+        ("institution", c.institution_id, "institution_id"),
+        ("user", c.user_id, "user_id"),
+    ],
+    CoursePut: lambda c: [("institution", c.institution_id, "institution_id")],
+    BatchPut: lambda c: [("course", c.course_id, "course_id")],
+    AssignmentPut: lambda c: [("batch", c.batch_id, "batch_id"), ("user", c.user_id, "user_id")],
+}
+_DEFINES = {InstitutionPut: "institution", UserPut: "user", CoursePut: "course", BatchPut: "batch"}
+_REMOVES = {InstitutionDelete: "institution", CourseDelete: "course", BatchDelete: "batch"}
+
+
 def _references(change: RosterChange) -> list[tuple[str, str, str]]:
     """(kind, id, field) of everything a change needs to exist."""
-    match change:
-        case MembershipPut(institution_id=i, user_id=u):
-            return [("institution", i, "institution_id"), ("user", u, "user_id")]
-        case CoursePut(institution_id=i):
-            return [("institution", i, "institution_id")]
-        case BatchPut(course_id=c):
-            return [("course", c, "course_id")]
-        case AssignmentPut(batch_id=b, user_id=u):
-            return [("batch", b, "batch_id"), ("user", u, "user_id")]
-    return []
-
-
-def _defines(change: RosterChange) -> tuple[str, str] | None:
-    match change:
-        case InstitutionPut(id=i):
-            return ("institution", i)
-        case UserPut(id=i):
-            return ("user", i)
-        case CoursePut(id=i):
-            return ("course", i)
-        case BatchPut(id=i):
-            return ("batch", i)
-    return None
-
-
-def _removes(change: RosterChange) -> tuple[str, str] | None:
-    match change:
-        case InstitutionDelete(id=i):
-            return ("institution", i)
-        case CourseDelete(id=i):
-            return ("course", i)
-        case BatchDelete(id=i):
-            return ("batch", i)
-    return None
+    references = _REFERENCES.get(type(change))
+    return references(change) if references is not None else []
 
 
 class RosterService:
@@ -142,19 +126,20 @@ class RosterService:
             "course": set(),
             "batch": set(),
         }
-        for change in changes:
-            for kind, key, _field in _references(change):
+        references = [_references(change) for change in changes]
+        for found in references:
+            for kind, key, _field in found:
                 wanted[kind].add(key)
         exists = {kind: await self._roster.existing(kind, keys) for kind, keys in wanted.items()}
         for change in final:
-            if (defined := _defines(change)) is not None:
-                exists[defined[0]].add(defined[1])
-            if (removed := _removes(change)) is not None:
-                exists[removed[0]].discard(removed[1])
+            if (defined := _DEFINES.get(type(change))) is not None:
+                exists[defined].add(change.id)  # type: ignore[union-attr]
+            elif (removed := _REMOVES.get(type(change))) is not None:
+                exists[removed].discard(change.id)  # type: ignore[union-attr]
         problems = [
             Problem(index, "unknown_reference", f"no {kind} with id {key!r}", {field: key})
-            for index, change in enumerate(changes)
-            for kind, key, field in _references(change)
+            for index, found in enumerate(references)
+            for kind, key, field in found
             if key not in exists[kind]
         ]
         if problems:

@@ -89,6 +89,12 @@ _COLUMNS = (
 _BY_PAIR = select(*_COLUMNS).where(_c.user_a == bindparam("a"), _c.user_b == bindparam("b"))
 _BY_ROOM = select(*_COLUMNS).where(_c.room_id == bindparam("room_id"))
 _BY_ID = select(*_COLUMNS).where(_c.id == bindparam("id"))
+# Whose conversations a roster change reaches; people come in chunks (each is bound twice).
+_PEOPLE = bindparam("people", expanding=True)
+_INVOLVING = select(*_COLUMNS).where(
+    or_(_c.user_a.in_(_PEOPLE), _c.user_b.in_(_PEOPLE)), _c.state.in_(("active", "read_only"))
+)
+_INVOLVING_CHUNK = 2000
 
 
 def _record(row: Any) -> ConversationRecord:
@@ -261,13 +267,10 @@ class ConversationRepository:
 
         def work(conn: Connection) -> list[ConversationRecord]:
             found: dict[str, ConversationRecord] = {}
-            for start in range(0, len(user_ids), 500):
-                chunk = list(user_ids[start : start + 500])
-                query = select(*_COLUMNS).where(
-                    or_(_c.user_a.in_(chunk), _c.user_b.in_(chunk)),
-                    _c.state.in_(("active", "read_only")),
-                )
-                found.update((r.id, _record(r)) for r in conn.execute(query))
+            for start in range(0, len(user_ids), _INVOLVING_CHUNK):
+                chunk = list(user_ids[start : start + _INVOLVING_CHUNK])
+                rows = conn.execute(_INVOLVING, {"people": chunk})
+                found.update((r.id, _record(r)) for r in rows)
             return list(found.values())
 
         return await self._db.read(work)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -44,6 +44,7 @@ class DatabaseStats:
 
 
 _POSTGRESQL_CONNECTIONS = 10
+_SQLITE_CACHE_KIB = 16 * 1024
 # Set on a connection for the unit in hand: a writing unit takes SQLite's write lock at BEGIN,
 # so two processes never both read, then both try to write and one fails as busy.
 _WRITING = "writing"
@@ -74,6 +75,9 @@ def _sqlite_connected(dbapi_connection: Any, _record: Any) -> None:
     # homeserver will never send it again.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # 16 MiB of pages in memory, not SQLite's 2: a roster of a large institution no longer
+    # fits the default, and bulk writes into its indexes slowed by a third.
+    cursor.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
     cursor.close()
 
 
@@ -82,6 +86,38 @@ def _sqlite_begin(conn: Connection) -> None:
     # own (WAL gives each a consistent view), which spares two statements per read.
     if conn.info.get(_WRITING):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def execute_many(
+    conn: Connection, statement: Executable, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Run one statement for each of `rows` in one driver call; every parameter of the
+    statement is a key of the rows (all rows have the same keys).
+
+    The statement is compiled once and each value only passes its type's conversion:
+    SQLAlchemy's per-row parameter handling cost more than the database's own work in the
+    roster's bulk writes.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))  # type: ignore[attr-defined]
+    positional = compiled.positiontup is not None
+    names = list(compiled.positiontup if positional else compiled.binds)
+    binds = [compiled.binds[name] for name in names]
+    conversions = [
+        (n, convert)
+        for n, bind in enumerate(binds)
+        if (convert := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+    ]
+    keys = [bind.key for bind in binds]
+    parameters: list[Any] = []
+    for row in rows:
+        values = [row[key] for key in keys]
+        for n, convert in conversions:
+            values[n] = convert(values[n])
+        parameters.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
+    conn.exec_driver_sql(compiled.string, parameters)
 
 
 class Database:

@@ -17,7 +17,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, DateTime, Table, bindparam, delete, or_, select, text, tuple_
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Table,
+    bindparam,
+    delete,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.domain.names import MAX_NAME_WORDS, name_key, prefix_end
@@ -36,7 +46,7 @@ from bridge.domain.roster import (
     RosterChange,
     UserPut,
 )
-from bridge.store.database import Database
+from bridge.store.database import Database, execute_many
 from bridge.store.schema import (
     batches,
     contact_words,
@@ -52,6 +62,7 @@ from bridge.store.schema import (
 )
 
 _CHUNK = 2000  # rows per statement: well under both databases' bound-parameter limits
+_MANY_CHUNK = 20_000  # rows per executemany of the bulk writes
 _ANALYZE_AFTER = 5000
 _ROSTER_TABLES = (
     "institutions",
@@ -518,7 +529,8 @@ class RosterRepository:
     # --- writing ---
 
     async def apply(self, changes: Sequence[RosterChange], now: datetime) -> ApplyResult:
-        """Apply roster changes in one transaction (references must already be checked)."""
+        """Apply roster changes in one transaction (references must already be checked, and
+        at most one change concerns each record)."""
         by_type: dict[type, list[Any]] = defaultdict(list)
         for change in changes:
             by_type[type(change)].append(change)
@@ -704,20 +716,20 @@ class RosterRepository:
         return {"renamed": renamed, "profile": profile}
 
     def _upsert(
-        self, conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]
+        self,
+        conn: Connection,
+        table: Table,
+        rows: list[dict[str, Any]],
+        keys: list[str],
     ) -> None:
+        """Insert `rows` (all with the same columns); a row whose `keys` exist replaces the
+        stored one's other columns (with no other columns, it is left alone)."""
         if not rows:
             return
         self._written[table.name] += len(rows)
-        for chunk in _chunks(rows):
-            statement = self._dialect.insert(table)
-            updates = {c: statement.excluded[c] for c in rows[0] if c not in keys}
-            statement = (
-                statement.on_conflict_do_update(index_elements=keys, set_=updates)
-                if updates
-                else statement.on_conflict_do_nothing(index_elements=keys)
-            )
-            conn.execute(statement, list(chunk))
+        statement = _on_conflict(self._dialect.insert(table), list(rows[0]), keys)
+        for chunk in _chunks(rows, _MANY_CHUNK):
+            execute_many(conn, statement, chunk)
 
     def _delete_pairs(
         self,
@@ -764,11 +776,7 @@ class RosterRepository:
                             "user_id": r.user_id,
                         }
                     )
-            self._written["contact_words"] += len(words)
-            for rows_chunk in _chunks(words):
-                conn.execute(
-                    self._dialect.insert(contact_words).on_conflict_do_nothing(), list(rows_chunk)
-                )
+            self._upsert(conn, contact_words, words, list(words[0]) if words else [])
 
     def _queue_profile_sync(
         self, conn: Connection, user_ids: list[str], now: datetime
@@ -816,6 +824,13 @@ class RosterRepository:
                 profile_sync_queue.c.queued_at <= queued_before,
             )
         )
+
+
+def _on_conflict(statement: Any, columns: list[str], keys: list[str]) -> Any:
+    updates = {c: statement.excluded[c] for c in columns if c not in keys}
+    if updates:
+        return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+    return statement.on_conflict_do_nothing(index_elements=keys)
 
 
 def _without(row: dict[str, Any], key: str) -> dict[str, Any]:
