@@ -376,6 +376,11 @@ class Bench:
             "/api/v1/roster/bulk", json={"records": roster(pairs) + more}
         ) as response:
             assert response.status == 200, await response.text()
+        # The roster naming people makes their accounts; starts are measured once it has.
+        async with asyncio.timeout(600):
+            while (await self.metrics())["lms_bridge_profile_syncs_queued"]:
+                await asyncio.sleep(0.2)
+        progress(f"{2 * (pairs + fresh)} accounts made")
         found: dict[int, Conversation] = {}
 
         async def start(n: int) -> None:

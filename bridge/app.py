@@ -405,6 +405,7 @@ class Bridge:
                     self.inbox,
                     self.event_log,
                     self.live,
+                    self.roster,
                     webhook=self.config.lms.webhook_url is not None,
                 )
             ).routes()

@@ -1,4 +1,5 @@
-"""Bridged Matrix accounts: registered on demand, profile kept in sync with the platform."""
+"""Bridged Matrix accounts: registered when the roster names a person (or, at the latest, when
+someone first writes to them), profile kept in sync with the platform."""
 
 from __future__ import annotations
 
@@ -60,8 +61,10 @@ class AccountService:
         Only what changed is written. Without a photo (or when it can't be fetched) the avatar is
         the person's initials, as the inbox shows them.
         """
-        user_id = await self.ensure_account(platform_id)
-        async with self._lock(user_id):
+        # The whole of it per account at a time: a conversation start and the profile sync
+        # worker may both make the same new account ready.
+        async with self._lock(self._ids.user_id(platform_id)):
+            user_id = await self.ensure_account(platform_id)
             record = await self._accounts.get_by_user_id(user_id)
             assert record is not None
             display_name = display_name[:MAX_DISPLAY_NAME]

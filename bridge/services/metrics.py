@@ -10,6 +10,7 @@ from bridge.services.live import LiveFeed
 from bridge.store.database import Database
 from bridge.store.events import EventLogRepository
 from bridge.store.inbox import InboxRepository
+from bridge.store.roster import RosterRepository
 
 _PAGE_BYTES = resource.getpagesize()
 
@@ -29,6 +30,7 @@ class BridgeMetrics:
         inbox: InboxRepository,
         event_log: EventLogRepository,
         live: LiveFeed,
+        roster: RosterRepository,
         webhook: bool,
     ) -> None:
         self._db = db
@@ -36,6 +38,7 @@ class BridgeMetrics:
         self._inbox = inbox
         self._event_log = event_log
         self._live = live
+        self._roster = roster
         self._webhook = webhook
 
     async def gather(self) -> list[Metric]:
@@ -72,6 +75,12 @@ class BridgeMetrics:
                 "gauge",
                 "The newest event's seq in the LMS event log.",
                 [({}, await self._event_log.last_seq())],
+            ),
+            Metric(
+                "lms_bridge_profile_syncs_queued",
+                "gauge",
+                "People waiting for their Matrix account to be made or its profile updated.",
+                [({}, await self._roster.profile_syncs_queued())],
             ),
             Metric(
                 "lms_bridge_live_streams",

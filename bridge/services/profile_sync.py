@@ -1,8 +1,11 @@
-"""Keeps bridged accounts' Matrix profiles in line with the roster, off the API's request path.
+"""Makes bridged accounts and keeps their Matrix profiles in line with the roster, off the API's
+request path.
 
-Roster writes queue people whose name or photo changed (and who have a Matrix account); this
-worker drains the queue. The queue is a table, so nothing is forgotten across restarts, and a
-person changed again while being synced stays queued.
+Roster writes queue people new to the roster (their account is registered with the roster's
+name and avatar, so that starting a conversation with them waits for no account work) and people
+with an account whose name or photo changed; this worker drains the queue. The queue is a
+table, so nothing is forgotten across restarts, and a person changed again while being synced
+stays queued.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    func,
     or_,
     select,
     text,
@@ -96,7 +97,7 @@ class ApplyResult:
     """What applying a list of changes did."""
 
     counts: dict[str, int]
-    profile_changes: list[str]  # people with a Matrix account whose name or photo changed
+    profile_changes: list[str]  # people queued for Matrix profile work (see _queue_profile_sync)
 
 
 @dataclass(frozen=True)
@@ -604,7 +605,9 @@ class RosterRepository:
             if by_type[InstitutionDelete]:
                 self._drop_words_of_institutions(conn, [c.id for c in by_type[InstitutionDelete]])
             self._reindex(conn, sorted(reindex))
-            synced = self._queue_profile_sync(conn, changed_people["profile"], now)
+            synced = self._queue_profile_sync(
+                conn, changed_people["profile"], changed_people["new"], now
+            )
             # Last, so the version row is locked only briefly (it serialises roster writers).
             version = self._bump_version(conn) if changes else None
             return synced, version
@@ -678,6 +681,7 @@ class RosterRepository:
     ) -> dict[str, list[str]]:
         renamed: list[str] = []
         profile: list[str] = []
+        new: list[str] = []
         for chunk in _chunks(puts):
             before = {
                 r.id: r
@@ -689,6 +693,8 @@ class RosterRepository:
             }
             for put in chunk:
                 old = before.get(put.id)
+                if old is None:
+                    new.append(put.id)
                 if old is None or old.display_name != put.display_name:
                     renamed.append(put.id)
                 photo_changed = (
@@ -713,7 +719,7 @@ class RosterRepository:
                     row["availability"] = p.availability
                 rows.append(row)
             self._upsert(conn, users, rows, ["id"])
-        return {"renamed": renamed, "profile": profile}
+        return {"renamed": renamed, "profile": profile, "new": new}
 
     def _upsert(
         self,
@@ -779,11 +785,13 @@ class RosterRepository:
             self._upsert(conn, contact_words, words, list(words[0]) if words else [])
 
     def _queue_profile_sync(
-        self, conn: Connection, user_ids: list[str], now: datetime
+        self, conn: Connection, changed: list[str], new: list[str], now: datetime
     ) -> list[str]:
-        queued: list[str] = []
-        for chunk in _chunks(user_ids):
-            with_account = [
+        """Queue the Matrix profile work: people with an account whose name or photo changed,
+        and people new to the roster, whose account is made before anyone writes to them."""
+        queued = list(new)
+        for chunk in _chunks(changed):
+            queued += [
                 r.platform_id
                 for r in conn.execute(
                     select(matrix_accounts.c.platform_id).where(
@@ -791,17 +799,18 @@ class RosterRepository:
                     )
                 )
             ]
-            if with_account:
-                conn.execute(
-                    self._dialect.insert(profile_sync_queue).on_conflict_do_update(
-                        index_elements=["user_id"], set_={"queued_at": now}
-                    ),
-                    [{"user_id": u, "queued_at": now} for u in with_account],
-                )
-                queued += with_account
+        statement = _on_conflict(
+            self._dialect.insert(profile_sync_queue), ["user_id", "queued_at"], ["user_id"]
+        )
+        for chunk in _chunks(queued, _MANY_CHUNK):
+            execute_many(conn, statement, [{"user_id": u, "queued_at": now} for u in chunk])
         return queued
 
     # --- the profile sync queue ---
+
+    async def profile_syncs_queued(self) -> int:
+        """How many people wait for their Matrix account or profile to be brought in line."""
+        return int(await self._db.scalar(select(func.count()).select_from(profile_sync_queue)))
 
     async def next_profile_syncs(self, limit: int) -> list[tuple[str, datetime]]:
         """(person, queued at) of the Matrix profiles waiting to be synced, oldest first."""

@@ -425,6 +425,30 @@ async def test_bulk_deletes(bridge: tuple[Bridge, Recorder]) -> None:
     assert not (await call(instance, "GET", "/api/v1/users/stu/can-message/tut"))[1]["allowed"]
 
 
+async def test_an_invite_makes_the_account_of_a_person_the_roster_knows(
+    bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
+) -> None:
+    instance, _ = bridge
+    instance.profile_sync.stop()  # as if the account had not been made yet
+    platform_id = f"p{secrets.token_hex(4)}"
+    matrix_id = f"@_lms_{platform_id}:test.local"
+    await call(instance, "PUT", f"/api/v1/users/{platform_id}", {"display_name": "Ina Invited"})
+    user_id, password = await asyncio.to_thread(synapse_env.new_user)
+    person = AsyncClient(synapse_env.synapse.url, user_id)
+    await person.login(password)
+    try:
+        assert await _profile(person, matrix_id) is None
+        # Inviting an account Synapse hasn't seen makes it ask the bridge, which registers the
+        # person the roster knows, with their name.
+        await person.room_create(invite=[matrix_id])
+        async with asyncio.timeout(15):
+            while (profile := await _profile(person, matrix_id)) is None:
+                await asyncio.sleep(0.1)
+        assert profile.displayname == "Ina Invited"
+    finally:
+        await person.close()
+
+
 async def _profile(person: AsyncClient, user_id: str) -> ProfileGetResponse | None:
     response = await person.get_profile(user_id)
     return response if isinstance(response, ProfileGetResponse) else None
@@ -441,12 +465,10 @@ async def test_roster_names_reach_matrix_without_waiting(
     person = AsyncClient(synapse_env.synapse.url, user_id)
     await person.login(password)
     try:
-        # Inviting an account Synapse hasn't seen makes it ask the bridge, which registers the
-        # person the roster knows, with their name.
-        assert await _profile(person, matrix_id) is None
-        await person.room_create(invite=[matrix_id])
+        # The roster naming a person is enough: their account is made, with their name and an
+        # avatar, before anyone writes to them.
         async with asyncio.timeout(15):
-            while (profile := await _profile(person, matrix_id)) is None:
+            while (profile := await _profile(person, matrix_id)) is None or not profile.avatar_url:
                 await asyncio.sleep(0.1)
         assert profile.displayname == "Sam Student"
         # A rename through the API reaches the Matrix profile shortly after the call returns.
