@@ -430,12 +430,7 @@ async def test_an_invite_makes_the_account_of_a_person_the_roster_knows(
 ) -> None:
     instance, _ = bridge
     instance.profile_sync.stop()  # as if the account had not been made yet
-    platform_id = f"p{secrets.token_hex(4)}"
-    matrix_id = f"@_lms_{platform_id}:test.local"
-    await call(instance, "PUT", f"/api/v1/users/{platform_id}", {"display_name": "Ina Invited"})
-    user_id, password = await asyncio.to_thread(synapse_env.new_user)
-    person = AsyncClient(synapse_env.synapse.url, user_id)
-    await person.login(password)
+    _, matrix_id, person = await _named_and_watched(instance, synapse_env, "Ina Invited")
     try:
         assert await _profile(person, matrix_id) is None
         # Inviting an account Synapse hasn't seen makes it ask the bridge, which registers the
@@ -449,6 +444,19 @@ async def test_an_invite_makes_the_account_of_a_person_the_roster_knows(
         await person.close()
 
 
+async def _named_and_watched(
+    instance: Bridge, synapse_env: SynapseEnv, name: str
+) -> tuple[str, str, AsyncClient]:
+    """A new person put on the roster (their platform and Matrix IDs), and a logged-in Matrix
+    user to look at them."""
+    platform_id = f"p{secrets.token_hex(4)}"  # the session's Synapse outlives each test
+    await call(instance, "PUT", f"/api/v1/users/{platform_id}", {"display_name": name})
+    user_id, password = await asyncio.to_thread(synapse_env.new_user)
+    person = AsyncClient(synapse_env.synapse.url, user_id)
+    await person.login(password)
+    return platform_id, f"@_lms_{platform_id}:test.local", person
+
+
 async def _profile(person: AsyncClient, user_id: str) -> ProfileGetResponse | None:
     response = await person.get_profile(user_id)
     return response if isinstance(response, ProfileGetResponse) else None
@@ -458,12 +466,7 @@ async def test_roster_names_reach_matrix_without_waiting(
     bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
 ) -> None:
     instance, _ = bridge
-    platform_id = f"p{secrets.token_hex(4)}"  # the session's Synapse outlives each test
-    matrix_id = f"@_lms_{platform_id}:test.local"
-    await call(instance, "PUT", f"/api/v1/users/{platform_id}", {"display_name": "Sam Student"})
-    user_id, password = await asyncio.to_thread(synapse_env.new_user)
-    person = AsyncClient(synapse_env.synapse.url, user_id)
-    await person.login(password)
+    platform_id, matrix_id, person = await _named_and_watched(instance, synapse_env, "Sam Student")
     try:
         # The roster naming a person is enough: their account is made, with their name and an
         # avatar, before anyone writes to them.
