@@ -19,17 +19,13 @@ _BIDI_CONTROLS = dict.fromkeys(
 )
 # Letters that render as nothing (Hangul fillers, the braille blank).
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Halves of UTF-16 pairs, which are no characters on their own.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # ASCII that shows nothing: space and the control characters.
 _ASCII_INVISIBLE = "".join(map(chr, range(33))) + "\x7f"
 # Character categories that show nothing: separators, controls and format characters
 # (zero-width spaces and joiners, the byte order mark).
 _INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
-
-
-def is_surrogate(char: str) -> bool:
-    """Whether `char` is half of a UTF-16 pair, which is no character on its own."""
-    return "\ud800" <= char <= "\udfff"
 
 
 def has_lone_surrogate(text: str) -> bool:
@@ -71,9 +67,7 @@ def from_matrix(text: str) -> str:
     kept as typed."""
     if "\x00" in text:
         text = text.replace("\x00", "")
-    if has_lone_surrogate(text):
-        text = "".join(REPLACEMENT if is_surrogate(char) else char for char in text)
-    return text
+    return _SURROGATE.sub(REPLACEMENT, text)
 
 
 def is_blank(text: str) -> bool:

@@ -51,8 +51,8 @@ class RosterRejected(Exception):
         self.problems = problems
 
 
-# What each kind of change needs to exist, creates, and removes: (kind, id, field) lists,
-# dispatched by type (a bulk request holds hundreds of thousands of changes).
+# What each kind of change needs to exist, as (kind, id, field) lists, dispatched by type (a bulk
+# request holds hundreds of thousands of changes); and the changes that make or remove one.
 _REFERENCES: dict[type, Callable[[Any], list[tuple[str, str, str]]]] = {
     MembershipPut: lambda c: [
         ("institution", c.institution_id, "institution_id"),
@@ -62,8 +62,8 @@ _REFERENCES: dict[type, Callable[[Any], list[tuple[str, str, str]]]] = {
     BatchPut: lambda c: [("course", c.course_id, "course_id")],
     AssignmentPut: lambda c: [("batch", c.batch_id, "batch_id"), ("user", c.user_id, "user_id")],
 }
-_DEFINES = {InstitutionPut: "institution", UserPut: "user", CoursePut: "course", BatchPut: "batch"}
-_REMOVES = {InstitutionDelete: "institution", CourseDelete: "course", BatchDelete: "batch"}
+_DEFINING = (InstitutionPut, UserPut, CoursePut, BatchPut)  # their change key is (kind, id)
+_REMOVING = (InstitutionDelete, CourseDelete, BatchDelete)
 
 
 def _references(change: RosterChange) -> list[tuple[str, str, str]]:
@@ -132,10 +132,12 @@ class RosterService:
                 wanted[kind].add(key)
         exists = {kind: await self._roster.existing(kind, keys) for kind, keys in wanted.items()}
         for change in final:
-            if (defined := _DEFINES.get(type(change))) is not None:
-                exists[defined].add(change.id)  # type: ignore[union-attr]
-            elif (removed := _REMOVES.get(type(change))) is not None:
-                exists[removed].discard(change.id)  # type: ignore[union-attr]
+            if isinstance(change, _DEFINING):
+                kind, key = change_key(change)
+                exists[kind].add(key)
+            elif isinstance(change, _REMOVING):
+                kind, key = change_key(change)
+                exists[kind].discard(key)
         problems = [
             Problem(index, "unknown_reference", f"no {kind} with id {key!r}", {field: key})
             for index, found in enumerate(references)

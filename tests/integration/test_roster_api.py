@@ -15,6 +15,7 @@ from bridge.api.openapi import build_document
 from bridge.app import Bridge
 from tests.conftest import Recorder, SynapseEnv
 from tests.support.contract import check_response
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.synapse
 
@@ -436,9 +437,7 @@ async def test_an_invite_makes_the_account_of_a_person_the_roster_knows(
         # Inviting an account Synapse hasn't seen makes it ask the bridge, which registers the
         # person the roster knows, with their name.
         await person.room_create(invite=[matrix_id])
-        async with asyncio.timeout(15):
-            while (profile := await _profile(person, matrix_id)) is None:
-                await asyncio.sleep(0.1)
+        profile = await eventually(lambda: _profile(person, matrix_id), "the account made")
         assert profile.displayname == "Ina Invited"
     finally:
         await person.close()
@@ -462,6 +461,11 @@ async def _profile(person: AsyncClient, user_id: str) -> ProfileGetResponse | No
     return response if isinstance(response, ProfileGetResponse) else None
 
 
+async def _shows_name(person: AsyncClient, user_id: str, name: str) -> bool:
+    profile = await _profile(person, user_id)
+    return profile is not None and profile.displayname == name
+
+
 async def test_roster_names_reach_matrix_without_waiting(
     bridge: tuple[Bridge, Recorder], synapse_env: SynapseEnv
 ) -> None:
@@ -470,23 +474,21 @@ async def test_roster_names_reach_matrix_without_waiting(
     try:
         # The roster naming a person is enough: their account is made, with their name and an
         # avatar, before anyone writes to them.
-        async with asyncio.timeout(15):
-            while (profile := await _profile(person, matrix_id)) is None or not profile.avatar_url:
-                await asyncio.sleep(0.1)
+        async def with_avatar() -> ProfileGetResponse | None:
+            profile = await _profile(person, matrix_id)
+            return profile if profile is not None and profile.avatar_url else None
+
+        profile = await eventually(with_avatar, "the account made with an avatar")
         assert profile.displayname == "Sam Student"
         # A rename through the API reaches the Matrix profile shortly after the call returns.
         status, _ = await call(
             instance, "PUT", f"/api/v1/users/{platform_id}", {"display_name": "Samantha Student"}
         )
         assert status == 200
-        async with asyncio.timeout(15):
-            while (await _profile(person, matrix_id)).displayname != "Samantha Student":  # type: ignore[union-attr]
-                await asyncio.sleep(0.1)
+        await eventually(lambda: _shows_name(person, matrix_id, "Samantha Student"), "the rename")
         # A name longer than Synapse takes (256) is shortened, not a sync that fails for ever.
         await call(instance, "PUT", f"/api/v1/users/{platform_id}", {"display_name": "L" * 300})
-        async with asyncio.timeout(15):
-            while (await _profile(person, matrix_id)).displayname != "L" * 256:  # type: ignore[union-attr]
-                await asyncio.sleep(0.1)
+        await eventually(lambda: _shows_name(person, matrix_id, "L" * 256), "the shortened name")
         # Deactivating keeps the account (and its history).
         await call(
             instance,
