@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Connection, select, text
 
 from bridge.store import migrate
 from bridge.store.database import Database
-from bridge.store.schema import metadata
+from bridge.store.schema import matrix_accounts, metadata, profile_sync_queue, users
 
 
 async def test_upgrade_creates_the_schema_once(db: Database) -> None:
@@ -46,3 +50,31 @@ async def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path) -> None:  # type:
         assert await db.scalar(text("PRAGMA synchronous")) == 2  # FULL
     finally:
         await db.close()
+
+
+async def test_people_on_the_roster_without_an_account_are_queued_for_one(db: Database) -> None:
+    def upgrade_to(revision: str) -> Callable[[Connection], None]:
+        return lambda conn: command.upgrade(migrate._alembic_config(conn), revision)
+
+    await db.write(upgrade_to("0015"))
+    now = datetime.now(UTC)
+
+    def people(conn: Connection) -> None:
+        for person in ("with-account", "without-account"):
+            conn.execute(
+                users.insert().values(
+                    id=person, display_name=person, name_key=person, active=True, updated_at=now
+                )
+            )
+        conn.execute(
+            matrix_accounts.insert().values(
+                user_id="@_lms_with-account:test.local",
+                platform_id="with-account",
+                registered_at=now,
+            )
+        )
+
+    await db.write(people)
+    await db.write(upgrade_to("head"))
+    queued = await db.rows(select(profile_sync_queue.c.user_id))
+    assert [r.user_id for r in queued] == ["without-account"]
