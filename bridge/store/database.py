@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 
 T = TypeVar("T")
@@ -45,6 +47,8 @@ class DatabaseStats:
 
 _POSTGRESQL_CONNECTIONS = 10
 _SQLITE_CACHE_KIB = 16 * 1024
+_PING_AFTER_IDLE_SECONDS = 1.0
+_LAST_USED = "last_used"  # on a pooled PostgreSQL connection's record: when it was checked in
 # Set on a connection for the unit in hand: a writing unit takes SQLite's write lock at BEGIN,
 # so two processes never both read, then both try to write and one fails as busy.
 _WRITING = "writing"
@@ -88,6 +92,34 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _postgresql_engine(url: str) -> Engine:
+    # Last in, first out: a quiet bridge keeps reusing the same few connections, whose
+    # prepared statements and plans are warm, rather than cycling through all of them.
+    engine = create_engine(
+        url, pool_size=_POSTGRESQL_CONNECTIONS, max_overflow=0, pool_use_lifo=True
+    )
+    event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "checkin", _note_use)
+    return engine
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    # A connection idle for a while may have been closed by a database restart: check it
+    # before use (the pool then takes a fresh one). A busy connection is not checked on each
+    # use, which would cost one more round trip per unit of work.
+    if time.monotonic() - record.info.get(_LAST_USED, 0.0) < _PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        dbapi_connection.execute("SELECT 1")
+        dbapi_connection.commit()  # not a rollback: it would drop the prepared statements
+    except Exception as error:
+        raise DisconnectionError(f"connection lost while idle: {error}") from error
+
+
+def _note_use(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_LAST_USED] = time.monotonic()
+
+
 def execute_many(
     conn: Connection, statement: Executable, rows: Sequence[Mapping[str, Any]]
 ) -> None:
@@ -129,10 +161,9 @@ class Database:
             self.engine = _sqlite_engine(url)
             workers = 1
         else:
-            self.engine = create_engine(
-                url, pool_size=_POSTGRESQL_CONNECTIONS, max_overflow=0, pool_pre_ping=True
-            )
+            self.engine = _postgresql_engine(url)
             workers = _POSTGRESQL_CONNECTIONS
+        self._reads_autocommit = self.dialect == "postgresql"
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix="database")
         self.stats = DatabaseStats()
         event.listen(self.engine, "before_cursor_execute", self._count_statement)
@@ -183,18 +214,22 @@ class Database:
     def _unit(self, work: Callable[[Connection], T], writing: bool) -> T:
         with self.engine.connect() as conn:
             conn.info[_WRITING] = writing
+            if not writing and self._reads_autocommit:
+                # Each statement of a read is its own transaction, as in one transaction at
+                # READ COMMITTED (each statement sees what was committed when it began),
+                # without the two round trips to begin and end one.
+                conn.execution_options(isolation_level="AUTOCOMMIT")
             transaction = conn.begin()
             try:
                 result = work(conn)
             except BaseException:
                 transaction.rollback()
                 raise
-            if writing:
-                transaction.commit()
-                self.stats.count(writes=1)
-            else:
-                transaction.rollback()
-                self.stats.count(reads=1)
+            # A read ends with a commit too: it changed nothing, and psycopg forgets every
+            # prepared statement on a rollback, so PostgreSQL would plan each query afresh
+            # (planning the policy's query costs ten times running it).
+            transaction.commit()
+            self.stats.count(**({"writes": 1} if writing else {"reads": 1}))
             return result
 
     async def close(self) -> None:
