@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.cache import BoundedCache
 from bridge.contract.events import ConversationCreated, ConversationRead, ConversationStateChanged
-from bridge.store.database import Database
+from bridge.store.database import Database, one_of_bound
 from bridge.store.events import append_event
 from bridge.store.schema import conversations, messages, read_markers, room_setups
 
@@ -89,12 +89,19 @@ _COLUMNS = (
 _BY_PAIR = select(*_COLUMNS).where(_c.user_a == bindparam("a"), _c.user_b == bindparam("b"))
 _BY_ROOM = select(*_COLUMNS).where(_c.room_id == bindparam("room_id"))
 _BY_ID = select(*_COLUMNS).where(_c.id == bindparam("id"))
-# Whose conversations a roster change reaches; people come in chunks (each is bound twice).
-_PEOPLE = bindparam("people", expanding=True)
-_INVOLVING = select(*_COLUMNS).where(
-    or_(_c.user_a.in_(_PEOPLE), _c.user_b.in_(_PEOPLE)), _c.state.in_(("active", "read_only"))
-)
 _INVOLVING_CHUNK = 2000
+
+
+def _involving(dialect: str) -> Select[Any]:
+    """Whose conversations a roster change reaches; people come in chunks (each is bound
+    twice)."""
+    return select(*_COLUMNS).where(
+        or_(
+            one_of_bound(_c.user_a, "people", dialect),
+            one_of_bound(_c.user_b, "people", dialect),
+        ),
+        _c.state.in_(("active", "read_only")),
+    )
 
 
 def _record(row: Any) -> ConversationRecord:
@@ -107,6 +114,7 @@ class ConversationRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._dialect = postgresql if db.dialect == "postgresql" else sqlite
+        self._involving = _involving(db.dialect)
         # A conversation's two people never change, so what is cached stays true.
         self._pairs: BoundedCache[str, tuple[str, str]] = BoundedCache(PAIRS_KEPT)
 
@@ -269,7 +277,7 @@ class ConversationRepository:
             found: dict[str, ConversationRecord] = {}
             for start in range(0, len(user_ids), _INVOLVING_CHUNK):
                 chunk = list(user_ids[start : start + _INVOLVING_CHUNK])
-                rows = conn.execute(_INVOLVING, {"people": chunk})
+                rows = conn.execute(self._involving, {"people": chunk})
                 found.update((r.id, _record(r)) for r in rows)
             return list(found.values())
 

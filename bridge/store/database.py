@@ -21,7 +21,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    Row,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+)
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 
@@ -150,6 +161,23 @@ def execute_many(
             values[n] = convert(values[n])
         parameters.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
     conn.exec_driver_sql(compiled.string, parameters)
+
+
+def one_of(column: ColumnElement[Any], values: Sequence[Any], dialect: str) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL one array parameter (`= ANY`), so the statement's
+    text is the same however many values there are: the driver parses it once and can
+    prepare it, where a list of thousands of parameters was parsed afresh each time."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def one_of_bound(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
+    """`column IN :name` for a prebuilt statement, given a list as `name` when it runs (as
+    `one_of`, one array parameter on PostgreSQL)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 class Database:

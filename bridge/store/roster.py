@@ -47,7 +47,7 @@ from bridge.domain.roster import (
     RosterChange,
     UserPut,
 )
-from bridge.store.database import Database, execute_many
+from bridge.store.database import Database, execute_many, one_of
 from bridge.store.schema import (
     batches,
     contact_words,
@@ -276,7 +276,9 @@ class RosterRepository:
 
         def work(conn: Connection) -> None:
             for chunk in _chunks(ids):
-                rows = conn.execute(select(users).where(users.c.id.in_(chunk)))
+                rows = conn.execute(
+                    select(users).where(one_of(users.c.id, chunk, self._db.dialect))
+                )
                 for r in rows:
                     found[r.id] = UserRecord(
                         r.id, r.display_name, r.avatar_url, r.active, r.availability, ()
@@ -298,7 +300,9 @@ class RosterRepository:
 
         def work(conn: Connection) -> None:
             for chunk in _chunks(wanted):
-                rows = conn.execute(select(table.c.id).where(table.c.id.in_(chunk)))
+                rows = conn.execute(
+                    select(table.c.id).where(one_of(table.c.id, chunk, self._db.dialect))
+                )
                 found.update(r.id for r in rows)
 
         await self._db.read(work)
@@ -687,7 +691,7 @@ class RosterRepository:
                 r.id: r
                 for r in conn.execute(
                     select(users.c.id, users.c.display_name, users.c.avatar_url).where(
-                        users.c.id.in_([p.id for p in chunk])
+                        one_of(users.c.id, [p.id for p in chunk], self._db.dialect)
                     )
                 )
             }
@@ -754,8 +758,11 @@ class RosterRepository:
 
     def _reindex(self, conn: Connection, user_ids: list[str]) -> None:
         """Rebuild the search words of these people from their current name and memberships."""
+        dialect = self._db.dialect
         for chunk in _chunks(user_ids):
-            conn.execute(delete(contact_words).where(contact_words.c.user_id.in_(chunk)))
+            conn.execute(
+                delete(contact_words).where(one_of(contact_words.c.user_id, chunk, dialect))
+            )
             rows = conn.execute(
                 select(
                     memberships.c.institution_id,
@@ -764,7 +771,7 @@ class RosterRepository:
                     users.c.name_key,
                 )
                 .join(users, users.c.id == memberships.c.user_id)
-                .where(memberships.c.user_id.in_(chunk))
+                .where(one_of(memberships.c.user_id, chunk, dialect))
             )
             words = []
             for r in rows:
@@ -795,7 +802,7 @@ class RosterRepository:
                 r.platform_id
                 for r in conn.execute(
                     select(matrix_accounts.c.platform_id).where(
-                        matrix_accounts.c.platform_id.in_(chunk)
+                        one_of(matrix_accounts.c.platform_id, chunk, self._db.dialect)
                     )
                 )
             ]

@@ -1,5 +1,6 @@
-"""`execute_many` (both databases): rows written through the driver's executemany are stored
-exactly as SQLAlchemy's own execution stores them, dates, flags and empty values included."""
+"""The database layer's SQL helpers (both databases): rows written through `execute_many` are
+stored exactly as SQLAlchemy's own execution stores them, dates, flags and empty values
+included; `one_of` and `one_of_bound` find what an IN list finds, for any number of values."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Text, cast, select
 
 from bridge.store import migrate
-from bridge.store.database import Database, execute_many
+from bridge.store.database import Database, execute_many, one_of, one_of_bound
 from bridge.store.schema import enrollments, users
 
 WHEN = datetime(2026, 9, 1, 8, 30, 15, 123456, tzinfo=UTC)
@@ -72,3 +73,16 @@ async def test_rows_read_back_the_same_as_rows_written_one_by_one(db: Database) 
         .order_by(users.c.updated_at)
     )
     assert later_single == "u76"
+
+
+async def test_one_of_finds_what_an_in_list_finds(db: Database) -> None:
+    await migrate.upgrade(db)
+    await db.write(lambda conn: execute_many(conn, users.insert(), [_user(n) for n in range(30)]))
+    by_values = select(users.c.id)
+    bound = select(users.c.id).where(one_of_bound(users.c.id, "ids", db.dialect))
+
+    for wanted in ([], ["u3"], ["u1", "u2", "nobody", "u2"], [f"u{n}" for n in range(0, 40, 3)]):
+        expected = {w for w in wanted if w in {f"u{n}" for n in range(30)}}
+        query = by_values.where(one_of(users.c.id, wanted, db.dialect))
+        assert {r.id for r in await db.rows(query)} == expected
+        assert {r.id for r in await db.rows(bound, {"ids": wanted})} == expected
