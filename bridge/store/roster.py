@@ -64,7 +64,9 @@ from bridge.store.schema import (
 
 _CHUNK = 2000  # rows per statement: well under both databases' bound-parameter limits
 _MANY_CHUNK = 20_000  # rows per executemany of the bulk writes
-_ANALYZE_AFTER = 5000
+# Rows a table takes before its first statistics; small, so that even a few hundred courses
+# are known to the planner (it otherwise takes a fresh table for a near-empty one).
+_ANALYZE_AFTER = 500
 _ROSTER_TABLES = (
     "institutions",
     "users",
