@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.roster $(ARGS)
 	$(BIN)/python -m bench.conversations $(ARGS)
 	$(BIN)/python -m bench.live_streams
+	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.contact_info
 
 clean:

@@ -64,9 +64,11 @@ from bridge.store.schema import (
 
 _CHUNK = 2000  # rows per statement: well under both databases' bound-parameter limits
 _MANY_CHUNK = 20_000  # rows per executemany of the bulk writes
-# Rows a table takes before its first statistics; small, so that even a few hundred courses
-# are known to the planner (it otherwise takes a fresh table for a near-empty one).
-_ANALYZE_AFTER = 500
+# Rows a table takes before its first statistics. PostgreSQL plans a table it has none for as
+# near-empty (a thousand courses went unanalysed, and the batch-mate search started from every
+# course), so even a few hundred count there; SQLite's planner does well without them, and
+# refreshing them more often slowed its bulk loads.
+_ANALYZE_AFTER = {"postgresql": 500, "sqlite": 5000}
 _ROSTER_TABLES = (
     "institutions",
     "users",
@@ -627,10 +629,11 @@ class RosterRepository:
                 counts[_COUNT_NAMES[change_type]] += len(changes_of_type)
         # When a table has doubled (a first import, a big sync), refresh its planner statistics,
         # so that queries aren't planned for the nearly empty table of a moment ago.
+        first_after = _ANALYZE_AFTER[self._db.dialect]
         due = [
             table
             for table in _ROSTER_TABLES
-            if self._written[table] >= 2 * self._written_at_analyze[table] + _ANALYZE_AFTER
+            if self._written[table] >= 2 * self._written_at_analyze[table] + first_after
         ]
         if due:
             await self.analyze(due)
