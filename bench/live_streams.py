@@ -37,7 +37,6 @@ from nio import AsyncClient, AsyncClientConfig, RoomSendResponse
 from bench.common import (
     BODY_PADDING,
     Conversation,
-    bridge_config,
     in_pool,
     on_database,
     percentile,
@@ -54,10 +53,10 @@ from bench.processes import (
     quiet,
     raise_fd_limit,
     rss_kib,
+    synapse_and_bridge,
 )
 from bridge.config import Config
 from bridge.demo.synapse import LocalSynapse
-from bridge.matrix.registration import write_registration
 
 SETUP_CONCURRENCY = 10
 # Pairs given a conversation room by default. Synapse spends about 0.4 s of CPU on each (the
@@ -382,11 +381,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
     limit = raise_fd_limit(args.streams + FD_MARGIN)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        synapse = LocalSynapse(folder / "synapse", server_name="bench.local")
-        config = bridge_config(folder, database_url, synapse.url)
-        write_registration(config, folder / "registration.yaml")
-        synapse.registration_files = [folder / "registration.yaml"]
-        bridge = BridgeProcess(config, folder / "bridge.log")
+        synapse, config, bridge = synapse_and_bridge(folder, database_url)
         bench: LiveBench | None = None
         stopped_in = 0.0
         try:

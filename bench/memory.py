@@ -38,15 +38,13 @@ import aiohttp
 from sqlalchemy import Connection, delete, func, select
 
 from bench.common import (
-    bridge_config,
     in_pool,
     on_database,
     print_table,
     progress,
 )
-from bench.processes import BridgeProcess, quiet, rss_kib
+from bench.processes import quiet, rss_kib, synapse_and_bridge
 from bridge.config import driver_database_url
-from bridge.demo.synapse import LocalSynapse
 from bridge.domain.roster import (
     AssignmentPut,
     BatchPut,
@@ -56,7 +54,6 @@ from bridge.domain.roster import (
     RosterChange,
     UserPut,
 )
-from bridge.matrix.registration import write_registration
 from bridge.store import migrate
 from bridge.store.database import Database, execute_many
 from bridge.store.roster import RosterRepository
@@ -309,11 +306,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
     progress(f"database filled in {time.perf_counter() - started:.0f} s")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        synapse = LocalSynapse(folder / "synapse", server_name="bench.local")
-        config = bridge_config(folder, database_url, synapse.url)
-        write_registration(config, folder / "registration.yaml")
-        synapse.registration_files = [folder / "registration.yaml"]
-        bridge = BridgeProcess(config, folder / "bridge.log")
+        synapse, config, bridge = synapse_and_bridge(folder, database_url)
         try:
             await asyncio.to_thread(synapse.start)
             await asyncio.to_thread(bridge.start)

@@ -13,7 +13,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.common import bridge_config
 from bridge.config import Config
+from bridge.demo.synapse import LocalSynapse
+from bridge.matrix.registration import write_registration
 
 
 def process_cpu_seconds(pid: int | None) -> float | None:
@@ -144,3 +147,15 @@ async def quiet(pid: int, within: float = 30.0) -> float:
             break
         before = now
     return time.perf_counter() - started
+
+
+def synapse_and_bridge(
+    folder: Path, database_url: str
+) -> tuple[LocalSynapse, Config, BridgeProcess]:
+    """A throwaway Synapse that loads the bridge's registration, the bridge's config on
+    `database_url`, and the bridge's process (neither started), all under `folder`."""
+    synapse = LocalSynapse(folder / "synapse", server_name="bench.local")
+    config = bridge_config(folder, database_url, synapse.url)
+    write_registration(config, folder / "registration.yaml")
+    synapse.registration_files = [folder / "registration.yaml"]
+    return synapse, config, BridgeProcess(config, folder / "bridge.log")
