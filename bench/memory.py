@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from sqlalchemy import Connection, delete, func, select
@@ -66,6 +66,7 @@ from bridge.store.schema import (
     webhook_cursor,
 )
 
+T = TypeVar("T")
 TUTORS_PER_STUDENT = 5
 BATCH_SIZE = 50
 TARGET_MIB = 150 * 1000 * 1000 / 1024 / 1024  # 150 MB
@@ -101,8 +102,8 @@ def batches_of(student: int, tutors: int) -> list[int]:
     return [(student * TUTORS_PER_STUDENT + k) % tutors for k in range(TUTORS_PER_STUDENT)]
 
 
-def _units(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
+def _units(rows: Iterator[T]) -> Iterator[list[T]]:
+    chunk: list[T] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) == ROWS_PER_UNIT:
@@ -192,23 +193,14 @@ async def fill(database_url: str, students: int, per_conversation: int) -> list[
                     }
                     yield message, event
 
-        written = 0
-        batch: list[tuple[dict[str, Any], dict[str, Any]]] = []
-
         def write_messages(conn: Connection, rows: list[tuple[dict[str, Any], ...]]) -> None:
             execute_many(conn, messages.insert(), [m for m, _ in rows])
             execute_many(conn, events.insert(), [e for _, e in rows])
 
-        for pair_of_rows in message_rows():
-            batch.append(pair_of_rows)
-            if len(batch) == ROWS_PER_UNIT:
-                await db.write(lambda conn, b=batch: write_messages(conn, b))
-                written += len(batch)
-                batch = []
-                if written % 200_000 == 0:
-                    progress(f"messages: {written:,}")
-        if batch:
-            await db.write(lambda conn, b=batch: write_messages(conn, b))
+        for n, chunk in enumerate(_units(message_rows()), start=1):
+            await db.write(lambda conn, c=chunk: write_messages(conn, c))
+            if n * ROWS_PER_UNIT % 200_000 == 0:
+                progress(f"messages: {n * ROWS_PER_UNIT:,}")
 
         def markers_and_cursor(conn: Connection) -> None:
             now = datetime.now(UTC)

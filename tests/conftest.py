@@ -116,6 +116,22 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         await database.close()
 
 
+@pytest.fixture
+async def pg_db() -> AsyncIterator[Database]:
+    """An empty Database on PostgreSQL only (for what only PostgreSQL does), closed and
+    dropped afterwards."""
+    from bridge.config import driver_database_url
+
+    require_service(await _pg_available(), f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+    databases = PgDatabases([])
+    database = Database(driver_database_url(await databases.create(), None))
+    try:
+        yield database
+    finally:
+        await database.close()
+        await databases.drop_all()
+
+
 # --- a real Synapse -----------------------------------------------------------------------------
 
 

@@ -257,7 +257,7 @@ class Database:
             # prepared statement on a rollback, so PostgreSQL would plan each query afresh
             # (planning the policy's query costs ten times running it).
             transaction.commit()
-            self.stats.count(**({"writes": 1} if writing else {"reads": 1}))
+            self.stats.count(writes=int(writing), reads=int(not writing))
             return result
 
     async def close(self) -> None:

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Connection, text
 
-from bridge.config import driver_database_url
 from bridge.contract.events import ConversationStateChanged
 from bridge.store import migrate
 from bridge.store.database import Database
 from bridge.store.events import EventLogRepository, append_event
-from tests.conftest import PG_ADMIN_URL, PgDatabases, _pg_available, require_service
 from tests.support.waiting import eventually
 
 
@@ -30,16 +27,9 @@ def _numbered(n: int) -> ConversationStateChanged:
 
 
 @pytest.fixture
-async def pg() -> AsyncIterator[Database]:
-    require_service(await _pg_available(), f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
-    databases = PgDatabases([])
-    database = Database(driver_database_url(await databases.create(), None))
-    try:
-        await migrate.upgrade(database)
-        yield database
-    finally:
-        await database.close()
-        await databases.drop_all()
+async def pg(pg_db: Database) -> Database:
+    await migrate.upgrade(pg_db)
+    return pg_db
 
 
 async def test_a_later_event_waits_for_an_earlier_uncommitted_one(pg: Database) -> None:

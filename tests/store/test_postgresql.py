@@ -6,7 +6,6 @@ near-empty)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import psycopg
@@ -14,26 +13,13 @@ import pytest
 from sqlalchemy import Connection, text
 
 import bridge.store.database as database_module
-from bridge.config import driver_database_url
 from bridge.domain.roster import CoursePut, InstitutionPut
 from bridge.store import migrate
 from bridge.store.database import Database
 from bridge.store.roster import RosterRepository
-from tests.conftest import PG_ADMIN_URL, PgDatabases, _pg_available, require_service
+from tests.conftest import PG_ADMIN_URL
 
 _ANSWER = text("SELECT CAST(:n AS integer) + 1 AS answer")
-
-
-@pytest.fixture
-async def pg_db() -> AsyncIterator[Database]:
-    require_service(await _pg_available(), f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
-    databases = PgDatabases([])
-    database = Database(driver_database_url(await databases.create(), None))
-    try:
-        yield database
-    finally:
-        await database.close()
-        await databases.drop_all()
 
 
 def _prepared_here(conn: Connection) -> int:
