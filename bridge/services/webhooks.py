@@ -20,6 +20,7 @@ from bridge.services.workers import Backoff, Wakeup
 from bridge.store.events import EventLogRepository, LoggedEvent
 
 log = logging.getLogger(__name__)
+_PAGE = 100  # events read at a time
 
 
 class WebhookDelivery:
@@ -57,7 +58,7 @@ class WebhookDelivery:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             while not self._wakeup.stopping:
                 self._wakeup.clear()
-                pending = await self._events.after(position, 100)
+                pending = await self._events.after(position, _PAGE)
                 for event in pending:
                     if self._wakeup.stopping:
                         return
@@ -67,7 +68,10 @@ class WebhookDelivery:
                     position = event.seq
                     backoff.succeeded()
                 else:
-                    if not pending:
+                    # A short page held all there was: wait rather than read again to find
+                    # nothing (an event appended meanwhile has woken the worker, so the wait
+                    # ends at once).
+                    if len(pending) < _PAGE:
                         await self._wakeup.wait(2)
                     continue
                 await self._wakeup.pause(backoff.failed())  # the receiver refused or was away

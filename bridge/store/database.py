@@ -60,9 +60,6 @@ _POSTGRESQL_CONNECTIONS = 10
 _SQLITE_CACHE_KIB = 16 * 1024
 _PING_AFTER_IDLE_SECONDS = 1.0
 _LAST_USED = "last_used"  # on a pooled PostgreSQL connection's record: when it was checked in
-# Set on a connection for the unit in hand: a writing unit takes SQLite's write lock at BEGIN,
-# so two processes never both read, then both try to write and one fails as busy.
-_WRITING = "writing"
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -75,13 +72,12 @@ def _sqlite_engine(url: str) -> Engine:
         connect_args={"check_same_thread": False},
     )
     event.listen(engine, "connect", _sqlite_connected)
-    event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
 def _sqlite_connected(dbapi_connection: Any, _record: Any) -> None:
     # The driver's own transaction handling begins lazily, only before data changes; the bridge
-    # begins each writing unit itself (see `_sqlite_begin`), so a write is one transaction.
+    # begins each writing unit itself (see `Database._unit`), so a write is one transaction.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -94,13 +90,6 @@ def _sqlite_connected(dbapi_connection: Any, _record: Any) -> None:
     # fits the default, and bulk writes into its indexes slowed by a third.
     cursor.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
     cursor.close()
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    # A writing unit takes the write lock at once; a reading one runs each statement on its
-    # own (WAL gives each a consistent view), which spares two statements per read.
-    if conn.info.get(_WRITING):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _postgresql_engine(url: str) -> Engine:
@@ -192,13 +181,19 @@ class Database:
             self.engine = _postgresql_engine(url)
             workers = _POSTGRESQL_CONNECTIONS
         self._reads_autocommit = self.dialect == "postgresql"
+        self._begins_immediate = self.dialect == "sqlite"
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix="database")
         self.stats = DatabaseStats()
-        event.listen(self.engine, "before_cursor_execute", self._count_statement)
+        # Statements are counted where the dialect hands them to the driver. A listener on the
+        # connection's own events would do, but any such listener sends every statement,
+        # begin and commit through SQLAlchemy's slower event-dispatching path.
+        for hook in ("do_execute", "do_executemany", "do_execute_no_params"):
+            event.listen(self.engine.dialect, hook, self._count_statement)
 
-    def _count_statement(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+    def _count_statement(self, _cursor: Any, statement: str, *_rest: Any) -> None:
         if not statement.startswith("BEGIN"):
             self.stats.count(statements=1)
+        # (None: the dialect goes on to run the statement itself.)
 
     @property
     def dialect(self) -> str:
@@ -241,7 +236,6 @@ class Database:
 
     def _unit(self, work: Callable[[Connection], T], writing: bool) -> T:
         with self.engine.connect() as conn:
-            conn.info[_WRITING] = writing
             if not writing and self._reads_autocommit:
                 # Each statement of a read is its own transaction, as in one transaction at
                 # READ COMMITTED (each statement sees what was committed when it began),
@@ -249,6 +243,11 @@ class Database:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
             transaction = conn.begin()
             try:
+                if writing and self._begins_immediate:
+                    # A writing unit takes SQLite's write lock at once, so two processes never
+                    # both read, then both try to write and one fails as busy. A reading unit
+                    # runs each statement on its own (WAL gives each a consistent view).
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 result = work(conn)
             except BaseException:
                 transaction.rollback()

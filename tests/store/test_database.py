@@ -1,0 +1,93 @@
+"""The database layer's units of work: what they count, and on SQLite that a writing unit holds
+the write lock from its start while a reading one takes no lock at all."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, select, text
+
+from bridge.store import migrate
+from bridge.store.database import Database, execute_many
+from bridge.store.schema import institutions
+
+NOW = datetime(2026, 9, 1, tzinfo=UTC)
+
+
+async def test_the_counts_name_each_statement_read_and_write(db: Database) -> None:
+    await migrate.upgrade(db)
+    before = (db.stats.statements, db.stats.reads, db.stats.writes)
+
+    def write(conn: Connection) -> None:
+        conn.execute(institutions.insert().values(id="i1", name="One", updated_at=NOW))
+        # many rows in one driver call are one statement
+        more = [{"id": f"i{n}", "name": "N", "updated_at": NOW} for n in (2, 3)]
+        execute_many(conn, institutions.insert(), more)
+
+    await db.write(write)
+    assert await db.scalar(select(institutions.c.name).where(institutions.c.id == "i1")) == "One"
+    assert await db.rows(select(institutions.c.id)) != []
+    after = (db.stats.statements, db.stats.reads, db.stats.writes)
+    # 2 statements in the write (its BEGIN is not the bridge's own), 1 in each read
+    assert [b - a for a, b in zip(before, after, strict=True)] == [4, 2, 1]
+
+
+def test_no_listener_slows_every_statement(tmp_path: Path) -> None:
+    # A listener on the connection's events sends each statement, begin and commit through
+    # SQLAlchemy's event-dispatching path, a cost paid by every unit of work.
+    db = Database(f"sqlite:///{tmp_path / 'bridge.db'}")
+    try:
+        assert not db.engine._has_events
+    finally:
+        db._shutdown()
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[tuple[Database, Path]]:
+    path = tmp_path / "bridge.db"
+    database = Database(f"sqlite:///{path}")
+    await migrate.upgrade(database)
+    yield database, path
+    await database.close()
+
+
+def _other_process_may_write(path: Path) -> bool:
+    """Whether another connection (as another process would) gets the write lock at once."""
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError as error:
+        assert "locked" in str(error)
+        return False
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("writing", [True, False])
+async def test_a_writing_unit_holds_sqlite_write_lock_from_its_start(
+    sqlite_db: tuple[Database, Path], writing: bool
+) -> None:
+    db, path = sqlite_db
+    inside, release = threading.Event(), threading.Event()
+
+    def unit(conn: Connection) -> None:
+        conn.execute(text("SELECT 1"))  # reads first, as a read-then-write unit does
+        inside.set()
+        assert release.wait(10)
+
+    running = asyncio.ensure_future(db.write(unit) if writing else db.read(unit))
+    try:
+        assert await asyncio.to_thread(inside.wait, 10)
+        assert _other_process_may_write(path) is not writing
+    finally:
+        release.set()
+        await running
+    assert _other_process_may_write(path)
