@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -9,7 +10,7 @@ from bridge.contract.roster import AvailabilityWords
 from bridge.domain.names import MAX_NAME_WORDS, name_words
 from bridge.domain.policy import MAX_CONTACTS, Decision, Role, may_converse, may_start
 from bridge.services.availability import stated_hours
-from bridge.store.roster import RosterRepository
+from bridge.store.roster import MembersNamed, RelatedTo, RosterRepository
 
 # Where a contact comes from → (their role, how the reason starts); the order is the preference
 # when one person is related in several ways.
@@ -74,14 +75,33 @@ class PolicyService:
         ignored). Names that start with the query come first, then the others; alphabetical
         within each group.
         """
-        me = await self._roster.get_user(searcher)
-        if me is None:
+        found = await self._roster.searcher(searcher)
+        if found is None:
             raise UnknownUser(searcher)
+        me, institutions = found
         if not me.active:
             return []
         limit = max(1, min(limit, MAX_CONTACTS))
-        words = name_words(query)
+        words = tuple(name_words(query))
         now = datetime.now(UTC)
+        # Every lookup the searcher's memberships call for, answered in one unit of work.
+        named: list[tuple[MembersNamed, str, str]] = []  # lookup, source, context
+        related: list[tuple[RelatedTo, str]] = []  # lookup, source
+        for institution_id, institution_name, role in institutions:
+            targets = {"admin": ("student", "tutor"), "tutor": ("tutor",)}.get(role, ())
+            for target in targets:
+                source = "fellow_tutor" if role == "tutor" else f"admin_to_{target}"
+                lookup = MembersNamed(institution_id, target, words, limit, searcher)
+                named.append((lookup, source, institution_name))
+            if role == "admin":
+                continue
+            sources = ("your_student",) if role == "tutor" else ("your_tutor", "batch_mate")
+            for source in sources:
+                related.append((RelatedTo(source, searcher, institution_id, now), source))
+        by_name, by_relation = await self._roster.contact_candidates(
+            [lookup for lookup, _, _ in named], [lookup for lookup, _ in related]
+        )
+
         best: dict[str, tuple[int, int, str, str, str]] = {}  # id → rank, pref, key, source, ctx
 
         def offer(user_id: str, key: str, rank: int, source: str, context: str) -> None:
@@ -89,36 +109,18 @@ class PolicyService:
             if user_id not in best or candidate < best[user_id]:
                 best[user_id] = candidate
 
-        for institution_id, institution_name, role in await self._roster.memberships_with_names(
-            searcher
-        ):
-            if role == "admin":
-                for target in ("student", "tutor"):
-                    for user_id, key, rank in await self._roster.members_by_name(
-                        institution_id, target, words, limit, searcher
-                    ):
-                        offer(user_id, key, rank, f"admin_to_{target}", institution_name)
-                continue
-            if role == "tutor":
-                for user_id, key, rank in await self._roster.members_by_name(
-                    institution_id, "tutor", words, limit, searcher
-                ):
-                    offer(user_id, key, rank, "fellow_tutor", institution_name)
-            sources = ("your_student",) if role == "tutor" else ("your_tutor", "batch_mate")
-            for source in sources:
-                for user_id, key, context in await self._roster.related_people(
-                    source, searcher, institution_id, now
-                ):
-                    rank = _rank(key, words)
-                    if rank is not None:
-                        offer(user_id, key, rank, source, context)
+        for (_lookup, source, context), rows in zip(named, by_name, strict=True):
+            for user_id, key, rank in rows:
+                offer(user_id, key, rank, source, context)
+        for (_lookup, source), relation_rows in zip(related, by_relation, strict=True):
+            for user_id, key, context in relation_rows:
+                person_rank = _rank(key, words)
+                if person_rank is not None:
+                    offer(user_id, key, person_rank, source, context)
 
         chosen = sorted(best.items(), key=lambda item: (item[1][0], item[1][2], item[0]))[:limit]
-        people = await self._roster.people(user_id for user_id, _ in chosen)
         tutors = [u for u, (_r, _p, _k, source, _c) in chosen if _SOURCES[source][0] == "tutor"]
-        zones = await self._roster.home_timezones(
-            u for u in tutors if people[u].availability is not None
-        )
+        people, zones = await self._roster.contact_details([u for u, _ in chosen], tutors)
         contacts = []
         for user_id, (rank, _pref, key, source, context) in chosen:
             person = people[user_id]
@@ -140,7 +142,7 @@ class PolicyService:
         return contacts
 
 
-def _rank(key: str, words: list[str]) -> int | None:
+def _rank(key: str, words: Sequence[str]) -> int | None:
     """0 when the name starts with the query, 1 when every query word starts a name word."""
     if not words:
         return 0

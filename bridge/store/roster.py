@@ -105,13 +105,26 @@ class ApplyResult:
 
 
 @dataclass(frozen=True)
-class ContactRow:
-    """A person found by a contacts query, with what relates them to the searcher."""
+class MembersNamed:
+    """A contacts lookup: the active members of an institution with a role whose name matches
+    `words`, at most `limit`, without `exclude` (see `RosterRepository.contact_candidates`)."""
 
-    user_id: str
-    name_key: str
-    source: str  # your_tutor, batch_mate, your_student, fellow_tutor, admin_to_student, ...
-    context: str  # a course, batch or institution name
+    institution_id: str
+    role: Role
+    words: tuple[str, ...]
+    limit: int
+    exclude: str
+
+
+@dataclass(frozen=True)
+class RelatedTo:
+    """A contacts lookup: the active people related to `searcher` through `source` (your_tutor,
+    batch_mate, your_student) at an institution, by what is current at `now`."""
+
+    source: str
+    searcher: str
+    institution_id: str
+    now: datetime
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -240,6 +253,103 @@ _CONTENT_RULE = select(institutions.c.contact_info_rule, institutions.c.region).
 )
 
 
+def _user_record(row: Any, member_of: tuple[tuple[str, Role], ...]) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        display_name=row.display_name,
+        avatar_url=row.avatar_url,
+        active=row.active,
+        availability=row.availability,
+        memberships=member_of,
+    )
+
+
+def _memberships_with_names(conn: Connection, user_id: str) -> list[tuple[str, str, Role]]:
+    rows = conn.execute(
+        select(memberships.c.institution_id, institutions.c.name, memberships.c.role)
+        .join(institutions, institutions.c.id == memberships.c.institution_id)
+        .where(memberships.c.user_id == user_id)
+        .order_by(memberships.c.institution_id)
+    )
+    return [(r.institution_id, r.name, r.role) for r in rows]
+
+
+def _home_timezones(conn: Connection, user_ids: Sequence[str]) -> dict[str, str]:
+    m, i = memberships.c, institutions.c
+    query = (
+        select(m.user_id, i.timezone)
+        .join(institutions, i.id == m.institution_id)
+        .where(m.user_id.in_(user_ids), i.timezone.is_not(None))
+        .order_by(m.user_id, i.id)
+    )
+    found: dict[str, str] = {}
+    for row in conn.execute(query):
+        found.setdefault(row.user_id, row.timezone)
+    return found
+
+
+def _related_to(conn: Connection, lookup: RelatedTo) -> list[tuple[str, str, str]]:
+    rows = conn.execute(
+        _RELATED_QUERIES[lookup.source],
+        {"a": lookup.searcher, "i": lookup.institution_id, "now": lookup.now},
+    )
+    return [(r.user_id, r.name_key, r.context) for r in rows]
+
+
+def _members_named(conn: Connection, lookup: MembersNamed) -> list[tuple[str, str, int]]:
+    cw = contact_words.c
+    words, limit = lookup.words, lookup.limit
+    base = (
+        select(cw.user_id, cw.name_key)
+        .join(users, users.c.id == cw.user_id)
+        .where(
+            cw.institution_id == lookup.institution_id,
+            cw.role == lookup.role,
+            users.c.active.is_(True),
+            cw.user_id != lookup.exclude,
+        )
+    )
+    if not words:
+        rows = conn.execute(
+            base.where(cw.is_first.is_(True))
+            .order_by(cw.word, cw.name_key, cw.user_id)
+            .limit(limit)
+        )
+        return [(r.user_id, r.name_key, 0) for r in rows]
+    query = " ".join(words)
+    first = conn.execute(
+        base.where(
+            cw.is_first.is_(True),
+            cw.word >= words[0],
+            cw.word < prefix_end(words[0]),
+            cw.name_key >= query,
+            cw.name_key < prefix_end(query),
+        )
+        .order_by(cw.word, cw.name_key, cw.user_id)
+        .limit(limit)
+    )
+    found = [(r.user_id, r.name_key, 0) for r in first]
+    if len(found) >= limit:
+        return found
+    anchor = max(words, key=len)
+    others = [w for w in words if w is not anchor]
+    # Any word may carry the anchor (for "a b", "Ann Bob" matches by its first word); names
+    # already found as rank 0 come back here too and are skipped. One word matching the whole
+    # query is rank 0 when it is the first; listing both flags keeps each an index range scan.
+    positions = [False] if len(words) == 1 else [False, True]
+    second = base.where(cw.is_first.in_(positions), cw.word >= anchor, cw.word < prefix_end(anchor))
+    for word in others:
+        second = second.where((" " + cw.name_key).like(f"% {word}%"))
+    rows = conn.execute(
+        second.group_by(cw.user_id, cw.name_key)
+        .order_by(cw.name_key, cw.user_id)
+        .limit(limit + len(found))
+    )
+    seen = {user_id for user_id, _, _ in found}
+    found += [(r.user_id, r.name_key, 1) for r in rows if r.user_id not in seen]
+    return found
+
+
 class RosterRepository:
     """All SQL about the roster tables."""
 
@@ -262,33 +372,34 @@ class RosterRepository:
             if row is None:
                 return None
             member_rows = conn.execute(_MEMBERSHIPS, {"user_id": user_id})
-            return UserRecord(
-                id=row.id,
-                display_name=row.display_name,
-                avatar_url=row.avatar_url,
-                active=row.active,
-                availability=row.availability,
-                memberships=tuple((r.institution_id, r.role) for r in member_rows),
-            )
+            return _user_record(row, tuple((r.institution_id, r.role) for r in member_rows))
+
+        return await self._db.read(work)
+
+    async def searcher(self, user_id: str) -> tuple[UserRecord, list[tuple[str, str, Role]]] | None:
+        """A person with their memberships, and (institution id, institution name, role) of
+        each; None for an unknown id. One unit of work: the start of a contacts search."""
+
+        def work(conn: Connection) -> tuple[UserRecord, list[tuple[str, str, Role]]] | None:
+            row = conn.execute(_USER, {"id": user_id}).first()
+            if row is None:
+                return None
+            named = _memberships_with_names(conn, user_id)
+            return _user_record(row, tuple((i, role) for i, _n, role in named)), named
 
         return await self._db.read(work)
 
     async def people(self, user_ids: Iterable[str]) -> dict[str, UserRecord]:
         """Several people at once (without memberships)."""
         ids = list(dict.fromkeys(user_ids))
+        return await self._db.read(lambda conn: self._people(conn, ids))
+
+    def _people(self, conn: Connection, ids: Sequence[str]) -> dict[str, UserRecord]:
         found: dict[str, UserRecord] = {}
-
-        def work(conn: Connection) -> None:
-            for chunk in _chunks(ids):
-                rows = conn.execute(
-                    select(users).where(one_of(users.c.id, chunk, self._db.dialect))
-                )
-                for r in rows:
-                    found[r.id] = UserRecord(
-                        r.id, r.display_name, r.avatar_url, r.active, r.availability, ()
-                    )
-
-        await self._db.read(work)
+        for chunk in _chunks(ids):
+            rows = conn.execute(select(users).where(one_of(users.c.id, chunk, self._db.dialect)))
+            for r in rows:
+                found[r.id] = _user_record(r, ())
         return found
 
     async def existing(self, kind: str, keys: Iterable[str]) -> set[str]:
@@ -341,17 +452,7 @@ class RosterRepository:
 
     async def memberships_with_names(self, user_id: str) -> list[tuple[str, str, Role]]:
         """(institution id, institution name, role) of each of a person's memberships."""
-
-        def work(conn: Connection) -> list[tuple[str, str, Role]]:
-            rows = conn.execute(
-                select(memberships.c.institution_id, institutions.c.name, memberships.c.role)
-                .join(institutions, institutions.c.id == memberships.c.institution_id)
-                .where(memberships.c.user_id == user_id)
-                .order_by(memberships.c.institution_id)
-            )
-            return [(r.institution_id, r.name, r.role) for r in rows]
-
-        return await self._db.read(work)
+        return await self._db.read(lambda conn: _memberships_with_names(conn, user_id))
 
     async def states_hours(self, user_id: str) -> bool:
         """Whether a person states availability (hours)."""
@@ -368,21 +469,20 @@ class RosterRepository:
         wanted = sorted(set(user_ids))
         if not wanted:
             return {}
-        m, i = memberships.c, institutions.c
-        query = (
-            select(m.user_id, i.timezone)
-            .join(institutions, i.id == m.institution_id)
-            .where(m.user_id.in_(wanted), i.timezone.is_not(None))
-            .order_by(m.user_id, i.id)
-        )
-        found: dict[str, str] = {}
+        return await self._db.read(lambda conn: _home_timezones(conn, wanted))
 
-        def work(conn: Connection) -> None:
-            for row in conn.execute(query):
-                found.setdefault(row.user_id, row.timezone)
+    async def contact_details(
+        self, user_ids: Sequence[str], tutor_ids: Sequence[str]
+    ) -> tuple[dict[str, UserRecord], dict[str, str]]:
+        """The people a contacts search chose, and the home time zones of the tutors among them
+        (as `people` and `home_timezones`, in one unit of work)."""
+        ids = list(dict.fromkeys(user_ids))
+        tutors = sorted(set(tutor_ids))
 
-        await self._db.read(work)
-        return found
+        def work(conn: Connection) -> tuple[dict[str, UserRecord], dict[str, str]]:
+            return self._people(conn, ids), _home_timezones(conn, tutors) if tutors else {}
+
+        return await self._db.read(work)
 
     async def batches_of(self, user_id: str, now: datetime) -> list[tuple[str, str, str]]:
         """(how: "studies"/"teaches", course title, batch title) of a person's current
@@ -410,89 +510,24 @@ class RosterRepository:
         await self._db.read(work)
         return found
 
-    async def related_people(
-        self, source: str, searcher: str, institution_id: str, now: datetime
-    ) -> list[tuple[str, str, str]]:
-        """(user id, name key, course or batch) of the active people related to `searcher`
-        through `source`."""
+    async def contact_candidates(
+        self, named: Sequence[MembersNamed], related: Sequence[RelatedTo]
+    ) -> tuple[list[list[tuple[str, str, int]]], list[list[tuple[str, str, str]]]]:
+        """The answers to a contacts search's lookups, in one unit of work: for each of `named`
+        (user id, name key, rank), for each of `related` (user id, name key, course or batch).
 
-        def work(conn: Connection) -> list[tuple[str, str, str]]:
-            rows = conn.execute(
-                _RELATED_QUERIES[source], {"a": searcher, "i": institution_id, "now": now}
-            )
-            return [(r.user_id, r.name_key, r.context) for r in rows]
-
-        return await self._db.read(work)
-
-    async def members_by_name(
-        self,
-        institution_id: str,
-        role: Role,
-        words: list[str],
-        limit: int,
-        exclude: str,
-    ) -> list[tuple[str, str, int]]:
-        """Active members of an institution with a role whose name matches `words`.
-
-        Returns (user id, name key, rank): rank 0 for names starting with the query, 1 for names
-        where every query word starts some word; alphabetical within a rank; rank 1 only as far
-        as rank 0 leaves room under `limit`. Each query is a range scan of the search index.
+        A rank is 0 for a name starting with the query, 1 for a name where every query word
+        starts some word; alphabetical within a rank; rank 1 only as far as rank 0 leaves room
+        under the limit. Each name lookup is a range scan of the search index.
         """
-        cw = contact_words.c
-        base = (
-            select(cw.user_id, cw.name_key)
-            .join(users, users.c.id == cw.user_id)
-            .where(
-                cw.institution_id == institution_id,
-                cw.role == role,
-                users.c.active.is_(True),
-                cw.user_id != exclude,
-            )
-        )
 
-        def work(conn: Connection) -> list[tuple[str, str, int]]:
-            if not words:
-                rows = conn.execute(
-                    base.where(cw.is_first.is_(True))
-                    .order_by(cw.word, cw.name_key, cw.user_id)
-                    .limit(limit)
-                )
-                return [(r.user_id, r.name_key, 0) for r in rows]
-            query = " ".join(words)
-            first = conn.execute(
-                base.where(
-                    cw.is_first.is_(True),
-                    cw.word >= words[0],
-                    cw.word < prefix_end(words[0]),
-                    cw.name_key >= query,
-                    cw.name_key < prefix_end(query),
-                )
-                .order_by(cw.word, cw.name_key, cw.user_id)
-                .limit(limit)
+        def work(
+            conn: Connection,
+        ) -> tuple[list[list[tuple[str, str, int]]], list[list[tuple[str, str, str]]]]:
+            return (
+                [_members_named(conn, lookup) for lookup in named],
+                [_related_to(conn, lookup) for lookup in related],
             )
-            found = [(r.user_id, r.name_key, 0) for r in first]
-            if len(found) >= limit:
-                return found
-            anchor = max(words, key=len)
-            others = [w for w in words if w is not anchor]
-            # Any word may carry the anchor (for "a b", "Ann Bob" matches by its first word);
-            # names already found as rank 0 come back here too and are skipped.
-            # One word matching the whole query is rank 0 when it is the first; listing both
-            # flags keeps each an index range scan.
-            positions = [False] if len(words) == 1 else [False, True]
-            second = base.where(
-                cw.is_first.in_(positions), cw.word >= anchor, cw.word < prefix_end(anchor)
-            )
-            for word in others:
-                second = second.where((" " + cw.name_key).like(f"% {word}%"))
-            rows = conn.execute(
-                second.group_by(cw.user_id, cw.name_key)
-                .order_by(cw.name_key, cw.user_id)
-                .limit(limit + len(found))
-            )
-            seen = {user_id for user_id, _, _ in found}
-            found += [(r.user_id, r.name_key, 1) for r in rows if r.user_id not in seen]
-            return found
 
         return await self._db.read(work)
 

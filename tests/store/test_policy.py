@@ -129,3 +129,15 @@ async def test_contacts_of_a_tutor_and_an_admin(policy: PolicyService) -> None:
     }
     assert [c.user_id for c in await policy.contacts("a1", limit=2)] == ["t1", "t2"]
     assert await policy.contacts("s_off") == []
+
+
+@pytest.mark.parametrize("searcher", ["s1", "t1", "a1", "d1"])
+async def test_a_contacts_search_is_three_units_of_work_whatever_the_memberships(
+    db: Database, policy: PolicyService, searcher: str
+) -> None:
+    # (d1 is a tutor at one institution and a student at another.) Each unit is a hand-off to
+    # a database thread, and on PostgreSQL a round trip: the lookups of all memberships go
+    # together, whatever their number.
+    before = db.stats.reads
+    assert await policy.contacts(searcher, limit=100)
+    assert db.stats.reads - before == 3
