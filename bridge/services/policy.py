@@ -75,7 +75,7 @@ class PolicyService:
         ignored). Names that start with the query come first, then the others; alphabetical
         within each group.
         """
-        found = await self._roster.searcher(searcher)
+        found = await self._roster.user_with_institutions(searcher)
         if found is None:
             raise UnknownUser(searcher)
         me, institutions = found

@@ -376,7 +376,9 @@ class RosterRepository:
 
         return await self._db.read(work)
 
-    async def searcher(self, user_id: str) -> tuple[UserRecord, list[tuple[str, str, Role]]] | None:
+    async def user_with_institutions(
+        self, user_id: str
+    ) -> tuple[UserRecord, list[tuple[str, str, Role]]] | None:
         """A person with their memberships, and (institution id, institution name, role) of
         each; None for an unknown id. One unit of work: the start of a contacts search."""
 
