@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from bridge.domain.roster import (
+    AssignmentDelete,
+    MembershipDelete,
+    RosterChange,
+    UserPut,
+)
 from bridge.services.policy import PolicyService, UnknownUser
 from bridge.services.roster import RosterService
 from bridge.store import migrate
@@ -141,3 +147,24 @@ async def test_a_contacts_search_is_three_units_of_work_whatever_the_memberships
     before = db.stats.reads
     assert await policy.contacts(searcher, limit=100)
     assert db.stats.reads - before == 3
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "removal"),
+    [
+        ("s1", "s2", AssignmentDelete("student", "alg-a", "s2")),  # batch mates no more
+        ("s1", "t1", AssignmentDelete("tutor", "alg-a", "t1")),  # no longer teaching the course
+        ("a1", "s1", MembershipDelete("u1", "s1")),  # left the institution
+        ("t1", "s1", UserPut("s1", "Sam Sutter", active=False)),  # deactivated
+    ],
+)
+async def test_no_answer_outlives_the_roster_change_that_ends_it(
+    db: Database, policy: PolicyService, a: str, b: str, removal: RosterChange
+) -> None:
+    assert (await policy.can_start(a, b)).allowed
+    assert any(c.user_id == b for c in await policy.contacts(a, limit=100))
+    await RosterService(RosterRepository(db)).apply([removal])
+    # the very next answers, with nothing in between
+    assert not (await policy.can_start(a, b)).allowed
+    assert not (await policy.can_converse(a, b)).allowed
+    assert all(c.user_id != b for c in await policy.contacts(a, limit=100))
