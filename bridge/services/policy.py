@@ -23,6 +23,18 @@ _SOURCES: dict[str, tuple[Role, str]] = {
     "admin_to_student": ("student", "Student"),
 }
 _PREFERENCE = {source: n for n, source in enumerate(_SOURCES)}
+# What a membership with each role looks for: members found by name (their role, the source),
+# and the people related to the searcher there (the sources).
+_BY_NAME: dict[Role, tuple[tuple[Role, str], ...]] = {
+    "admin": (("student", "admin_to_student"), ("tutor", "admin_to_tutor")),
+    "tutor": (("tutor", "fellow_tutor"),),
+    "student": (),
+}
+_BY_RELATION: dict[Role, tuple[str, ...]] = {
+    "admin": (),
+    "tutor": ("your_student",),
+    "student": ("your_tutor", "batch_mate"),
+}
 
 
 class UnknownUser(LookupError):
@@ -85,21 +97,18 @@ class PolicyService:
         words = tuple(name_words(query))
         now = datetime.now(UTC)
         # Every lookup the searcher's memberships call for, answered in one unit of work.
-        named: list[tuple[MembersNamed, str, str]] = []  # lookup, source, context
-        related: list[tuple[RelatedTo, str]] = []  # lookup, source
-        for institution_id, institution_name, role in institutions:
-            targets = {"admin": ("student", "tutor"), "tutor": ("tutor",)}.get(role, ())
-            for target in targets:
-                source = "fellow_tutor" if role == "tutor" else f"admin_to_{target}"
-                lookup = MembersNamed(institution_id, target, words, limit, searcher)
-                named.append((lookup, source, institution_name))
-            if role == "admin":
-                continue
-            sources = ("your_student",) if role == "tutor" else ("your_tutor", "batch_mate")
-            for source in sources:
-                related.append((RelatedTo(source, searcher, institution_id, now), source))
+        named = [
+            (MembersNamed(institution_id, target, words, limit, searcher), source, name)
+            for institution_id, name, role in institutions
+            for target, source in _BY_NAME[role]
+        ]
+        related = [
+            RelatedTo(source, searcher, institution_id, now)
+            for institution_id, _name, role in institutions
+            for source in _BY_RELATION[role]
+        ]
         by_name, by_relation = await self._roster.contact_candidates(
-            [lookup for lookup, _, _ in named], [lookup for lookup, _ in related]
+            [lookup for lookup, _, _ in named], related
         )
 
         best: dict[str, tuple[int, int, str, str, str]] = {}  # id → rank, pref, key, source, ctx
@@ -112,11 +121,11 @@ class PolicyService:
         for (_lookup, source, context), rows in zip(named, by_name, strict=True):
             for user_id, key, rank in rows:
                 offer(user_id, key, rank, source, context)
-        for (_lookup, source), relation_rows in zip(related, by_relation, strict=True):
+        for lookup, relation_rows in zip(related, by_relation, strict=True):
             for user_id, key, context in relation_rows:
                 person_rank = _rank(key, words)
                 if person_rank is not None:
-                    offer(user_id, key, person_rank, source, context)
+                    offer(user_id, key, person_rank, lookup.source, context)
 
         chosen = sorted(best.items(), key=lambda item: (item[1][0], item[1][2], item[0]))[:limit]
         tutors = [u for u, (_r, _p, _k, source, _c) in chosen if _SOURCES[source][0] == "tutor"]

@@ -38,14 +38,10 @@ async def test_the_counts_name_each_statement_read_and_write(db: Database) -> No
     assert [b - a for a, b in zip(before, after, strict=True)] == [4, 2, 1]
 
 
-def test_no_listener_slows_every_statement(tmp_path: Path) -> None:
+def test_no_listener_slows_every_statement(db: Database) -> None:
     # A listener on the connection's events sends each statement, begin and commit through
     # SQLAlchemy's event-dispatching path, a cost paid by every unit of work.
-    db = Database(f"sqlite:///{tmp_path / 'bridge.db'}")
-    try:
-        assert not db.engine._has_events
-    finally:
-        db._shutdown()
+    assert not db.engine._has_events
 
 
 @pytest.fixture

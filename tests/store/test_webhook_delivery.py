@@ -64,6 +64,7 @@ async def delivering(
     worker = WebhookDelivery(log, f"http://127.0.0.1:{port}/hook", "secret")
     running = asyncio.create_task(worker.run())
     try:
+        await eventually(_now_true(lambda: log.reads == 1), "the worker's first read")
         yield worker, log, received, hold
     finally:
         worker.stop()
@@ -77,7 +78,6 @@ async def test_a_short_page_is_read_once(
     delivering: tuple[WebhookDelivery, CountingLog, list[int], asyncio.Event],
 ) -> None:
     worker, log, received, _hold = delivering
-    await eventually(_now_true(lambda: log.reads == 1), "the worker's first read")
     for n in range(3):
         await _append(db, n)
     worker.wake()
@@ -94,8 +94,7 @@ async def test_an_event_appended_during_a_delivery_is_delivered_at_once(
     db: Database,
     delivering: tuple[WebhookDelivery, CountingLog, list[int], asyncio.Event],
 ) -> None:
-    worker, log, received, hold = delivering
-    await eventually(_now_true(lambda: log.reads == 1), "the worker's first read")
+    worker, _log, received, hold = delivering
     hold.clear()  # the receiver keeps the first delivery waiting
     await _append(db, 0)
     worker.wake()
