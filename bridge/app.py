@@ -175,7 +175,6 @@ class Bridge:
         )
         self.alerts = RefusalAlerts(moderation.alert_refusals_per_hour, self.admin_room.post_alert)
         self.contact_rule = ContactInfoRule(
-            self.roster,
             moderation.contact_info,
             moderation.contact_info_allowed_domains,
             moderation.contact_info_platforms,

@@ -168,6 +168,14 @@ _GROUP_MENTIONS = frozenset({"@everyone", "@here", "@channel", "@room", "@all"})
 
 
 @dataclass(frozen=True)
+class RuleSettings:
+    """An institution's own contact-info settings; None keeps the bridge's default."""
+
+    mode: str | None = None  # off, flag, warn or block
+    region: str | None = None  # where phone numbers without a country code are read
+
+
+@dataclass(frozen=True)
 class ContactMatch:
     """One piece of contact information found in a text."""
 

@@ -7,8 +7,10 @@ sentence the person reading it understands.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
+
+from bridge.domain.contact_info import RuleSettings
 
 Role = Literal["student", "tutor", "admin"]
 ROLES: tuple[Role, ...] = ("student", "tutor", "admin")
@@ -42,6 +44,9 @@ class SharedInstitution:
     b_learns_from_a: str | None = None
     a_teaches_b: str | None = None  # a batch taught by a with b enrolled
     b_teaches_a: str | None = None
+    # The institution's contact-info settings: a message the policy lets through is checked
+    # against them without another read.
+    rule: RuleSettings = RuleSettings()
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class PairFacts:
                     b_learns_from_a=i.a_learns_from_b,
                     a_teaches_b=i.b_teaches_a,
                     b_teaches_a=i.a_teaches_b,
+                    rule=i.rule,
                 )
                 for i in self.institutions
             ),
@@ -82,6 +88,7 @@ class Decision:
     code: str
     reason: str
     institution_id: str | None = None
+    rule: RuleSettings | None = None  # that institution's contact-info settings, when allowed
 
 
 # Refusals, most specific first: when several institutions refuse, the most telling one wins.
@@ -112,7 +119,7 @@ def may_start(facts: PairFacts) -> Decision:
     for shared in facts.institutions:
         decision = _within(shared, b)
         if decision.allowed:
-            return decision
+            return replace(decision, rule=shared.rule)
         refusals.append(decision)
     return min(refusals, key=lambda d: _REFUSAL_RANK.get(d.code, 9))
 
@@ -166,6 +173,4 @@ def may_converse(facts: PairFacts) -> Decision:
     if forward.allowed:
         return forward
     backward = may_start(facts.flipped())
-    if backward.allowed:
-        return Decision(True, backward.code, backward.reason, backward.institution_id)
-    return forward
+    return backward if backward.allowed else forward

@@ -1,16 +1,15 @@
 """The contact-info rule as each institution sets it: off, flag (moderators get a report), warn
 (the sender is told) or block (the message is refused, or removed from Matrix).
 
-The institution is the one through which the pair may talk (the policy's answer names it); its
-region is the default region for phone numbers. Detectors are kept per region.
+The institution is the one through which the pair may talk: the policy's answer carries its
+settings, and its region is the default region for phone numbers. Detectors are kept per region.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.domain.contact_info import ContactInfoDetector, ContactMatch
-from bridge.store.roster import RosterRepository
+from bridge.domain.contact_info import ContactInfoDetector, ContactMatch, RuleSettings
 
 _KIND_WORDS = {
     "phone": "a phone number",
@@ -51,27 +50,22 @@ class ContactInfoRule:
 
     def __init__(
         self,
-        roster: RosterRepository,
         default_mode: str,
         allowed_domains: tuple[str, ...],
         platforms: tuple[str, ...],
         default_region: str = "GB",
     ) -> None:
-        self._roster = roster
         self._default = default_mode
         self._allowed = allowed_domains
         self._platforms = platforms
         self._region = default_region
         self._detectors: dict[str, ContactInfoDetector] = {}
 
-    async def check(self, institution_id: str | None, text: str) -> RuleHit | None:
-        """What the rule says about `text` (None: nothing found, or the rule is off)."""
-        mode, region = self._default, self._region
-        if institution_id is not None:
-            found = await self._roster.content_rule(institution_id)
-            if found is not None:
-                mode = found[0] or mode
-                region = found[1] or region
+    def check(self, settings: RuleSettings | None, text: str) -> RuleHit | None:
+        """What the rule says about `text` under an institution's `settings` (None: the
+        bridge's defaults), None when nothing is found or the rule is off."""
+        mode = (settings and settings.mode) or self._default
+        region = (settings and settings.region) or self._region
         if mode == "off" or not text:
             return None
         matches = self._detector(region).find(text)

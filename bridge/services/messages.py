@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bridge.config import MessagesConfig
+from bridge.domain.contact_info import RuleSettings
 from bridge.domain.content import (
     Attachment,
     attachment_content,
@@ -163,7 +164,7 @@ class MessageService:
                     message_id=existing.id,
                 )
             return existing, False, None
-        conversation, institution_id = await self._open_conversation(conversation_id, sender)
+        conversation, rule = await self._open_conversation(conversation_id, sender)
         self._check_text(body)
         wait = self._rate.retry_after(sender, time.monotonic())
         if wait:
@@ -174,7 +175,7 @@ class MessageService:
                 f"Too many messages; try again in {wait:.0f} s",
                 retry_after_seconds=round(wait, 1),
             )
-        hit = await self._check_rule(institution_id, sender, body)
+        hit = self._check_rule(rule, sender, body)
         html = self._markdown.render(body) if text_format == "markdown" else None
         self._check_size(bridged(_content(body, html, attachment), _LONGEST_ID))
         record, created, behind = await self._messages.add_outgoing(
@@ -263,9 +264,9 @@ class MessageService:
 
     async def _open_conversation(
         self, conversation_id: str, sender: str
-    ) -> tuple[ConversationRecord, str | None]:
-        """The conversation, if `sender` is in it and may write in it now, and the institution
-        through which they may."""
+    ) -> tuple[ConversationRecord, RuleSettings | None]:
+        """The conversation, if `sender` is in it and may write in it now, and the content-rule
+        settings of the institution through which they may."""
         conversation = await self._conversations.get(conversation_id)
         if conversation is None:
             raise no_such_conversation(conversation_id)
@@ -289,13 +290,11 @@ class MessageService:
         if not decision.allowed:
             self._on_refused(sender, "not_allowed")
             raise Refused(403, "not_allowed", decision.reason, reason_code=decision.code)
-        return conversation, decision.institution_id
+        return conversation, decision.rule
 
-    async def _check_rule(
-        self, institution_id: str | None, sender: str, body: str
-    ) -> RuleHit | None:
+    def _check_rule(self, rule: RuleSettings | None, sender: str, body: str) -> RuleHit | None:
         """What the contact-info rule says; a block is the API's 422 `contact_info`."""
-        hit = await self._rule.check(institution_id, body)
+        hit = self._rule.check(rule, body)
         if hit is not None and hit.mode == "block":
             self._on_refused(sender, "contact_info")
             raise Refused(
@@ -379,9 +378,9 @@ class MessageService:
         record = await self._own_message(message_id, user)
         if record.attachment is not None:
             raise Refused(409, "not_editable", "A message carrying a file can't be edited")
-        conversation, institution_id = await self._open_conversation(record.conversation_id, user)
+        conversation, rule = await self._open_conversation(record.conversation_id, user)
         self._check_text(body)
-        hit = await self._check_rule(institution_id, user, body)
+        hit = self._check_rule(rule, user, body)
         html = self._markdown.render(body) if text_format == "markdown" else None
         self._check_size(bridged(edit_content(_LONGEST_EVENT_ID, body, html), _LONGEST_ID))
         # Under the conversation's lock: a send or sync in flight finishes first.

@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bridge.domain.contact_info import RuleSettings
 from bridge.domain.names import MAX_NAME_WORDS, name_key, prefix_end
 from bridge.domain.policy import PairFacts, Person, Role, SharedInstitution
 from bridge.domain.roster import (
@@ -167,7 +168,8 @@ _PAIR_FACTS = text(
     f"""
 SELECT ua.display_name AS a_name, ua.active AS a_active,
   ub.display_name AS b_name, ub.active AS b_active,
-  ma.institution_id AS id, i.name AS name, ma.role AS role_a, mb.role AS role_b,
+  ma.institution_id AS id, i.name AS name, i.contact_info_rule AS rule_mode,
+  i.region AS rule_region, ma.role AS role_a, mb.role AS role_b,
   CASE WHEN ma.role = 'student' AND mb.role = 'student' THEN (
     SELECT c.title || ' · ' || bt.title FROM enrollments ea
       JOIN enrollments eb ON eb.batch_id = ea.batch_id
@@ -247,9 +249,6 @@ _MEMBERSHIPS = (
 )
 _STATES_HOURS = select(users.c.id).where(
     users.c.id == bindparam("id"), users.c.availability.is_not(None)
-)
-_CONTENT_RULE = select(institutions.c.contact_info_rule, institutions.c.region).where(
-    institutions.c.id == bindparam("id")
 )
 
 
@@ -442,6 +441,7 @@ class RosterRepository:
                 b_learns_from_a=r.b_learns_from_a,
                 a_teaches_b=r.a_teaches_b,
                 b_teaches_a=r.b_teaches_a,
+                rule=RuleSettings(r.rule_mode, r.rule_region),
             )
             for r in rows
             if r.role_b is not None
@@ -459,11 +459,6 @@ class RosterRepository:
     async def states_hours(self, user_id: str) -> bool:
         """Whether a person states availability (hours)."""
         return await self._db.scalar(_STATES_HOURS, {"id": user_id}) is not None
-
-    async def content_rule(self, institution_id: str) -> tuple[str | None, str | None] | None:
-        """An institution's (contact-info rule, region); None when it doesn't exist."""
-        row = await self._db.first(_CONTENT_RULE, {"id": institution_id})
-        return None if row is None else (row[0], row[1])
 
     async def home_timezones(self, user_ids: Iterable[str]) -> dict[str, str]:
         """For each person, the time zone of an institution of theirs that states one (the

@@ -63,7 +63,7 @@ async def _setup(db: Database) -> tuple[ConversationRoomEvents, MessageRepositor
         restore_profile=_never,
         set_aside_encrypted=_never,
         suspended=_nobody,
-        rule=ContactInfoRule(roster, "off", (), ()),
+        rule=ContactInfoRule("off", (), ()),
         on_rule_flag=_never,
     )
     return handler, messages, record.id

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from bridge.domain.contact_info import RuleSettings
 from bridge.domain.roster import (
     AssignmentDelete,
+    InstitutionPut,
     MembershipDelete,
     RosterChange,
     UserPut,
@@ -168,3 +170,25 @@ async def test_no_answer_outlives_the_roster_change_that_ends_it(
     assert not (await policy.can_start(a, b)).allowed
     assert not (await policy.can_converse(a, b)).allowed
     assert all(c.user_id != b for c in await policy.contacts(a, limit=100))
+
+
+async def test_a_permission_carries_its_institutions_content_rule_from_the_same_read(
+    db: Database, policy: PolicyService
+) -> None:
+    # A message is checked against the rule of the institution the pair talks through; the
+    # policy's single read brings its settings, so the check reads nothing of its own.
+    roster = RosterRepository(db)
+    await RosterService(roster).apply(
+        [InstitutionPut("u1", "Uni One", "DE", "Europe/Berlin", contact_info="block")]
+    )
+    before = db.stats.reads
+    through_one = await policy.can_converse("t1", "s1")
+    through_two = await policy.can_converse("x1", "d1")  # Uni Two keeps the defaults
+    refused = await policy.can_converse("s1", "t3")
+    assert db.stats.reads - before == 3
+    assert through_one.rule == RuleSettings("block", "DE")
+    assert through_two.rule == RuleSettings(None, None)
+    assert refused.rule is None  # nothing to check: nothing may be sent
+    # The admin's student replies: the permission is the admin's, through the admin's school.
+    backward = await policy.can_converse("s1", "a1")
+    assert backward.allowed and backward.rule == RuleSettings("block", "DE")

@@ -283,7 +283,7 @@ class ConversationRoomEvents:
         """The contact-info rule on a text typed in Matrix: False when it blocks it (then the
         event is removed from Matrix, the sender told, and `message.blocked` published),
         otherwise what it found (None: nothing)."""
-        hit = await self._rule.check(decision.institution_id, body)
+        hit = self._rule.check(decision.rule, body)
         if hit is None or hit.mode != "block":
             return hit
         self._on_refused(sender, "contact_info")
