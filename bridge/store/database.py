@@ -9,15 +9,20 @@ which made the hand-offs, not the database, most of the bridge's cost per messag
 
 SQLite gets one thread and one connection: it has one writer anyway, and one connection avoids
 "database is locked" between our own units. PostgreSQL gets a thread per pooled connection.
+The threads take units from one queue, and results that finish while the event loop has not yet
+woken for an earlier one share its wake-up: under load a hand-off costs a fraction of a thread
+pool's, whose every result wakes the loop on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -182,7 +187,16 @@ class Database:
             workers = _POSTGRESQL_CONNECTIONS
         self._reads_autocommit = self.dialect == "postgresql"
         self._begins_immediate = self.dialect == "sqlite"
-        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="database")
+        self._units: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
+        self._answers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Answers] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"database-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
         self.stats = DatabaseStats()
         # Statements are counted where the dialect hands them to the driver. A listener on the
         # connection's own events would do, but any such listener sends every statement,
@@ -232,7 +246,21 @@ class Database:
 
     async def _run(self, work: Callable[[Connection], T], *, writing: bool) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self._unit, work, writing)
+        answers = self._answers.get(loop)
+        if answers is None:
+            answers = self._answers[loop] = _Answers(loop)
+        answer: asyncio.Future[T] = loop.create_future()
+        self._units.put((work, writing, answer, answers))
+        return await answer
+
+    def _serve(self) -> None:
+        """A database thread: run units as they come, each answered as soon as it ends."""
+        while (item := self._units.get()) is not None:
+            work, writing, answer, answers = item
+            try:
+                answers.give(answer, self._unit(work, writing), None)
+            except BaseException as exc:  # raised in the awaiting task
+                answers.give(answer, None, exc)
 
     def _unit(self, work: Callable[[Connection], T], writing: bool) -> T:
         with self.engine.connect() as conn:
@@ -265,5 +293,46 @@ class Database:
         await loop.run_in_executor(None, self._shutdown)
 
     def _shutdown(self) -> None:
-        self._threads.shutdown(wait=True)
+        for _ in self._threads:
+            self._units.put(None)
+        for thread in self._threads:
+            thread.join()
         self.engine.dispose()
+
+
+class _Answers:
+    """Results on their way back to one event loop's awaiting tasks.
+
+    The first result to arrive wakes the loop; results that arrive before it has run join the
+    same wake-up. So no answer waits, and under load one wake-up answers several units.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+
+    def give(self, answer: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+        """(On a database thread.) Hand over one unit's result or error."""
+        with self._lock:
+            self._waiting.append((answer, result, error))
+            if len(self._waiting) > 1:
+                return  # a wake-up is already on its way
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self._loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for answer, result, error in waiting:
+            if answer.done():  # cancelled: its task stopped waiting; the unit ran all the same
+                continue
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(result)
+
+
+# A unit waiting for a database thread: the work, whether it writes, its answer and where the
+# answer goes.
+_Unit = tuple[Callable[[Connection], Any], bool, "asyncio.Future[Any]", _Answers]

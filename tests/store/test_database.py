@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,3 +87,39 @@ async def test_a_writing_unit_holds_sqlite_write_lock_from_its_start(
         release.set()
         await running
     assert _other_process_may_write(path)
+
+
+async def test_units_that_finish_together_each_answer_their_own_task(db: Database) -> None:
+    # Results that reach the event loop in one wake-up still go to the task that asked; a task
+    # that stopped waiting, or a unit that failed, leaves the others' answers alone.
+    await migrate.upgrade(db)
+    release, all_ran = threading.Event(), threading.Event()
+
+    def held(conn: Connection) -> int:
+        release.wait(10)  # the others queue up behind it
+        return conn.execute(text("SELECT 0")).scalar_one()
+
+    def failing(conn: Connection) -> int:
+        conn.execute(text("SELECT no_such_column FROM institutions"))
+        return -1
+
+    def select(n: int) -> Callable[[Connection], int]:
+        return lambda conn: conn.execute(text(f"SELECT {n}")).scalar_one()
+
+    first = asyncio.ensure_future(db.read(held))
+    given_up = asyncio.ensure_future(db.read(select(99)))
+    asked = [asyncio.ensure_future(db.read(select(n))) for n in range(1, 21)]
+    broken = asyncio.ensure_future(db.read(failing))
+    last = asyncio.ensure_future(db.read(lambda conn: all_ran.set()))
+    await asyncio.sleep(0)  # every unit is queued
+    given_up.cancel()
+    release.set()
+    # Held here, the event loop can't take any answer before the last unit has run: they
+    # all come back in one wake-up.
+    assert all_ran.wait(10)
+    answers = asyncio.gather(first, *asked, last)
+    assert await asyncio.wait_for(answers, 10) == [0, *range(1, 21), None]
+    with pytest.raises(Exception, match="no_such_column"):
+        await broken
+    assert given_up.cancelled()
+    assert await db.scalar(text("SELECT 7")) == 7  # the threads go on serving
