@@ -39,7 +39,7 @@ from bridge.services.content_rules import ContactInfoRule
 from bridge.services.conversations import ConversationService, RoomFinisher
 from bridge.services.embed_sessions import EmbedSessions
 from bridge.services.homeserver_reports import HomeserverReportSync
-from bridge.services.inbound import InboundProcessor
+from bridge.services.inbound import InboundProcessor, own_message_echo
 from bridge.services.lifecycle import ConversationLifecycle
 from bridge.services.live import LiveFeed
 from bridge.services.messages import MessageService
@@ -235,6 +235,7 @@ class Bridge:
             timedelta(seconds=config.appservice.txn_dedupe_window_seconds),
             on_stored=self.processor.wake,
             user_query=self.accounts.handle_user_query,
+            handled=own_message_echo(self.client),
         )
         self.conversation_rooms = conversation_rooms = ConversationRoomEvents(
             conversations,

@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -123,12 +123,15 @@ class AppserviceEndpoint:
         dedupe_window: timedelta,
         on_stored: Callable[[], None],
         user_query: UserQuery,
+        handled: Callable[[NewEvent], bool] = lambda _event: False,
     ) -> None:
         self._hs_token = hs_token.encode()
         self._inbox = inbox
         self._window = dedupe_window
         self._on_stored = on_stored
         self._user_query = user_query
+        # Which events are stored as processed already (`on_stored` isn't called for them).
+        self._handled = handled
         self.last_ping: tuple[str | None, datetime] | None = None
 
     def routes(self) -> list[web.RouteDef]:
@@ -164,12 +167,13 @@ class AppserviceEndpoint:
             return matrix_error(400, "M_BAD_JSON", f"Not an appservice transaction: {exc}")
         if parsed.skipped:
             log.warning("transaction %s: skipped %d malformed event(s)", txn_id, parsed.skipped)
+        events = [replace(e, handled=True) if self._handled(e) else e for e in parsed.events]
         outcome = await self._inbox.store_transaction(
-            txn_id, parsed.fingerprint, parsed.events, datetime.now(UTC), self._window
+            txn_id, parsed.fingerprint, events, datetime.now(UTC), self._window
         )
         if outcome.replay:
             log.info("transaction %s: resend acknowledged without reprocessing", txn_id)
-        elif outcome.new_events:
+        elif outcome.to_process:
             self._on_stored()
         log.debug(
             "transaction %s: %d event(s), %d new", txn_id, len(parsed.events), outcome.new_events

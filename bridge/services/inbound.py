@@ -16,12 +16,25 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from bridge.matrix.client import HomeserverClient
 from bridge.services.workers import IDLE_LOOK_SECONDS, Wakeup
-from bridge.store.inbox import InboxRepository, StoredEvent
+from bridge.store.inbox import InboxRepository, NewEvent, StoredEvent
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[StoredEvent], Awaitable[None]]
+
+
+def own_message_echo(client: HomeserverClient) -> Callable[[NewEvent], bool]:
+    """Whether an event is a message the homeserver answered one of this process's sends with.
+
+    Every room's message handler ignores those (the bridge never echoes its own sends), so they
+    can be stored as processed. An echo that arrives before its send's answer is processed as
+    usual, and found to be one from the bridge's records.
+    """
+    return lambda event: (
+        event.event_type == "m.room.message" and client.sent_by_bridge(event.event_id)
+    )
 
 
 class EventDispatcher:

@@ -23,6 +23,9 @@ class NewEvent:
     kind: str  # "timeline" or "ephemeral"
     event_type: str
     payload: dict[str, Any]
+    # Known to need no processing (the echo of one of the bridge's own messages): stored as
+    # processed already, for the dedupe by event id, and never handed to a handler.
+    handled: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class TransactionOutcome:
 
     replay: bool
     new_events: int
+    to_process: int = 0  # of the new events, those not already handled
 
 
 _t = appservice_transactions.c
@@ -105,7 +109,7 @@ class InboxRepository:
         self._insert_events_statement = (
             dialect.insert(inbound_events)
             .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(_i.seq)
+            .returning(_i.seq, _i.processed_at)
         )
 
     async def store_transaction(
@@ -135,19 +139,22 @@ class InboxRepository:
                 conn.execute(_ADD_TXN, {"txn_id": txn_id, **values})
             else:
                 conn.execute(_RENEW_TXN, {"renewed": txn_id, **values})
-            inserted = self._insert_events(conn, events, now)
-            return TransactionOutcome(replay=False, new_events=inserted)
+            inserted, to_process = self._insert_events(conn, events, now)
+            return TransactionOutcome(replay=False, new_events=inserted, to_process=to_process)
 
         return await self._db.write(work)
 
     async def store_events(self, events: list[NewEvent], now: datetime) -> int:
         """Record events found outside any transaction (catching up from room history), those
         not stored before; returns how many were new."""
-        return await self._db.write(lambda conn: self._insert_events(conn, events, now))
+        return (await self._db.write(lambda conn: self._insert_events(conn, events, now)))[0]
 
-    def _insert_events(self, conn: Connection, events: list[NewEvent], now: datetime) -> int:
+    def _insert_events(
+        self, conn: Connection, events: list[NewEvent], now: datetime
+    ) -> tuple[int, int]:
+        """Store events not stored before: (how many, how many of them await processing)."""
         if not events:
-            return 0
+            return 0, 0
         rows = [
             {
                 "event_id": e.event_id,
@@ -156,13 +163,15 @@ class InboxRepository:
                 "event_type": e.event_type,
                 "payload": json.dumps(e.payload, separators=(",", ":")),
                 "received_at": now,
+                "processed_at": now if e.handled else None,
                 "attempts": 0,
                 "failed": False,
             }
             for e in events
         ]
         # RETURNING counts the rows really inserted (rowcount is unreliable for batches).
-        return len(conn.execute(self._insert_events_statement, rows).all())
+        inserted = conn.execute(self._insert_events_statement, rows).all()
+        return len(inserted), sum(1 for row in inserted if row.processed_at is None)
 
     async def last_received_at(self) -> datetime | None:
         """When the newest event still kept was received, if any."""

@@ -12,6 +12,7 @@ from bridge.app import Bridge
 from bridge.services.inbound import EventDispatcher
 from tests.conftest import Recorder, SynapseEnv
 from tests.support.contract import check_response
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.synapse
 
@@ -93,6 +94,27 @@ async def test_resends_and_repeated_events_are_processed_exactly_once(
     await recorder.wait_for(lambda r: {"$once-a", "$once-b"} <= set(r.ids()))
     await asyncio.sleep(0.3)  # give any duplicate the chance to show up
     assert [i for i in recorder.ids() if i in ("$once-a", "$once-b")] == ["$once-a", "$once-b"]
+
+
+async def test_the_echo_of_the_bridges_own_message_is_stored_as_handled(
+    bridge: tuple[Bridge, Recorder],
+) -> None:
+    # A message the homeserver answered one of the bridge's sends with needs no processing:
+    # it is stored (an event id is kept once) as processed, and no handler sees it.
+    instance, recorder = bridge
+    instance.client.sent("$own-echo")
+    own = {**_message("$own-echo"), "sender": "@_lms_s1:test.local"}
+    reaction = {**own, "event_id": "$own-reaction", "type": "m.reaction"}  # only messages
+    assert await _put(instance, "e1", {"events": [own, reaction]}) == (200, {})
+    assert await _put(instance, "e2", {"events": [own, _message("$after-echo")]}) == (200, {})
+    await recorder.wait_for(lambda r: "$after-echo" in r.ids())
+    assert "$own-echo" not in recorder.ids()
+    assert "$own-reaction" in recorder.ids()
+
+    async def all_processed() -> bool:
+        return (await instance.inbox.counts())["pending"] == 0
+
+    await eventually(all_processed, "every stored event processed")
 
 
 async def test_events_keep_their_order_within_a_room(bridge: tuple[Bridge, Recorder]) -> None:
