@@ -72,6 +72,7 @@ from bridge.store.messages import MessageRepository
 from bridge.store.moderation import ModerationRepository
 from bridge.store.reports import ReportRepository
 from bridge.store.roster import RosterRepository
+from bridge.store.standing import StandingRepository
 from bridge.web.page import InboxPage, security_headers
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class Bridge:
             on_refused=self.alerts.refused,
         )
         self.room_finisher = RoomFinisher(self.conversations)
+        standing = StandingRepository(self.db)
         self.messages = MessageService(
             messages,
             conversations,
@@ -202,7 +204,7 @@ class Bridge:
             self.ids,
             config.messages,
             config.bot_user_id,
-            self.suspensions,
+            standing,
             self.contact_rule,
             on_rule_flag=self.reports.file_by_rule,
             on_refused=self.alerts.refused,
@@ -251,6 +253,7 @@ class Bridge:
             restore_profile=self.accounts.restore_profile,
             set_aside_encrypted=self.conversations.set_aside_encrypted,
             suspended=self.suspensions.in_force,
+            standing=standing,
             rule=self.contact_rule,
             on_rule_flag=self.reports.file_by_rule,
             on_refused=self.alerts.refused,

@@ -46,10 +46,11 @@ from bridge.matrix.client import (
 from bridge.services.content_rules import ContactInfoRule, RuleHit, guideline_notice
 from bridge.services.policy import PolicyService
 from bridge.services.refusals import Refused, no_such_conversation, no_such_message
-from bridge.services.suspensions import Suspensions
+from bridge.services.suspensions import refusal_for
 from bridge.services.workers import IDLE_LOOK_SECONDS, KeyedLocks, Wakeup
 from bridge.store.conversations import ConversationRecord, ConversationRepository
 from bridge.store.messages import MessageRecord, MessageRepository
+from bridge.store.standing import SenderStanding, StandingRepository
 
 log = logging.getLogger(__name__)
 # How long a send waits for older messages of its conversation before answering "queued".
@@ -108,14 +109,14 @@ class MessageService:
         ids: MatrixIdMapper,
         limits: MessagesConfig,
         bot_user_id: str,
-        suspensions: Suspensions,
+        standing: StandingRepository,
         rule: ContactInfoRule,
         *,
         on_rule_flag: Callable[[MessageRecord, RuleHit], Awaitable[object]],
         on_refused: Callable[[str, str], None] = lambda _user, _code: None,
         on_events: Callable[[], None] = lambda: None,
     ) -> None:
-        self._suspensions = suspensions
+        self._standing = standing
         self._rule = rule
         self._on_rule_flag = on_rule_flag
         self._on_refused = on_refused
@@ -153,7 +154,10 @@ class MessageService:
         The message's `status` says "sent" (with its event id) or "queued". A repeat of a stored
         message returns it whatever happened since (a freeze, the rate limit).
         """
-        existing = await self._messages.by_client_message_id(sender, client_message_id)
+        standing = await self._standing.of_sender(
+            conversation_id, sender, datetime.now(UTC), client_message_id
+        )
+        existing = standing.existing
         if existing is not None:
             changed = existing.revision == 0 and existing.body != body  # (edits change it)
             if existing.conversation_id != conversation_id or changed:
@@ -164,7 +168,7 @@ class MessageService:
                     message_id=existing.id,
                 )
             return existing, False, None
-        conversation, rule = await self._open_conversation(conversation_id, sender)
+        conversation, rule = await self._admit(standing, conversation_id, sender)
         self._check_text(body)
         wait = self._rate.retry_after(sender, time.monotonic())
         if wait:
@@ -267,12 +271,19 @@ class MessageService:
     ) -> tuple[ConversationRecord, RuleSettings | None]:
         """The conversation, if `sender` is in it and may write in it now, and the content-rule
         settings of the institution through which they may."""
-        conversation = await self._conversations.get(conversation_id)
+        standing = await self._standing.of_sender(conversation_id, sender, datetime.now(UTC))
+        return await self._admit(standing, conversation_id, sender)
+
+    async def _admit(
+        self, standing: SenderStanding, conversation_id: str, sender: str
+    ) -> tuple[ConversationRecord, RuleSettings | None]:
+        """`_open_conversation` on a standing read already."""
+        conversation = standing.conversation
         if conversation is None:
             raise no_such_conversation(conversation_id)
         if not conversation.has(sender):
             raise Refused(403, "not_a_participant", "The sender is not part of this conversation")
-        suspended = await self._suspensions.refusal(sender)
+        suspended = refusal_for(standing.suspension, datetime.now(UTC))
         if suspended is not None:
             self._on_refused(sender, "suspended")
             raise suspended
@@ -286,7 +297,9 @@ class MessageService:
             raise Refused(
                 409, "conversation_not_ready", "This conversation's room is still being made"
             )
-        decision = await self._policy.can_converse(sender, conversation.other(sender))
+        decision = await self._policy.can_converse(
+            sender, conversation.other(sender), standing.facts
+        )
         if not decision.allowed:
             self._on_refused(sender, "not_allowed")
             raise Refused(403, "not_allowed", decision.reason, reason_code=decision.code)

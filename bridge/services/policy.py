@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 
 from bridge.contract.roster import AvailabilityWords
 from bridge.domain.names import MAX_NAME_WORDS, name_words
-from bridge.domain.policy import MAX_CONTACTS, Decision, Role, may_converse, may_start
+from bridge.domain.policy import (
+    MAX_CONTACTS,
+    Decision,
+    PairFacts,
+    Role,
+    may_converse,
+    may_start,
+)
 from bridge.services.availability import stated_hours
 from bridge.store.roster import MembersNamed, RelatedTo, RosterRepository
 
@@ -69,11 +76,13 @@ class PolicyService:
         """May a start a conversation with b? Raises UnknownUser."""
         return may_start(await self._facts(a, b))
 
-    async def can_converse(self, a: str, b: str) -> Decision:
-        """May a and b (still) write to each other in an existing conversation?"""
-        return may_converse(await self._facts(a, b))
+    async def can_converse(self, a: str, b: str, facts: PairFacts | None = None) -> Decision:
+        """May a and b (still) write to each other in an existing conversation? (`facts`: the
+        pair's, read already; without them, or when they say someone is unknown, they are
+        read here.) Raises UnknownUser."""
+        return may_converse(facts if facts is not None else await self._facts(a, b))
 
-    async def _facts(self, a: str, b: str):  # type: ignore[no-untyped-def]
+    async def _facts(self, a: str, b: str) -> PairFacts:
         facts = await self._roster.pair_facts(a, b, datetime.now(UTC))
         if facts is None:
             missing = a if not await self._roster.existing("user", [a]) else b

@@ -32,6 +32,22 @@ def until_words(suspension: Suspension) -> str:
     return f"until {suspension.until:%Y-%m-%d %H:%M} UTC"
 
 
+def refusal_for(found: Suspension | None, now: datetime, sender: bool = True) -> Refused | None:
+    """The API's 403 `suspended` while `found` holds (phrased for the suspended person as the
+    sender, or for someone who wants to reach them); None otherwise."""
+    if found is None or not found.in_force(now):
+        return None
+    if not sender:
+        return Refused(403, "suspended", "This person can't be messaged at the moment")
+    reason = f": {found.note}" if found.note else ""
+    return Refused(
+        403,
+        "suspended",
+        f"Your messaging is suspended {until_words(found)}{reason}",
+        until=found.until.isoformat() if found.until else None,
+    )
+
+
 class Suspensions(PassWorker):
     """Suspending, lifting, checking; and the worker that tells the homeserver."""
 
@@ -58,18 +74,7 @@ class Suspensions(PassWorker):
     async def refusal(self, user_id: str, *, sender: bool = True) -> Refused | None:
         """The API's 403 `suspended` while `user_id` is suspended (phrased for them as the
         sender, or for someone who wants to reach them); None otherwise."""
-        found = await self.in_force(user_id)
-        if found is None:
-            return None
-        if not sender:
-            return Refused(403, "suspended", "This person can't be messaged at the moment")
-        reason = f": {found.note}" if found.note else ""
-        return Refused(
-            403,
-            "suspended",
-            f"Your messaging is suspended {until_words(found)}{reason}",
-            until=found.until.isoformat() if found.until else None,
-        )
+        return refusal_for(await self._store.suspension(user_id), datetime.now(UTC), sender)
 
     async def suspend(
         self,

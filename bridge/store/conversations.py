@@ -108,6 +108,12 @@ def _record(row: Any) -> ConversationRecord:
     return ConversationRecord(*(_utc(v) for v in row))
 
 
+def read_conversation(conn: Connection, conversation_id: str) -> ConversationRecord | None:
+    """(Within a unit of work.) A conversation by id."""
+    row = conn.execute(_BY_ID, {"id": conversation_id}).first()
+    return _record(row) if row else None
+
+
 class ConversationRepository:
     """All SQL about `conversations` and `read_markers`."""
 
@@ -154,7 +160,7 @@ class ConversationRepository:
 
     async def get(self, conversation_id: str) -> ConversationRecord | None:
         """A conversation by id."""
-        return await self._one(_BY_ID, {"id": conversation_id})
+        return await self._db.read(lambda conn: read_conversation(conn, conversation_id))
 
     async def pair_of(self, conversation_id: str) -> tuple[str, str] | None:
         """The two people of a conversation (remembered: they never change), if it exists."""

@@ -117,6 +117,22 @@ def _record(row: Any) -> MessageRecord:
     return MessageRecord(*values)
 
 
+def read_client_message(
+    conn: Connection, sender: str, client_message_id: str
+) -> MessageRecord | None:
+    """(Within a unit of work.) The message an LMS request stored under its own id, if any."""
+    row = conn.execute(
+        _BY_CLIENT_ID, {"sender": sender, "client_message_id": client_message_id}
+    ).first()
+    return _record(row) if row else None
+
+
+def read_event_message(conn: Connection, event_id: str) -> MessageRecord | None:
+    """(Within a unit of work.) The message a Matrix event is, if it is one of ours."""
+    row = conn.execute(_BY_EVENT_ID, {"event_id": event_id}).first()
+    return _record(row) if row else None
+
+
 def _edited(
     record: MessageRecord,
     origin: OriginName,
@@ -334,13 +350,13 @@ class MessageRepository:
         self, sender: str, client_message_id: str
     ) -> MessageRecord | None:
         """The message an LMS request stored under its own id, if any."""
-        return await self._one(
-            _BY_CLIENT_ID, {"sender": sender, "client_message_id": client_message_id}
+        return await self._db.read(
+            lambda conn: read_client_message(conn, sender, client_message_id)
         )
 
     async def by_event_id(self, event_id: str) -> MessageRecord | None:
         """The message a Matrix event is, if it is one of ours."""
-        return await self._one(_BY_EVENT_ID, {"event_id": event_id})
+        return await self._db.read(lambda conn: read_event_message(conn, event_id))
 
     async def get(self, message_id: str) -> MessageRecord | None:
         """A message by id."""

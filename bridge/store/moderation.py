@@ -76,6 +76,12 @@ def _suspension(row: Any) -> Suspension:
 _SUSPENSION = select(suspensions).where(_s.user_id == bindparam("user_id"))
 
 
+def read_suspension(conn: Connection, user_id: str) -> Suspension | None:
+    """(Within a unit of work.) Someone's latest suspension, lifted or not."""
+    row = conn.execute(_SUSPENSION, {"user_id": user_id}).first()
+    return _suspension(row) if row else None
+
+
 class ModerationRepository:
     """All SQL about the admin room, cards, prompts and suspensions."""
 
@@ -212,8 +218,7 @@ class ModerationRepository:
 
     async def suspension(self, user_id: str) -> Suspension | None:
         """Someone's latest suspension, lifted or not."""
-        row = await self._db.first(_SUSPENSION, {"user_id": user_id})
-        return _suspension(row) if row else None
+        return await self._db.read(lambda conn: read_suspension(conn, user_id))
 
     async def suspend(self, suspended: UserSuspended, now: datetime) -> None:
         """Suspend someone (replacing an earlier suspension); `user.suspended` commits with it."""

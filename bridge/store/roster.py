@@ -252,6 +252,36 @@ _STATES_HOURS = select(users.c.id).where(
 )
 
 
+def read_pair_facts(conn: Connection, a: str, b: str, now: datetime) -> PairFacts | None:
+    """(Within a unit of work.) What the policy needs about a and b (None when either is
+    unknown); one query."""
+    rows = conn.execute(_PAIR_FACTS, {"a": a, "b": b, "now": now}).all()
+    if not rows:
+        return None
+    first = rows[0]
+    shared = tuple(
+        SharedInstitution(
+            id=r.id,
+            name=r.name,
+            role_a=r.role_a,
+            role_b=r.role_b,
+            same_batch=r.same_batch,
+            a_learns_from_b=r.a_learns_from_b,
+            b_learns_from_a=r.b_learns_from_a,
+            a_teaches_b=r.a_teaches_b,
+            b_teaches_a=r.b_teaches_a,
+            rule=RuleSettings(r.rule_mode, r.rule_region),
+        )
+        for r in rows
+        if r.role_b is not None
+    )
+    return PairFacts(
+        Person(a, first.a_name, bool(first.a_active)),
+        Person(b, first.b_name, bool(first.b_active)),
+        shared,
+    )
+
+
 def _user_record(row: Any, member_of: tuple[tuple[str, Role], ...]) -> UserRecord:
     return UserRecord(
         id=row.id,
@@ -426,31 +456,7 @@ class RosterRepository:
 
     async def pair_facts(self, a: str, b: str, now: datetime) -> PairFacts | None:
         """What the policy needs about a and b (None when either is unknown); one query."""
-        rows = await self._db.rows(_PAIR_FACTS, {"a": a, "b": b, "now": now})
-        if not rows:
-            return None
-        first = rows[0]
-        shared = tuple(
-            SharedInstitution(
-                id=r.id,
-                name=r.name,
-                role_a=r.role_a,
-                role_b=r.role_b,
-                same_batch=r.same_batch,
-                a_learns_from_b=r.a_learns_from_b,
-                b_learns_from_a=r.b_learns_from_a,
-                a_teaches_b=r.a_teaches_b,
-                b_teaches_a=r.b_teaches_a,
-                rule=RuleSettings(r.rule_mode, r.rule_region),
-            )
-            for r in rows
-            if r.role_b is not None
-        )
-        return PairFacts(
-            Person(a, first.a_name, bool(first.a_active)),
-            Person(b, first.b_name, bool(first.b_active)),
-            shared,
-        )
+        return await self._db.read(lambda conn: read_pair_facts(conn, a, b, now))
 
     async def memberships_with_names(self, user_id: str) -> list[tuple[str, str, Role]]:
         """(institution id, institution name, role) of each of a person's memberships."""

@@ -19,6 +19,7 @@ from bridge.store.events import EventLogRepository
 from bridge.store.inbox import StoredEvent
 from bridge.store.messages import MessageRepository
 from bridge.store.roster import RosterRepository
+from bridge.store.standing import StandingRepository
 
 ROOM = "!room:hs"
 
@@ -63,6 +64,7 @@ async def _setup(db: Database) -> tuple[ConversationRoomEvents, MessageRepositor
         restore_profile=_never,
         set_aside_encrypted=_never,
         suspended=_nobody,
+        standing=StandingRepository(db),
         rule=ContactInfoRule("off", (), ()),
         on_rule_flag=_never,
     )

@@ -28,7 +28,7 @@ from bridge.contract.events import MessageBlocked
 from bridge.domain.content import attachment_of, not_delivered_notice, uncarried
 from bridge.domain.formatting import bridged_message_id, replacement_of, text_of
 from bridge.domain.ids import MatrixIdMapper
-from bridge.domain.policy import Decision
+from bridge.domain.policy import Decision, PairFacts
 from bridge.domain.text import from_matrix
 from bridge.matrix.client import HomeserverClient, HomeserverError, new_txn_id
 from bridge.services.content_rules import ContactInfoRule, RuleHit, guideline_notice
@@ -39,6 +39,7 @@ from bridge.store.conversations import ConversationRecord, ConversationRepositor
 from bridge.store.inbox import StoredEvent
 from bridge.store.messages import MessageRecord, MessageRepository
 from bridge.store.moderation import Suspension
+from bridge.store.standing import SenderStanding, StandingRepository
 
 log = logging.getLogger(__name__)
 # (account, room, the name and avatar its member event shows): puts the roster's back.
@@ -69,11 +70,13 @@ class ConversationRoomEvents:
         restore_profile: RestoreProfile,
         set_aside_encrypted: Callable[[str, str], Awaitable[None]],
         suspended: Callable[[str], Awaitable[Suspension | None]],
+        standing: StandingRepository,
         rule: ContactInfoRule,
         on_rule_flag: Callable[[MessageRecord, RuleHit], Awaitable[object]],
         on_refused: Callable[[str, str], None] = lambda _user, _code: None,
     ) -> None:
         self._suspended = suspended
+        self._standing = standing
         self._rule = rule
         self._on_rule_flag = on_rule_flag
         self._on_refused = on_refused
@@ -145,7 +148,10 @@ class ConversationRoomEvents:
         if edit is not None:
             await self._on_edit(event.event_id, conversation, sender, *edit)
             return
-        if await self._messages.by_event_id(event.event_id) is not None:
+        standing = await self._standing.of_event_sender(
+            conversation, sender, event.event_id, datetime.now(UTC)
+        )
+        if standing.existing is not None:
             return  # the echo of a message sent before messages carried their id
         text = text_of(content)
         attached = attachment_of(content) if text is None else None
@@ -157,7 +163,7 @@ class ConversationRoomEvents:
             what = f"a file larger than the {limit:.0f} MB the platform accepts"
             await self._not_carried(event, conversation, what)
             return
-        decision = await self._gate(event.event_id, conversation, sender, "message")
+        decision = await self._gate(event.event_id, conversation, sender, "message", standing)
         if decision is None:
             return
         if attached is not None:
@@ -239,13 +245,24 @@ class ConversationRoomEvents:
         await self._reply_notice(conversation, event.event_id, not_delivered_notice(what))
 
     async def _gate(
-        self, event_id: str, conversation: ConversationRecord, sender: str, what: str
+        self,
+        event_id: str,
+        conversation: ConversationRecord,
+        sender: str,
+        what: str,
+        standing: SenderStanding | None = None,
     ) -> Decision | None:
         """The policy's permission for the sender to write (it names the institution), or
         None when their messaging is suspended or the pair may no longer write to each other:
         then the bot tells the room the `what` ("message", "edit") was not delivered (and a
-        conversation that should be read-only is rechecked)."""
-        suspension = await self._suspended(sender)
+        conversation that should be read-only is rechecked). `standing`: the sender's, read
+        already."""
+        if standing is None:
+            suspension = await self._suspended(sender)
+        elif standing.suspension is not None and standing.suspension.in_force(datetime.now(UTC)):
+            suspension = standing.suspension
+        else:
+            suspension = None
         if suspension is not None:
             log.info("event %s from suspended %s not delivered", event_id, sender)
             self._on_refused(sender, "suspended")
@@ -255,7 +272,9 @@ class ConversationRoomEvents:
             )
             await self._reply_notice(conversation, event_id, body)
             return None
-        decision = await self._decision(conversation, sender)
+        decision = await self._decision(
+            conversation, sender, standing.facts if standing is not None else None
+        )
         if decision.allowed:
             return decision
         self._on_refused(sender, "not_allowed")
@@ -348,10 +367,13 @@ class ConversationRoomEvents:
         except HomeserverError as exc:
             log.warning("notice about undelivered event %s not posted: %s", event_id, exc)
 
-    async def _decision(self, conversation: ConversationRecord, sender: str) -> Decision:
-        """May `sender` still write to the other participant? (Phrased for the sender.)"""
+    async def _decision(
+        self, conversation: ConversationRecord, sender: str, facts: PairFacts | None = None
+    ) -> Decision:
+        """May `sender` still write to the other participant? (Phrased for the sender; `facts`:
+        the pair's, read already.)"""
         try:
-            return await self._policy.can_converse(sender, conversation.other(sender))
+            return await self._policy.can_converse(sender, conversation.other(sender), facts)
         except UnknownUser:  # removed meanwhile: the conversation goes with them
             return Decision(False, "unknown_user", "that person is no longer on the platform")
 
