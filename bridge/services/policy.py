@@ -77,9 +77,8 @@ class PolicyService:
         return may_start(await self._facts(a, b))
 
     async def can_converse(self, a: str, b: str, facts: PairFacts | None = None) -> Decision:
-        """May a and b (still) write to each other in an existing conversation? (`facts`: the
-        pair's, read already; without them, or when they say someone is unknown, they are
-        read here.) Raises UnknownUser."""
+        """May a and b (still) write to each other in an existing conversation? `facts` are
+        the pair's when read already (None: read here). Raises UnknownUser."""
         return may_converse(facts if facts is not None else await self._facts(a, b))
 
     async def _facts(self, a: str, b: str) -> PairFacts:
