@@ -9,6 +9,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, select, text
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, select, text
 from bridge.store import migrate
 from bridge.store.database import Database, execute_many
 from bridge.store.schema import institutions
+from tests.support.waiting import eventually
 
 NOW = datetime(2026, 9, 1, tzinfo=UTC)
 
@@ -106,12 +108,24 @@ async def test_units_that_finish_together_each_answer_their_own_task(db: Databas
     def select(n: int) -> Callable[[Connection], int]:
         return lambda conn: conn.execute(text(f"SELECT {n}")).scalar_one()
 
-    first = asyncio.ensure_future(db.read(held))
-    given_up = asyncio.ensure_future(db.read(select(99)))
-    asked = [asyncio.ensure_future(db.read(select(n))) for n in range(1, 21)]
-    broken = asyncio.ensure_future(db.read(failing))
-    last = asyncio.ensure_future(db.read(lambda conn: all_ran.set()))
-    await asyncio.sleep(0)  # every unit is queued
+    queued = 0
+
+    async def read(work: Callable[[Connection], Any]) -> Any:
+        nonlocal queued
+        unit = db.read(work)
+        queued += 1  # the unit is queued in this same step, before `unit` first waits
+        return await unit
+
+    first = asyncio.ensure_future(read(held))
+    given_up = asyncio.ensure_future(read(held))  # held too: it can't end before it is given up
+    asked = [asyncio.ensure_future(read(select(n))) for n in range(1, 21)]
+    broken = asyncio.ensure_future(read(failing))
+    last = asyncio.ensure_future(read(lambda conn: all_ran.set()))
+
+    async def all_queued() -> bool:
+        return queued == 24
+
+    await eventually(all_queued, "every unit queued")
     given_up.cancel()
     release.set()
     # Held here, the event loop can't take any answer before the last unit has run: they
