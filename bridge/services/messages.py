@@ -210,12 +210,14 @@ class MessageService:
         """Upload a file the LMS sent to the homeserver's media repository as the sender, then
         send it like a message. Nothing is stored when the homeserver is unreachable (503: the
         LMS still has the file and sends it again)."""
-        existing = await self._messages.by_client_message_id(sender, client_message_id)
-        if existing is not None:
+        standing = await self._standing.of_sender(
+            conversation_id, sender, datetime.now(UTC), client_message_id
+        )
+        if standing.existing is not None:
             return await self.send(
-                conversation_id, sender, existing.body, "plain", client_message_id
+                conversation_id, sender, standing.existing.body, "plain", client_message_id
             )
-        await self._open_conversation(conversation_id, sender)  # before uploading anything
+        await self._admit(standing, conversation_id, sender)  # before uploading anything
         limit = self._limits.max_attachment_bytes
         if len(upload.data) > limit:
             raise Refused(

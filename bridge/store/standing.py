@@ -32,7 +32,7 @@ class SenderStanding:
     existing: MessageRecord | None = None  # stored before (same client message or event id)
     conversation: ConversationRecord | None = None
     suspension: Suspension | None = None  # the sender's latest, lifted or not
-    facts: PairFacts | None = None  # the pair's, for the policy (None: someone is unknown)
+    facts: PairFacts | None = None  # the pair's (None: not read, or someone is unknown)
 
 
 class StandingRepository:

@@ -259,10 +259,9 @@ class ConversationRoomEvents:
         already."""
         if standing is None:
             suspension = await self._suspended(sender)
-        elif standing.suspension is not None and standing.suspension.in_force(datetime.now(UTC)):
-            suspension = standing.suspension
         else:
-            suspension = None
+            found = standing.suspension
+            suspension = found if found is not None and found.in_force(datetime.now(UTC)) else None
         if suspension is not None:
             log.info("event %s from suspended %s not delivered", event_id, sender)
             self._on_refused(sender, "suspended")
