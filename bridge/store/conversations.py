@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.cache import BoundedCache
 from bridge.contract.events import ConversationCreated, ConversationRead, ConversationStateChanged
+from bridge.store import prepared
 from bridge.store.database import Database, one_of_bound
 from bridge.store.events import append_event
 from bridge.store.schema import conversations, messages, read_markers, room_setups
@@ -110,7 +111,7 @@ def _record(row: Any) -> ConversationRecord:
 
 def read_conversation(conn: Connection, conversation_id: str) -> ConversationRecord | None:
     """(Within a unit of work.) A conversation by id."""
-    row = conn.execute(_BY_ID, {"id": conversation_id}).first()
+    row = prepared.first(conn, _BY_ID, {"id": conversation_id})
     return _record(row) if row else None
 
 

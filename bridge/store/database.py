@@ -41,6 +41,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 
+from bridge.store.prepared import prepare_connection
+
 T = TypeVar("T")
 
 
@@ -203,6 +205,11 @@ class Database:
         # begin and commit through SQLAlchemy's slower event-dispatching path.
         for hook in ("do_execute", "do_executemany", "do_execute_no_params"):
             event.listen(self.engine.dialect, hook, self._count_statement)
+        # Each connection keeps the message path's statements compiled (`bridge.store.prepared`).
+        event.listen(self.engine, "connect", self._prepare_connection)
+
+    def _prepare_connection(self, _dbapi_connection: Any, record: Any) -> None:
+        prepare_connection(record.info, self.engine.dialect, lambda: self.stats.count(statements=1))
 
     def _count_statement(self, _cursor: Any, statement: str, *_rest: Any) -> None:
         if not statement.startswith("BEGIN"):

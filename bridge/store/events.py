@@ -12,6 +12,7 @@ from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from bridge.contract.events import Event, EventPayload
 from bridge.contract.shapes import dump
+from bridge.store import prepared
 from bridge.store.database import Database
 from bridge.store.schema import event_cursors, events, webhook_cursor
 
@@ -60,8 +61,9 @@ def append_event(conn: Connection, payload: EventPayload, now: datetime) -> None
         # this lock (held until commit) a later seq can commit first, readers of `after=` and the
         # webhook cursor move past the earlier one, and it is never delivered. SQLite already
         # has a single writer.
-        conn.execute(_LOCK_LOG)
-    conn.execute(
+        prepared.first(conn, _LOCK_LOG, {})
+    prepared.execute(
+        conn,
         _APPEND,
         {
             "id": uuid.uuid4().hex,
@@ -80,7 +82,9 @@ class EventLogRepository:
 
     async def after(self, seq: int, limit: int) -> list[LoggedEvent]:
         """Events after `seq`, oldest first."""
-        rows = await self._db.rows(_AFTER, {"seq": seq, "limit": limit})
+        rows = await self._db.read(
+            lambda conn: prepared.all_rows(conn, _AFTER, {"seq": seq, "limit": limit})
+        )
         return [
             LoggedEvent(
                 r.seq,
@@ -101,8 +105,7 @@ class EventLogRepository:
         """Move the webhook cursor to `seq`."""
 
         def work(conn: Connection) -> None:
-            result = conn.execute(_MARK_DELIVERED, {"seq": seq, "now": now})
-            if result.rowcount == 0:
+            if prepared.execute(conn, _MARK_DELIVERED, {"seq": seq, "now": now}) == 0:
                 conn.execute(
                     webhook_cursor.insert().values(id=1, delivered_seq=seq, updated_at=now)
                 )

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bridge.store import prepared
 from bridge.store.database import Database
 from bridge.store.schema import appservice_transactions, inbound_events
 
@@ -127,7 +128,7 @@ class InboxRepository:
         """
 
         def work(conn: Connection) -> TransactionOutcome:
-            seen = conn.execute(_SEEN_TXN, {"txn_id": txn_id}).first()
+            seen = prepared.first(conn, _SEEN_TXN, {"txn_id": txn_id})
             if (
                 seen is not None
                 and seen.fingerprint == fingerprint
@@ -136,9 +137,9 @@ class InboxRepository:
                 return TransactionOutcome(replay=True, new_events=0)
             values = {"fingerprint": fingerprint, "received_at": now}
             if seen is None:
-                conn.execute(_ADD_TXN, {"txn_id": txn_id, **values})
+                prepared.execute(conn, _ADD_TXN, {"txn_id": txn_id, **values})
             else:
-                conn.execute(_RENEW_TXN, {"renewed": txn_id, **values})
+                prepared.execute(conn, _RENEW_TXN, {"renewed": txn_id, **values})
             inserted, to_process = self._insert_events(conn, events, now)
             return TransactionOutcome(replay=False, new_events=inserted, to_process=to_process)
 
@@ -184,7 +185,9 @@ class InboxRepository:
         A room whose next event was postponed is left out whole, so the events behind it keep
         their order and don't crowd other rooms out of the batch.
         """
-        rows = await self._db.rows(_PENDING, {"now": now, "limit": limit})
+        rows = await self._db.read(
+            lambda conn: prepared.all_rows(conn, _PENDING, {"now": now, "limit": limit})
+        )
         return [
             StoredEvent(
                 seq=r.seq,
@@ -200,7 +203,7 @@ class InboxRepository:
 
     async def earliest_retry(self) -> datetime | None:
         """When the next postponed event falls due, if any."""
-        value = await self._db.scalar(_EARLIEST_RETRY)
+        value = await self._db.read(lambda conn: prepared.scalar(conn, _EARLIEST_RETRY, {}))
         return _aware(value) if value is not None else None
 
     async def mark_processed(self, seqs: list[int], now: datetime) -> None:

@@ -23,6 +23,7 @@ from bridge.contract.events import (
 from bridge.contract.shapes import OMITTED
 from bridge.contract.values import OriginName
 from bridge.domain.content import Attachment
+from bridge.store import prepared
 from bridge.store.database import Database
 from bridge.store.events import append_event
 from bridge.store.schema import (
@@ -121,15 +122,15 @@ def read_client_message(
     conn: Connection, sender: str, client_message_id: str
 ) -> MessageRecord | None:
     """(Within a unit of work.) The message an LMS request stored under its own id, if any."""
-    row = conn.execute(
-        _BY_CLIENT_ID, {"sender": sender, "client_message_id": client_message_id}
-    ).first()
+    row = prepared.first(
+        conn, _BY_CLIENT_ID, {"sender": sender, "client_message_id": client_message_id}
+    )
     return _record(row) if row else None
 
 
 def read_event_message(conn: Connection, event_id: str) -> MessageRecord | None:
     """(Within a unit of work.) The message a Matrix event is, if it is one of ours."""
-    row = conn.execute(_BY_EVENT_ID, {"event_id": event_id}).first()
+    row = prepared.first(conn, _BY_EVENT_ID, {"event_id": event_id})
     return _record(row) if row else None
 
 
@@ -315,7 +316,7 @@ class MessageRepository:
         now: datetime = values["created_at"]
 
         def work(conn: Connection) -> tuple[MessageRecord, bool] | None:
-            row = conn.execute(self._insert[unique], values).first()
+            row = prepared.first(conn, self._insert[unique], values)
             if row is None:
                 return None
             record = _record(row)
@@ -331,15 +332,17 @@ class MessageRepository:
                 created_at=now,
                 attachment=attachment_info(record.attachment),
             )
-            conn.execute(
-                _LAST_MESSAGE_AT, {"conversation_id": values["conversation_id"], "now": now}
+            prepared.execute(
+                conn, _LAST_MESSAGE_AT, {"conversation_id": values["conversation_id"], "now": now}
             )
             append_event(conn, created, now)
             # After the event log's lock (PostgreSQL): what committed before it is seen.
             behind = record.status == "queued" and (
-                conn.execute(
-                    _OLDER_QUEUED, {"conversation_id": record.conversation_id, "seq": record.seq}
-                ).first()
+                prepared.first(
+                    conn,
+                    _OLDER_QUEUED,
+                    {"conversation_id": record.conversation_id, "seq": record.seq},
+                )
                 is not None
             )
             return record, behind
@@ -409,9 +412,10 @@ class MessageRepository:
             "now": now,
             "sent_revision": sent_revision,
         }
-        return _record(
-            await self._db.write(lambda conn: conn.execute(_MARK_SENT, parameters).one())
-        )
+        row = await self._db.write(lambda conn: prepared.first(conn, _MARK_SENT, parameters))
+        if row is None:
+            raise LookupError(f"no message {message_id} to mark as sent")
+        return _record(row)
 
     async def mark_failed(self, message_id: str, reason: str, now: datetime) -> None:
         """The homeserver refused a message for good; `message.failed` commits with it."""

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
 
 from bridge.contract.events import UserSuspended, UserUnsuspended, UserWarned
+from bridge.store import prepared
 from bridge.store.database import Database
 from bridge.store.events import append_event
 from bridge.store.schema import admin_room, card_prompts, report_cards, reports, suspensions
@@ -78,7 +79,7 @@ _SUSPENSION = select(suspensions).where(_s.user_id == bindparam("user_id"))
 
 def read_suspension(conn: Connection, user_id: str) -> Suspension | None:
     """(Within a unit of work.) Someone's latest suspension, lifted or not."""
-    row = conn.execute(_SUSPENSION, {"user_id": user_id}).first()
+    row = prepared.first(conn, _SUSPENSION, {"user_id": user_id})
     return _suspension(row) if row else None
 
 

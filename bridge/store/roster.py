@@ -48,6 +48,7 @@ from bridge.domain.roster import (
     RosterChange,
     UserPut,
 )
+from bridge.store import prepared
 from bridge.store.database import Database, execute_many, one_of
 from bridge.store.schema import (
     batches,
@@ -255,7 +256,7 @@ _STATES_HOURS = select(users.c.id).where(
 def read_pair_facts(conn: Connection, a: str, b: str, now: datetime) -> PairFacts | None:
     """(Within a unit of work.) What the policy needs about a and b (None when either is
     unknown); one query."""
-    rows = conn.execute(_PAIR_FACTS, {"a": a, "b": b, "now": now}).all()
+    rows = prepared.all_rows(conn, _PAIR_FACTS, {"a": a, "b": b, "now": now})
     if not rows:
         return None
     first = rows[0]
@@ -464,7 +465,10 @@ class RosterRepository:
 
     async def states_hours(self, user_id: str) -> bool:
         """Whether a person states availability (hours)."""
-        return await self._db.scalar(_STATES_HOURS, {"id": user_id}) is not None
+        found = await self._db.read(
+            lambda conn: prepared.scalar(conn, _STATES_HOURS, {"id": user_id})
+        )
+        return found is not None
 
     async def home_timezones(self, user_ids: Iterable[str]) -> dict[str, str]:
         """For each person, the time zone of an institution of theirs that states one (the
