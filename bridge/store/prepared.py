@@ -53,9 +53,11 @@ class _Compiled:
         self.positional = compiled.positiontup is not None
         # Each parameter position's name (a name may repeat), or the names of a named style.
         self.order: tuple[str, ...] = tuple(
-            compiled.positiontup if self.positional else compiled.binds
+            compiled.positiontup if self.positional else compiled.bind_names.values()
         )
         self.names = tuple(dict.fromkeys(self.order))  # each once
+        # The name the driver sees, where the statement's text had to spell it otherwise.
+        self.spelled = {n: compiled.escaped_bind_names.get(n, n) for n in self.names}
         self.converters: dict[str, Processor] = {}
         self.literals: dict[str, Any] = {}
         for name in self.names:
@@ -91,7 +93,7 @@ class _Compiled:
             values[name] = value if convert is None or value is None else convert(value)
         if self.positional:
             return tuple(values[name] for name in self.order)
-        return values
+        return {self.spelled[name]: value for name, value in values.items()}
 
     def rows(self, cursor: Any, raw: list[Any]) -> list[Any]:
         if self.row is None:  # textual SQL: the cursor says what the columns are

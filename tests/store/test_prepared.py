@@ -24,6 +24,7 @@ _CHANGED_SINCE = text(
 ).bindparams(bindparam("since", type_=DateTime(timezone=True)))
 _RENAME = update(users).where(users.c.id == bindparam("user")).values(display_name=bindparam("n"))
 _ADD = users.insert()
+_DOTTED = select(users.c.id).where(users.c.id == bindparam("user.id"))
 _EXPANDING = select(users.c.id).where(users.c.id.in_(bindparam("ids", expanding=True)))
 
 
@@ -68,6 +69,8 @@ async def test_rows_read_as_sqlalchemy_reads_them(db: Database) -> None:
     # The literal True written into the statement is bound on every run.
     assert await db.read(lambda conn: prepared.first(conn, _ACTIVE_BY_ID, {"id": "u2"})) is None
     assert await db.read(lambda conn: prepared.scalar(conn, _ACTIVE_BY_ID, {"id": "u3"})) == "u3"
+    # A name the statement's text spells otherwise (PostgreSQL's named style) still binds.
+    assert await db.read(lambda conn: prepared.scalar(conn, _DOTTED, {"user.id": "u2"})) == "u2"
 
 
 async def test_textual_sql_converts_a_typed_parameter_used_twice(db: Database) -> None:
