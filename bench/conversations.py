@@ -718,6 +718,9 @@ def usage_columns(rounds: list[Round]) -> list[object]:
         per_message(counters['lms_bridge_database_units_total{kind="write"}'], sent, 1)
         if bridge_running
         else "-",
+        per_message(counters['lms_bridge_database_units_total{kind="read"}'], sent, 1)
+        if bridge_running
+        else "-",
         per_message(sum(homeserver_calls(counters).values()), sent, 1) if bridge_running else "-",
         f"{100 * sum(u.other_cpu or 0 for u in usages) / sum(u.seconds for u in usages):.0f}%",
     ]
@@ -729,6 +732,7 @@ USAGE_HEADERS = [
     "here CPU ms/msg",
     "SQL/msg",
     "commits/msg",
+    "reads/msg",
     "HS calls/msg",
     "others' CPU",
 ]
@@ -807,7 +811,7 @@ def report(
         f"\nLMS → Matrix: {args.messages} messages per round and path over {PAIRS} rooms, "
         f"concurrency {args.concurrency}. CPU per message of each process over the round and "
         "until everything it caused was done; here = the load generator, stub and webhook "
-        "receiver. SQL, commits and homeserver calls are the bridge's, from its metrics.\n"
+        "receiver. SQL, commits, reads and homeserver calls are the bridge's, from its metrics.\n"
     )
     by_path = {path: [r for r in rounds if r.path == path] for path in (ALONE, BRIDGED, RAW_BRIDGE)}
     rows = [table_row(r.label, [r]) for r in rounds]
@@ -832,6 +836,18 @@ def report(
             f"bridge CPU per bridged message {bridged_cpu:.1f} ms (target ≤ 4: "
             f"{verdict(bridged_cpu, 4, higher=False)}); per ingested event {raw_cpu:.1f} ms "
             f"(target ≤ 2: {verdict(raw_cpu, 2, higher=False)})"
+        )
+    # Bridge CPU over Synapse's in the same rounds: the machine's speed cancels out of it, so
+    # runs on a slower day still compare.
+    shares = [
+        cpu / synapse_cpu
+        for cpu, synapse_cpu in (usage_columns(by_path[p])[:2] for p in (BRIDGED, RAW_BRIDGE))
+        if isinstance(cpu, float) and isinstance(synapse_cpu, float)
+    ]
+    if len(shares) == 2:
+        print(
+            f"bridge CPU / Synapse CPU in the same rounds: bridged {shares[0]:.2f}, "
+            f"raw + bridge {shares[1]:.2f}"
         )
     for path in (BRIDGED, RAW_BRIDGE):
         made: Counter[str] = Counter()
