@@ -189,6 +189,12 @@ class Database:
             workers = _POSTGRESQL_CONNECTIONS
         self._reads_autocommit = self.dialect == "postgresql"
         self._begins_immediate = self.dialect == "sqlite"
+        # SQLite's one connection never leaves its thread, so the thread keeps it open rather
+        # than checking it out of the pool and back for every unit (which cost as much as a
+        # short query). A PostgreSQL thread takes its connection from the pool for each unit,
+        # so the pool checks an idle one and replaces a broken one.
+        self._keeps_connection = self.dialect == "sqlite"
+        self._kept = threading.local()
         self._units: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
         self._answers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Answers] = (
             weakref.WeakKeyDictionary()
@@ -262,37 +268,52 @@ class Database:
 
     def _serve(self) -> None:
         """A database thread: run units as they come, each answered as soon as it ends."""
-        while (item := self._units.get()) is not None:
-            work, writing, answer, answers = item
-            try:
-                answers.give(answer, self._unit(work, writing), None)
-            except BaseException as exc:  # raised in the awaiting task
-                answers.give(answer, None, exc)
+        try:
+            while (item := self._units.get()) is not None:
+                work, writing, answer, answers = item
+                try:
+                    answers.give(answer, self._unit(work, writing), None)
+                except BaseException as exc:  # raised in the awaiting task
+                    answers.give(answer, None, exc)
+        finally:
+            kept: Connection | None = getattr(self._kept, "connection", None)
+            if kept is not None:
+                kept.close()
 
     def _unit(self, work: Callable[[Connection], T], writing: bool) -> T:
-        with self.engine.connect() as conn:
-            if not writing and self._reads_autocommit:
-                # Each statement of a read is its own transaction, as in one transaction at
-                # READ COMMITTED (each statement sees what was committed when it began),
-                # without the two round trips to begin and end one.
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-            transaction = conn.begin()
-            try:
-                if writing and self._begins_immediate:
-                    # A writing unit takes SQLite's write lock at once, so two processes never
-                    # both read, then both try to write and one fails as busy. A reading unit
-                    # runs each statement on its own (WAL gives each a consistent view).
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                result = work(conn)
-            except BaseException:
-                transaction.rollback()
-                raise
-            # A read ends with a commit too: it changed nothing, and psycopg forgets every
-            # prepared statement on a rollback, so PostgreSQL would plan each query afresh
-            # (planning the policy's query costs ten times running it).
-            transaction.commit()
-            self.stats.count(writes=int(writing), reads=int(not writing))
-            return result
+        if not self._keeps_connection:
+            with self.engine.connect() as conn:
+                return self._in_transaction(conn, work, writing)
+        conn = getattr(self._kept, "connection", None)
+        if conn is None:
+            conn = self._kept.connection = self.engine.connect()
+        return self._in_transaction(conn, work, writing)
+
+    def _in_transaction(
+        self, conn: Connection, work: Callable[[Connection], T], writing: bool
+    ) -> T:
+        if not writing and self._reads_autocommit:
+            # Each statement of a read is its own transaction, as in one transaction at
+            # READ COMMITTED (each statement sees what was committed when it began),
+            # without the two round trips to begin and end one.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        transaction = conn.begin()
+        try:
+            if writing and self._begins_immediate:
+                # A writing unit takes SQLite's write lock at once, so two processes never
+                # both read, then both try to write and one fails as busy. A reading unit
+                # runs each statement on its own (WAL gives each a consistent view).
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            result = work(conn)
+        except BaseException:
+            transaction.rollback()
+            raise
+        # A read ends with a commit too: it changed nothing, and psycopg forgets every
+        # prepared statement on a rollback, so PostgreSQL would plan each query afresh
+        # (planning the policy's query costs ten times running it).
+        transaction.commit()
+        self.stats.count(writes=int(writing), reads=int(not writing))
+        return result
 
     async def close(self) -> None:
         """Close every connection and stop the database threads."""

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, event, select, text
+from sqlalchemy.exc import IntegrityError
 
 from bridge.store import migrate
 from bridge.store.database import Database, execute_many
@@ -137,3 +138,23 @@ async def test_units_that_finish_together_each_answer_their_own_task(db: Databas
         await broken
     assert given_up.cancelled()
     assert await db.scalar(text("SELECT 7")) == 7  # the threads go on serving
+
+
+async def test_sqlite_keeps_its_connection_open_between_units(
+    sqlite_db: tuple[Database, Path],
+) -> None:
+    # Checking SQLite's one connection out of the pool and back cost as much as a short query.
+    db, _ = sqlite_db
+    checkouts: list[object] = []
+    event.listen(db.engine, "checkout", lambda *_: checkouts.append(None))
+
+    def failing_write(conn: Connection) -> None:
+        conn.execute(institutions.insert().values(id="i1", name="One", updated_at=NOW))
+        conn.execute(institutions.insert().values(id="i1", name="Again", updated_at=NOW))
+
+    with pytest.raises(IntegrityError):
+        await db.write(failing_write)
+    await db.execute(institutions.insert().values(id="i2", name="Two", updated_at=NOW))
+    # The failed unit was rolled back whole, and the connection serves the next units.
+    assert [r.id for r in await db.rows(select(institutions.c.id))] == ["i2"]
+    assert checkouts == []
