@@ -409,6 +409,7 @@ class Bridge:
                     self.event_log,
                     self.live,
                     self.roster,
+                    self.catch_up,
                     webhook=self.config.lms.webhook_url is not None,
                 )
             ).routes()

@@ -58,6 +58,13 @@ class HistoryCatchUp:
         self._wakeup = Wakeup()
         # Passes to make: (when, by the monotonic clock; how far back).
         self._due: list[tuple[float, datetime]] = []
+        self._unscheduled = True  # the start's own passes are not yet known
+        self._running = False
+
+    @property
+    def passes_waiting(self) -> int:
+        """History passes scheduled or under way (0 once the bridge has caught up)."""
+        return len(self._due) + int(self._running) + int(self._unscheduled)
 
     def stop(self) -> None:
         """Make `run` return."""
@@ -72,6 +79,7 @@ class HistoryCatchUp:
         last_received = await self._inbox.last_received_at()
         if last_received is not None:  # a new bridge has nothing to catch up on
             self._schedule(last_received - MARGIN)
+        self._unscheduled = False
         reachable, last_contact = True, datetime.now(UTC)
         seen_failure = self._client.last_unreachable
         while not self._wakeup.stopping:
@@ -107,6 +115,7 @@ class HistoryCatchUp:
             return
         self._due = [(when, horizon) for when, horizon in self._due if when > now]
         horizon = min(due)
+        self._running = True
         try:
             await self.catch_up(horizon)
         except HomeserverUnreachable as exc:
@@ -114,6 +123,8 @@ class HistoryCatchUp:
             self._due.append((now + self._check, horizon))
         except Exception:
             log.exception("catching up from room history failed")
+        finally:
+            self._running = False
 
     async def catch_up(self, horizon: datetime) -> int:
         """Store the events of every conversation room since `horizon` that the bridge lacks;

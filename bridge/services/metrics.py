@@ -6,6 +6,7 @@ import resource
 
 from bridge.contract.metrics import Metric
 from bridge.matrix.client import HomeserverClient
+from bridge.services.catch_up import HistoryCatchUp
 from bridge.services.live import LiveFeed
 from bridge.store.database import Database
 from bridge.store.events import EventLogRepository
@@ -31,6 +32,7 @@ class BridgeMetrics:
         event_log: EventLogRepository,
         live: LiveFeed,
         roster: RosterRepository,
+        catch_up: HistoryCatchUp,
         webhook: bool,
     ) -> None:
         self._db = db
@@ -39,6 +41,7 @@ class BridgeMetrics:
         self._event_log = event_log
         self._live = live
         self._roster = roster
+        self._catch_up = catch_up
         self._webhook = webhook
 
     async def gather(self) -> list[Metric]:
@@ -81,6 +84,12 @@ class BridgeMetrics:
                 "gauge",
                 "People waiting for their Matrix account to be made or its profile updated.",
                 [({}, await self._roster.profile_syncs_queued())],
+            ),
+            Metric(
+                "lms_bridge_catch_up_passes_waiting",
+                "gauge",
+                "Passes over room history scheduled or under way (after a start or an outage).",
+                [({}, self._catch_up.passes_waiting)],
             ),
             Metric(
                 "lms_bridge_live_streams",

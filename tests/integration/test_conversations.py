@@ -251,3 +251,4 @@ async def test_metrics_count_the_work_behind_the_api_token(bridge: tuple[Bridge,
     assert values["lms_bridge_database_statements_total"] > 0
     assert values["process_resident_memory_bytes"] > 10_000_000
     assert 'lms_bridge_inbound_events{state="pending"}' in values
+    assert "lms_bridge_catch_up_passes_waiting" in values
