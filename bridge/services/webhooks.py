@@ -56,25 +56,37 @@ class WebhookDelivery:
         # Only this worker moves the position: it is read once and then kept here.
         position = await self._events.delivered_up_to()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            self._wakeup.clear()
+            pending = await self._events.after(position, _PAGE)
             while not self._wakeup.stopping:
-                self._wakeup.clear()
-                pending = await self._events.after(position, _PAGE)
+                if not pending:
+                    # All there was is delivered: wait for an append (one made since the last
+                    # read has woken the worker already, so the wait ends at once).
+                    await self._wakeup.wait(2)
+                    self._wakeup.clear()
+                    pending = await self._events.after(position, _PAGE)
+                    continue
+                following: list[LoggedEvent] = []
                 for event in pending:
                     if self._wakeup.stopping:
                         return
                     if not await self._post(session, event):
                         break
-                    await self._events.mark_delivered(event.seq, datetime.now(UTC))
+                    last = event is pending[-1]
+                    if last:
+                        self._wakeup.clear()  # before the next page is read
+                    # The page's last event is marked in the unit that reads the next page.
+                    following = await self._events.mark_delivered(
+                        event.seq, datetime.now(UTC), then_read=_PAGE if last else 0
+                    )
                     position = event.seq
                     backoff.succeeded()
                 else:
-                    # A short page held all there was: wait rather than read again to find
-                    # nothing (an event appended meanwhile has woken the worker, so the wait
-                    # ends at once).
-                    if len(pending) < _PAGE:
-                        await self._wakeup.wait(2)
+                    pending = following
                     continue
                 await self._wakeup.pause(backoff.failed())  # the receiver refused or was away
+                self._wakeup.clear()
+                pending = await self._events.after(position, _PAGE)
 
     async def _post(self, session: aiohttp.ClientSession, event: LoggedEvent) -> bool:
         body = json.dumps(

@@ -74,6 +74,20 @@ def append_event(conn: Connection, payload: EventPayload, now: datetime) -> None
     )
 
 
+def read_after(conn: Connection, seq: int, limit: int) -> list[LoggedEvent]:
+    """(Within a unit of work.) Up to `limit` events after `seq`, oldest first."""
+    return [
+        LoggedEvent(
+            r.seq,
+            r.id,
+            r.type,
+            json.loads(r.data),
+            r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC),
+        )
+        for r in prepared.all_rows(conn, _AFTER, {"seq": seq, "limit": limit})
+    ]
+
+
 class EventLogRepository:
     """Reads the event log."""
 
@@ -82,35 +96,27 @@ class EventLogRepository:
 
     async def after(self, seq: int, limit: int) -> list[LoggedEvent]:
         """Events after `seq`, oldest first."""
-        rows = await self._db.read(
-            lambda conn: prepared.all_rows(conn, _AFTER, {"seq": seq, "limit": limit})
-        )
-        return [
-            LoggedEvent(
-                r.seq,
-                r.id,
-                r.type,
-                json.loads(r.data),
-                r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC),
-            )
-            for r in rows
-        ]
+        return await self._db.read(lambda conn: read_after(conn, seq, limit))
 
     async def delivered_up_to(self) -> int:
         """The last seq the webhook acknowledged (0 before the first)."""
         value = await self._db.scalar(_DELIVERED)
         return int(value) if value is not None else 0
 
-    async def mark_delivered(self, seq: int, now: datetime) -> None:
-        """Move the webhook cursor to `seq`."""
+    async def mark_delivered(
+        self, seq: int, now: datetime, then_read: int = 0
+    ) -> list[LoggedEvent]:
+        """Move the webhook cursor to `seq`; with `then_read`, also return up to that many
+        events after it (the webhook's next page, read in the same unit)."""
 
-        def work(conn: Connection) -> None:
+        def work(conn: Connection) -> list[LoggedEvent]:
             if prepared.execute(conn, _MARK_DELIVERED, {"seq": seq, "now": now}) == 0:
                 conn.execute(
                     webhook_cursor.insert().values(id=1, delivered_seq=seq, updated_at=now)
                 )
+            return read_after(conn, seq, then_read) if then_read else []
 
-        await self._db.write(work)
+        return await self._db.write(work)
 
     async def last_seq(self) -> int:
         """The newest event's seq (0 before the first)."""

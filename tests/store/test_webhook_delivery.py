@@ -1,6 +1,7 @@
-"""The webhook worker reads the event log once per page: after a short page it waits for the
-next wake-up rather than reading again to find nothing, and an event appended while a page was
-being delivered is still read and delivered at once (both databases)."""
+"""The webhook worker reads the event log once per page, the next page in the same unit as the
+last event's mark: after a page that left nothing it waits for the next wake-up rather than
+reading again to find nothing, and an event appended while a page was being delivered is still
+read and delivered at once (both databases)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,17 @@ from tests.support.waiting import eventually
 class CountingLog(EventLogRepository):
     """The event log, counting its page reads."""
 
-    reads = 0
+    reads = 0  # units that only read a page
+    marked = 0
 
     async def after(self, seq: int, limit: int):  # type: ignore[no-untyped-def]
         self.reads += 1
         return await super().after(seq, limit)
+
+    async def mark_delivered(self, seq: int, now: datetime, then_read: int = 0):  # type: ignore[no-untyped-def]
+        following = await super().mark_delivered(seq, now, then_read)
+        self.marked += 1
+        return following
 
 
 def _now_true(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
@@ -82,11 +89,31 @@ async def test_a_short_page_is_read_once(
         await _append(db, n)
     worker.wake()
     await eventually(_now_true(lambda: len(received) == 3), "three events delivered")
+    await eventually(_now_true(lambda: log.marked == 3), "the three marked delivered")
     await _append(db, 3)  # a marker: read in the next page, once woken
     worker.wake()
     await eventually(_now_true(lambda: len(received) == 4), "the marker delivered")
-    # the first (empty) read, the page of three, the marker's page: no read found nothing
+    # the first (empty) read, the page of three, the marker's page (the reads that follow a
+    # page's last event come with its mark): no read of its own found nothing
     assert log.reads == 3
+    assert received == sorted(received)
+
+
+async def test_the_next_page_comes_with_the_last_events_mark(
+    db: Database,
+    delivering: tuple[WebhookDelivery, CountingLog, list[int], asyncio.Event],
+) -> None:
+    worker, log, received, hold = delivering
+    hold.clear()  # the receiver keeps the first delivery waiting
+    for n in range(3):
+        await _append(db, n)
+    worker.wake()
+    await eventually(_now_true(lambda: len(received) == 1), "the first event arriving")
+    await _append(db, 3)  # after the page was read: in the next one (no wake-up needed)
+    hold.set()
+    await eventually(_now_true(lambda: len(received) == 4), "the next page delivered")
+    # the first (empty) read and the page of three; the next page came with the third's mark
+    assert log.reads == 2
     assert received == sorted(received)
 
 
