@@ -96,9 +96,10 @@ class AvailabilityNotices(PassWorker):
                 stored = await self._log.last_seq()
                 await self._log.move_cursor(CURSOR, stored, datetime.now(UTC))
             self._cursor = self._saved = stored
-        batch = await self._log.after(self._cursor, BATCH)
-        for event in batch:
-            if event.type == "message.created" and await self._consider(event):
+        batch = await self._notices.log_after(self._cursor, BATCH)
+        for event, tutor_id in batch:
+            # Most people state no hours: the page's read settles most messages.
+            if tutor_id is not None and await self._consider(event, tutor_id):
                 self._unposted = True
                 self._on_events()
             self._cursor = event.seq
@@ -115,19 +116,12 @@ class AvailabilityNotices(PassWorker):
             return 0
         return CURSOR_SAVE_SECONDS if self._cursor == self._saved else 1.0
 
-    async def _consider(self, event: LoggedEvent) -> bool:
+    async def _consider(self, event: LoggedEvent, tutor_id: str) -> bool:
+        """Record a notice if `event`, a message to `tutor_id` (who states hours), is due one."""
         data = event.data
         conversation_id = str(data.get("conversation_id"))
-        pair = await self._conversations.pair_of(conversation_id)
-        sender_id = data.get("sender")
-        if pair is None or not isinstance(sender_id, str) or sender_id not in pair:
-            return False
-        other = pair[1] if sender_id == pair[0] else pair[0]
-        # Most people state no hours: one look settles most messages.
-        if not await self._roster.states_hours(other):
-            return False
-        sender = await self._roster.get_user(sender_id)
-        tutor = await self._roster.get_user(other)
+        sender = await self._roster.get_user(str(data.get("sender")))
+        tutor = await self._roster.get_user(tutor_id)
         if sender is None or tutor is None:
             return False
         if role_at_shared(sender, tutor) != "student" or role_at_shared(tutor, sender) != "tutor":

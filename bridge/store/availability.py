@@ -10,8 +10,10 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.contract.events import AvailabilityNotice
+from bridge.store.conversations import read_conversation
 from bridge.store.database import Database
-from bridge.store.events import append_event
+from bridge.store.events import LoggedEvent, append_event, read_after
+from bridge.store.roster import read_states_hours
 from bridge.store.schema import availability_notices
 
 _n = availability_notices.c
@@ -47,11 +49,35 @@ def _record(row: Any) -> NoticeRecord:
     )
 
 
+def _addressee_stating_hours(conn: Connection, event: LoggedEvent) -> str | None:
+    if event.type != "message.created":
+        return None
+    sender = event.data.get("sender")
+    conversation = read_conversation(conn, str(event.data.get("conversation_id")))
+    if conversation is None or not isinstance(sender, str) or not conversation.has(sender):
+        return None
+    addressee = conversation.other(sender)
+    return addressee if read_states_hours(conn, addressee) else None
+
+
 class AvailabilityNoticeRepository:
     """All SQL about out-of-hours notices."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    async def log_after(self, seq: int, limit: int) -> list[tuple[LoggedEvent, str | None]]:
+        """The event log after `seq` (up to `limit` events), each with, for a new message, the
+        person it was written to if they state hours (None otherwise: no notice can be due).
+        One unit for the page, rather than one more for each message."""
+
+        def work(conn: Connection) -> list[tuple[LoggedEvent, str | None]]:
+            return [
+                (event, _addressee_stating_hours(conn, event))
+                for event in read_after(conn, seq, limit)
+            ]
+
+        return await self._db.read(work)
 
     async def record(self, notice: NoticeRecord) -> bool:
         """Keep a notice and publish `availability.notice`, unless the conversation already had

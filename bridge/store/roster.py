@@ -253,6 +253,11 @@ _STATES_HOURS = select(users.c.id).where(
 )
 
 
+def read_states_hours(conn: Connection, user_id: str) -> bool:
+    """(Within a unit of work.) Whether a person states availability (hours)."""
+    return prepared.scalar(conn, _STATES_HOURS, {"id": user_id}) is not None
+
+
 def read_pair_facts(conn: Connection, a: str, b: str, now: datetime) -> PairFacts | None:
     """(Within a unit of work.) What the policy needs about a and b (None when either is
     unknown); one query."""
@@ -462,13 +467,6 @@ class RosterRepository:
     async def memberships_with_names(self, user_id: str) -> list[tuple[str, str, Role]]:
         """(institution id, institution name, role) of each of a person's memberships."""
         return await self._db.read(lambda conn: _memberships_with_names(conn, user_id))
-
-    async def states_hours(self, user_id: str) -> bool:
-        """Whether a person states availability (hours)."""
-        found = await self._db.read(
-            lambda conn: prepared.scalar(conn, _STATES_HOURS, {"id": user_id})
-        )
-        return found is not None
 
     async def home_timezones(self, user_ids: Iterable[str]) -> dict[str, str]:
         """For each person, the time zone of an institution of theirs that states one (the
