@@ -115,6 +115,12 @@ def read_conversation(conn: Connection, conversation_id: str) -> ConversationRec
     return _record(row) if row else None
 
 
+def read_conversation_in_room(conn: Connection, room_id: str) -> ConversationRecord | None:
+    """(Within a unit of work.) The conversation a Matrix room belongs to, if any."""
+    row = prepared.first(conn, _BY_ROOM, {"room_id": room_id})
+    return _record(row) if row else None
+
+
 class ConversationRepository:
     """All SQL about `conversations` and `read_markers`."""
 
@@ -157,7 +163,7 @@ class ConversationRepository:
 
     async def by_room(self, room_id: str) -> ConversationRecord | None:
         """The conversation a Matrix room belongs to, if any."""
-        return await self._one(_BY_ROOM, {"room_id": room_id})
+        return await self._db.read(lambda conn: read_conversation_in_room(conn, room_id))
 
     async def get(self, conversation_id: str) -> ConversationRecord | None:
         """A conversation by id."""

@@ -14,7 +14,11 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from bridge.domain.policy import PairFacts
-from bridge.store.conversations import ConversationRecord, read_conversation
+from bridge.store.conversations import (
+    ConversationRecord,
+    read_conversation,
+    read_conversation_in_room,
+)
 from bridge.store.database import Database
 from bridge.store.messages import MessageRecord, read_client_message, read_event_message
 from bridge.store.moderation import Suspension, read_suspension
@@ -63,13 +67,16 @@ class StandingRepository:
 
         return await self._db.read(work)
 
-    async def of_event_sender(
-        self, conversation: ConversationRecord, sender: str, event_id: str, now: datetime
+    async def of_room_event(
+        self, room_id: str, sender: str, event_id: str, now: datetime
     ) -> SenderStanding:
-        """The standing of a participant whose event `event_id` (a message typed in Matrix)
-        is in `conversation`."""
+        """The standing of a person whose event `event_id` (a message typed in Matrix) is in
+        the room `room_id`: the room's conversation, then as for `of_sender`."""
 
         def work(conn: Connection) -> SenderStanding:
+            conversation = read_conversation_in_room(conn, room_id)
+            if conversation is None or not conversation.has(sender):
+                return SenderStanding(conversation=conversation)
             existing = read_event_message(conn, event_id)
             if existing is not None:
                 return SenderStanding(existing=existing, conversation=conversation)

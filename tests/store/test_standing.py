@@ -80,11 +80,21 @@ async def test_what_decides_first_leaves_the_rest_unread(db: Database) -> None:
 async def test_a_typed_message_reads_its_standing_in_one_unit(db: Database) -> None:
     conversation = await _pair(db)
     standing = StandingRepository(db)
-    new = await _one_unit(db, standing.of_event_sender(conversation, "b", "$new", NOW))
+    assert conversation.room_id is not None
+    room = conversation.room_id
+    new = await _one_unit(db, standing.of_room_event(room, "b", "$new", NOW))
+    assert new.conversation == conversation
     assert new.existing is None and new.suspension is None
     assert new.facts is not None and new.facts.a.id == "b"
     messages = MessageRepository(db)
     assert await messages.add_incoming(conversation.id, "b", "$typed", "hi", None, NOW)
-    seen = await _one_unit(db, standing.of_event_sender(conversation, "b", "$typed", NOW))
+    seen = await _one_unit(db, standing.of_room_event(room, "b", "$typed", NOW))
     assert seen.existing is not None and seen.existing.event_id == "$typed"
     assert seen.facts is None  # a message stored before needs nothing more
+    # A room that is no conversation, or a sender who isn't in it, decides at once.
+    assert await _one_unit(db, standing.of_room_event("!other:hs", "b", "$x", NOW)) == (
+        SenderStanding()
+    )
+    outsider = await _one_unit(db, standing.of_room_event(room, "x", "$y", NOW))
+    assert outsider.conversation is not None and outsider.conversation.id == conversation.id
+    assert (outsider.existing, outsider.suspension, outsider.facts) == (None, None, None)

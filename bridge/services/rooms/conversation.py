@@ -51,6 +51,13 @@ _HANDLED_TYPES = frozenset(
 )
 
 
+def _mirrored_for(conversation: ConversationRecord, person: str) -> bool:
+    """Whether the bridge carries what `person` sends in the conversation's room."""
+    return (
+        not conversation.encrypted and conversation.state != "creating" and conversation.has(person)
+    )
+
+
 class ConversationRoomEvents:
     """The handlers of what happens in conversation rooms."""
 
@@ -115,11 +122,9 @@ class ConversationRoomEvents:
             known = self._rooms.put(conversation_id, record.room_id)
         return known
 
-    async def _participant(
-        self, event: StoredEvent
-    ) -> tuple[ConversationRecord, str, dict[str, object]] | None:
-        """(conversation, the sender's platform id, content) of an event a participant sent in
-        a mirrored conversation room; None for anything else."""
+    async def _sent_by_person(self, event: StoredEvent) -> tuple[str, dict[str, object]] | None:
+        """(the sender's platform id, content) of an event a bridged person sent in a room;
+        None for anything else."""
         payload = event.payload
         content = payload.get("content")
         sender = payload.get("sender")
@@ -127,30 +132,45 @@ class ConversationRoomEvents:
             return None
         if sender == self._bot or not isinstance(sender, str):
             return None
-        conversation = await self._conversations.by_room(event.room_id)
-        if conversation is None or conversation.encrypted or conversation.state == "creating":
-            return None
         platform_id = await self._platform_id(sender)
-        if platform_id is None or not conversation.has(platform_id):
+        return None if platform_id is None else (platform_id, content)
+
+    async def _participant(
+        self, event: StoredEvent
+    ) -> tuple[ConversationRecord, str, dict[str, object]] | None:
+        """(conversation, the sender's platform id, content) of an event a participant sent in
+        a mirrored conversation room; None for anything else."""
+        sent = await self._sent_by_person(event)
+        if sent is None:
             return None
-        return conversation, platform_id, content
+        assert event.room_id is not None
+        conversation = await self._conversations.by_room(event.room_id)
+        if conversation is None or not _mirrored_for(conversation, sent[0]):
+            return None
+        return conversation, *sent
 
     async def on_message(self, event: StoredEvent) -> None:
         """Handle one `m.room.message` event: a new message or an edit."""
         if await self._is_echo(event):
             return
-        found = await self._participant(event)
-        if found is None:
+        sent = await self._sent_by_person(event)
+        if sent is None:
             return
-        conversation, sender, content = found
-        assert event.event_id is not None
+        sender, content = sent
+        assert event.event_id is not None and event.room_id is not None
         edit = replacement_of(content)
         if edit is not None:
-            await self._on_edit(event.event_id, conversation, sender, *edit)
+            found = await self._participant(event)
+            if found is not None:
+                await self._on_edit(event.event_id, found[0], sender, *edit)
             return
-        standing = await self._standing.of_event_sender(
-            conversation, sender, event.event_id, datetime.now(UTC)
+        # A new message: the room's conversation and the sender's standing in one read.
+        standing = await self._standing.of_room_event(
+            event.room_id, sender, event.event_id, datetime.now(UTC)
         )
+        conversation = standing.conversation
+        if conversation is None or not _mirrored_for(conversation, sender):
+            return
         if standing.existing is not None:
             return  # the echo of a message sent before messages carried their id
         text = text_of(content)
