@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from bridge.matrix.client import HomeserverClient
 from bridge.services.workers import IDLE_LOOK_SECONDS, Wakeup
-from bridge.store.inbox import InboxRepository, NewEvent, StoredEvent
+from bridge.store.inbox import InboxBatch, InboxRepository, NewEvent, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,14 @@ class EventDispatcher:
             await handler(event)
 
 
+def _idle_timeout(next_retry: datetime | None) -> float:
+    # Also a look now and then for work put back in line by another process (an operator's
+    # `lms-bridge failed retry`).
+    if next_retry is None:
+        return IDLE_LOOK_SECONDS
+    return min(IDLE_LOOK_SECONDS, max(0.05, (next_retry - datetime.now(UTC)).total_seconds()))
+
+
 class InboundProcessor:
     """The worker that drains the inbox."""
 
@@ -84,25 +92,21 @@ class InboundProcessor:
 
     async def run(self) -> None:
         """Process until `stop()`; picks up whatever a previous run left unprocessed."""
+        batch: InboxBatch | None = None  # read with the last batch's marks, when it was done
         while not self._wakeup.stopping:
-            self._wakeup.clear()
             try:
-                handled = await self.process_pending()
+                if batch is None:
+                    self._wakeup.clear()
+                    batch = await self._inbox.next_batch(datetime.now(UTC), self._batch_size)
+                if not batch.events:
+                    await self._wakeup.wait(_idle_timeout(batch.next_retry))
+                    batch = None
+                    continue
+                _attempted, batch = await self._process(batch.events)
             except Exception:
                 log.exception("inbound processing failed; retrying shortly")
-                handled = 0
+                batch = None
                 await self._wakeup.pause(1)
-            if handled or self._wakeup.stopping:
-                continue
-            await self._wakeup.wait(await self._idle_timeout())
-
-    async def _idle_timeout(self) -> float:
-        # Also a look now and then for work put back in line by another process (an operator's
-        # `lms-bridge failed retry`).
-        due = await self._inbox.earliest_retry()
-        if due is None:
-            return IDLE_LOOK_SECONDS
-        return min(IDLE_LOOK_SECONDS, max(0.05, (due - datetime.now(UTC)).total_seconds()))
 
     def stop(self) -> None:
         """Finish the event in hand, then return from `run()`."""
@@ -110,21 +114,31 @@ class InboundProcessor:
 
     async def process_pending(self) -> int:
         """Process one batch of due events; returns how many were attempted."""
-        events = await self._inbox.pending(datetime.now(UTC), self._batch_size)
+        batch = await self._inbox.next_batch(datetime.now(UTC), self._batch_size)
+        attempted, _following = await self._process(batch.events)
+        return attempted
+
+    async def _process(self, events: list[StoredEvent]) -> tuple[int, InboxBatch]:
+        """Process a batch: how many events were attempted, and the next batch, read in the
+        unit that marks this one's events handled."""
+        done: list[int] = []
+        try:
+            attempted = await self._run_lanes(events, done)
+        except BaseException:
+            await self._inbox.mark_processed(done, datetime.now(UTC))
+            raise
+        self._wakeup.clear()  # before the next batch is read: a later store wakes the worker
+        # One write marks the whole batch: after a crash at most one batch is handled again,
+        # which idempotent handlers absorb.
+        return attempted, await self._inbox.next_batch(datetime.now(UTC), self._batch_size, done)
+
+    async def _run_lanes(self, events: list[StoredEvent], done: list[int]) -> int:
         lanes: dict[str | None, list[StoredEvent]] = defaultdict(list)
         for event in events:
             lanes[event.room_id].append(event)
-        done: list[int] = []
-        try:
-            # A storage error in one lane cancels the others, so no lane outlives the batch.
-            async with asyncio.TaskGroup() as group:
-                lane_tasks = [
-                    group.create_task(self._run_lane(lane, done)) for lane in lanes.values()
-                ]
-        finally:
-            # One write marks the whole batch: after a crash at most one batch is handled
-            # again, which idempotent handlers absorb.
-            await self._inbox.mark_processed(done, datetime.now(UTC))
+        # A storage error in one lane cancels the others, so no lane outlives the batch.
+        async with asyncio.TaskGroup() as group:
+            lane_tasks = [group.create_task(self._run_lane(lane, done)) for lane in lanes.values()]
         return sum(task.result() for task in lane_tasks)
 
     async def _run_lane(self, events: list[StoredEvent], done: list[int]) -> int:

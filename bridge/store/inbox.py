@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +41,14 @@ class StoredEvent:
     event_type: str
     payload: dict[str, Any]
     attempts: int
+
+
+@dataclass(frozen=True)
+class InboxBatch:
+    """The events due for processing, and when none is, when the next postponed one falls due."""
+
+    events: list[StoredEvent]
+    next_retry: datetime | None
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,26 @@ _MARK_PROCESSED = (
     .where(_i.seq.in_(bindparam("seqs", expanding=True)))
     .values(processed_at=bindparam("now"), next_attempt_at=None)
 )
+
+
+def _read_pending(conn: Connection, now: datetime, limit: int) -> list[StoredEvent]:
+    return [
+        StoredEvent(
+            seq=r.seq,
+            event_id=r.event_id,
+            room_id=r.room_id,
+            kind=r.kind,
+            event_type=r.event_type,
+            payload=json.loads(r.payload),
+            attempts=r.attempts,
+        )
+        for r in prepared.all_rows(conn, _PENDING, {"now": now, "limit": limit})
+    ]
+
+
+def _read_earliest_retry(conn: Connection) -> datetime | None:
+    value = prepared.scalar(conn, _EARLIEST_RETRY, {})
+    return _aware(value) if value is not None else None
 
 
 class InboxRepository:
@@ -185,26 +214,25 @@ class InboxRepository:
         A room whose next event was postponed is left out whole, so the events behind it keep
         their order and don't crowd other rooms out of the batch.
         """
-        rows = await self._db.read(
-            lambda conn: prepared.all_rows(conn, _PENDING, {"now": now, "limit": limit})
-        )
-        return [
-            StoredEvent(
-                seq=r.seq,
-                event_id=r.event_id,
-                room_id=r.room_id,
-                kind=r.kind,
-                event_type=r.event_type,
-                payload=json.loads(r.payload),
-                attempts=r.attempts,
-            )
-            for r in rows
-        ]
+        return await self._db.read(lambda conn: _read_pending(conn, now, limit))
 
     async def earliest_retry(self) -> datetime | None:
         """When the next postponed event falls due, if any."""
-        value = await self._db.read(lambda conn: prepared.scalar(conn, _EARLIEST_RETRY, {}))
-        return _aware(value) if value is not None else None
+        return await self._db.read(_read_earliest_retry)
+
+    async def next_batch(
+        self, now: datetime, limit: int, processed: Sequence[int] = ()
+    ) -> InboxBatch:
+        """Mark the `processed` events handled, then read the `pending` ones, and when none is
+        due, when the next postponed one falls due: one unit for the processor's turn."""
+
+        def work(conn: Connection) -> InboxBatch:
+            if processed:
+                conn.execute(_MARK_PROCESSED, {"seqs": list(processed), "now": now})
+            events = _read_pending(conn, now, limit)
+            return InboxBatch(events, None if events else _read_earliest_retry(conn))
+
+        return await (self._db.write(work) if processed else self._db.read(work))
 
     async def mark_processed(self, seqs: list[int], now: datetime) -> None:
         """Record that events were handled."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,12 +12,20 @@ from bridge.services.inbound import EventDispatcher, InboundProcessor
 from bridge.store import migrate
 from bridge.store.database import Database
 from bridge.store.inbox import InboxRepository, NewEvent, StoredEvent
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
 async def inbox(db: Database) -> InboxRepository:
     await migrate.upgrade(db)
     return InboxRepository(db)
+
+
+def _now_true(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def poll() -> bool:
+        return check()
+
+    return poll
 
 
 async def _store(inbox: InboxRepository, txn: str, pairs: list[tuple[str, str]]) -> None:
@@ -133,3 +142,35 @@ async def test_unprocessed_events_are_picked_up_by_the_next_run(inbox: InboxRepo
     second.on(None, record)
     assert await InboundProcessor(inbox, second).process_pending() == 2
     assert seen == ["$1", "$2"]
+
+
+async def test_a_batch_costs_one_read_and_its_marks_bring_the_next(
+    db: Database, inbox: InboxRepository
+) -> None:
+    # The processor's turn: the batch read after a wake-up, then one write that marks it handled
+    # and reads the next batch, or when none is due, when the next postponed event falls due.
+    seen: list[str | None] = []
+
+    async def handler(event: StoredEvent) -> None:
+        seen.append(event.event_id)
+
+    dispatcher = EventDispatcher()
+    dispatcher.on(None, handler)
+    processor = InboundProcessor(inbox, dispatcher)
+    start = (db.stats.reads, db.stats.writes)
+    running = asyncio.create_task(processor.run())
+    try:
+        await eventually(_now_true(lambda: db.stats.reads > start[0]), "the first look")
+        before = (db.stats.reads, db.stats.writes)
+        for n in range(2):
+            await _store(inbox, str(n), [(f"$e{n}", "!a")])
+            processor.wake()
+            # the store and the mark (polled on the counts: a read would count itself)
+            marked = before[1] + 2 * (n + 1)
+            await eventually(_now_true(lambda m=marked: db.stats.writes == m), f"batch {n}")
+        assert seen == ["$e0", "$e1"]
+        assert db.stats.reads - before[0] == 2
+    finally:
+        processor.stop()
+        await asyncio.wait_for(running, 10)
+    assert await inbox.counts() == {"pending": 0, "processed": 2, "failed": 0}
