@@ -208,23 +208,16 @@ class InboxRepository:
         value = await self._db.scalar(select(func.max(inbound_events.c.received_at)))
         return _aware(value) if value is not None else None
 
-    async def pending(self, now: datetime, limit: int) -> list[StoredEvent]:
-        """Unprocessed events of rooms not waiting for a retry, oldest first.
+    async def next_batch(
+        self, now: datetime, limit: int, processed: Sequence[int] = ()
+    ) -> InboxBatch:
+        """Mark the `processed` events handled, then read the unprocessed events of rooms not
+        waiting for a retry, oldest first, and when none is due, when the next postponed one
+        falls due: one unit for the processor's turn.
 
         A room whose next event was postponed is left out whole, so the events behind it keep
         their order and don't crowd other rooms out of the batch.
         """
-        return await self._db.read(lambda conn: _read_pending(conn, now, limit))
-
-    async def earliest_retry(self) -> datetime | None:
-        """When the next postponed event falls due, if any."""
-        return await self._db.read(_read_earliest_retry)
-
-    async def next_batch(
-        self, now: datetime, limit: int, processed: Sequence[int] = ()
-    ) -> InboxBatch:
-        """Mark the `processed` events handled, then read the `pending` ones, and when none is
-        due, when the next postponed one falls due: one unit for the processor's turn."""
 
         def work(conn: Connection) -> InboxBatch:
             if processed:

@@ -29,7 +29,10 @@ async def test_a_resent_transaction_writes_nothing(inbox: InboxRepository) -> No
     again = await inbox.store_transaction("1", "fp", _events("$a", "$b"), now, WINDOW)
     assert (first.replay, first.new_events) == (False, 2)
     assert (again.replay, again.new_events) == (True, 0)
-    assert [e.event_id for e in await inbox.pending(datetime.now(UTC), 10)] == ["$a", "$b"]
+    assert [e.event_id for e in (await inbox.next_batch(datetime.now(UTC), 10)).events] == [
+        "$a",
+        "$b",
+    ]
 
 
 async def test_the_same_events_under_a_new_txn_id_are_stored_once(inbox: InboxRepository) -> None:
@@ -37,7 +40,11 @@ async def test_the_same_events_under_a_new_txn_id_are_stored_once(inbox: InboxRe
     await inbox.store_transaction("1", "fp1", _events("$a", "$b"), now, WINDOW)
     outcome = await inbox.store_transaction("2", "fp2", _events("$b", "$c"), now, WINDOW)
     assert (outcome.replay, outcome.new_events) == (False, 1)
-    assert [e.event_id for e in await inbox.pending(datetime.now(UTC), 10)] == ["$a", "$b", "$c"]
+    assert [e.event_id for e in (await inbox.next_batch(datetime.now(UTC), 10)).events] == [
+        "$a",
+        "$b",
+        "$c",
+    ]
 
 
 async def test_a_reused_txn_id_with_new_content_is_a_new_transaction(
@@ -73,7 +80,7 @@ async def test_a_txn_id_older_than_the_window_is_new_even_before_pruning(
 async def test_processed_events_are_pruned_after_the_retention(inbox: InboxRepository) -> None:
     now = datetime.now(UTC)
     await inbox.store_transaction("1", "fp", _events("$done", "$bad", "$open"), now, WINDOW)
-    done, bad, _ = await inbox.pending(now, 10)
+    done, bad, _ = (await inbox.next_batch(now, 10)).events
     await inbox.mark_processed([done.seq], now - timedelta(days=8))
     await inbox.mark_failed(bad.seq, 8, "gave up")
     assert await inbox.prune_processed(now - timedelta(days=7)) == 1
@@ -83,15 +90,16 @@ async def test_processed_events_are_pruned_after_the_retention(inbox: InboxRepos
 async def test_processing_marks(inbox: InboxRepository) -> None:
     now = datetime.now(UTC)
     await inbox.store_transaction("1", "fp", _events("$a", "$b", "$c"), now, WINDOW)
-    a, b, c = await inbox.pending(now, 10)
-    await inbox.mark_processed([a.seq], now)
+    a, b, c = (await inbox.next_batch(now, 10)).events
+    marked = await inbox.next_batch(now, 10, [a.seq])  # marks "$a", reads the rest
+    assert [e.event_id for e in marked.events] == ["$b", "$c"] and marked.next_retry is None
     later = now + timedelta(minutes=5)
     await inbox.mark_retry(b.seq, 1, "boom", later)
     await inbox.mark_failed(c.seq, 8, "gave up")
-    assert await inbox.pending(now, 10) == []  # "$b" waits for its retry
-    pending = await inbox.pending(later, 10)
+    assert (await inbox.next_batch(now, 10)).events == []  # "$b" waits for its retry
+    pending = (await inbox.next_batch(later, 10)).events
     assert [(e.event_id, e.attempts) for e in pending] == [("$b", 1)]
-    assert await inbox.earliest_retry() == later
+    assert (await inbox.next_batch(now, 10)).next_retry == later
     assert await inbox.counts() == {"pending": 1, "processed": 1, "failed": 1}
 
 
@@ -102,16 +110,16 @@ async def test_a_room_waiting_for_a_retry_does_not_crowd_out_others(
     backlog = _events(*(f"$a{n}" for n in range(20)), room="!busy:hs")
     await inbox.store_transaction("1", "fp1", backlog, now, WINDOW)
     await inbox.store_transaction("2", "fp2", _events("$quiet", room="!quiet:hs"), now, WINDOW)
-    first = (await inbox.pending(now, 5))[0]
+    first = (await inbox.next_batch(now, 5)).events[0]
     await inbox.mark_retry(first.seq, 1, "boom", now + timedelta(minutes=1))
-    assert [e.event_id for e in await inbox.pending(now, 5)] == ["$quiet"]
+    assert [e.event_id for e in (await inbox.next_batch(now, 5)).events] == ["$quiet"]
 
 
 async def test_ephemeral_events_without_ids_are_all_kept(inbox: InboxRepository) -> None:
     receipts = [NewEvent(None, "!r:hs", "ephemeral", "m.receipt", {"n": n}) for n in range(3)]
     outcome = await inbox.store_transaction("1", "fp", receipts, datetime.now(UTC), WINDOW)
     assert outcome.new_events == 3
-    assert [e.payload for e in await inbox.pending(datetime.now(UTC), 10)] == [
+    assert [e.payload for e in (await inbox.next_batch(datetime.now(UTC), 10)).events] == [
         {"n": 0},
         {"n": 1},
         {"n": 2},
