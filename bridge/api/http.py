@@ -11,7 +11,7 @@ from aiohttp import web
 
 from bridge.api.errors import api_error
 from bridge.contract.shapes import FieldError, ParameterError, dump, load, load_query
-from bridge.domain.text import has_lone_surrogate, lone_surrogate_path
+from bridge.domain.text import has_lone_surrogate, lone_surrogate_path, may_spell_surrogate
 from bridge.matrix.client import HomeserverError, HomeserverUnreachable
 from bridge.services.refusals import Refused
 
@@ -84,12 +84,13 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
                 limit=max_bytes,
             )
         parts.append(chunk)
+    document = b"".join(parts)
     try:
-        value = json.loads(b"".join(parts))
+        value = json.loads(document)
     except (ValueError, RecursionError):
         raise ApiFailure(400, "invalid_json", "The body is not valid JSON") from None
     # JSON may spell half a UTF-16 pair ("\ud800"), which no database or client can store.
-    if (path := lone_surrogate_path(value)) is not None:
+    if may_spell_surrogate(document) and (path := lone_surrogate_path(value)) is not None:
         raise ApiFailure(
             400,
             "invalid_text",

@@ -21,6 +21,9 @@ _BIDI_CONTROLS = dict.fromkeys(
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # Halves of UTF-16 pairs, which are no characters on their own.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# How a surrogate can be spelled in a UTF-8 JSON document: a \u escape of D800-DFFF, or the
+# three bytes UTF-8 would give it (Python's JSON decoder lets those through).
+_SURROGATE_IN_JSON = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 # ASCII that shows nothing: space and the control characters.
 _ASCII_INVISIBLE = "".join(map(chr, range(33))) + "\x7f"
 # Character categories that show nothing: separators, controls and format characters
@@ -31,6 +34,14 @@ _INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
 def has_lone_surrogate(text: str) -> bool:
     """Whether `text` holds a code point that can't be encoded as UTF-8."""
     return _SURROGATE.search(text) is not None
+
+
+def may_spell_surrogate(document: bytes) -> bool:
+    """Whether a JSON document's bytes may decode to a string with a surrogate (a valid pair
+    too): when not, the decoded value needs no `lone_surrogate_path` (one scan in C, where
+    that check encodes the whole value again)."""
+    # A UTF-16 or UTF-32 document (the decoder takes those too) has NUL bytes; UTF-8 JSON can't.
+    return b"\x00" in document or _SURROGATE_IN_JSON.search(document) is not None
 
 
 def lone_surrogate_path(value: Any, path: str = "body") -> str | None:

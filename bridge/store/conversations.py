@@ -101,7 +101,8 @@ def _involving(dialect: str) -> Select[Any]:
             one_of_bound(_c.user_a, "people", dialect),
             one_of_bound(_c.user_b, "people", dialect),
         ),
-        _c.state.in_(("active", "read_only")),
+        # Not an IN list of literals: the prepared path takes only plain parameters.
+        or_(_c.state == "active", _c.state == "read_only"),
     )
 
 
@@ -290,7 +291,7 @@ class ConversationRepository:
             found: dict[str, ConversationRecord] = {}
             for start in range(0, len(user_ids), _INVOLVING_CHUNK):
                 chunk = list(user_ids[start : start + _INVOLVING_CHUNK])
-                rows = conn.execute(self._involving, {"people": chunk})
+                rows = prepared.all_rows(conn, self._involving, {"people": chunk})
                 found.update((r.id, _record(r)) for r in rows)
             return list(found.values())
 

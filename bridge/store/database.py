@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import queue
 import threading
 import time
@@ -28,16 +29,22 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ARRAY,
+    BindParameter,
     ColumnElement,
     Connection,
     Engine,
     Executable,
     Row,
+    Text,
+    TypeDecorator,
     any_,
     bindparam,
     create_engine,
     event,
+    func,
+    select,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 
@@ -159,21 +166,44 @@ def execute_many(
     conn.exec_driver_sql(compiled.string, parameters)
 
 
-def one_of(column: ColumnElement[Any], values: Sequence[Any], dialect: str) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL one array parameter (`= ANY`), so the statement's
-    text is the same however many values there are: the driver parses it once and can
-    prepare it, where a list of thousands of parameters was parsed afresh each time."""
+class _JsonList(TypeDecorator[list[Any]]):
+    """A list bound as one JSON text (for SQLite's `json_each`)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(list(value))
+
+
+def _listed(column: ColumnElement[Any], parameter: BindParameter[Any], dialect: str) -> Any:
     if dialect == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)
+        return column == any_(parameter)
+    # SQLite: the list is one JSON parameter that `json_each` unpacks. An expanding IN list
+    # binds every value apart: SQLAlchemy rewrites the statement's text for each list length
+    # and converts each value, which cost several times the lookups themselves.
+    values = func.json_each(parameter).table_valued("value")
+    return column.in_(select(values.c.value).scalar_subquery())
+
+
+def one_of(column: ColumnElement[Any], values: Sequence[Any], dialect: str) -> ColumnElement[bool]:
+    """`column IN values` with the list as one parameter (an array on PostgreSQL, JSON on
+    SQLite), so the statement's text is the same however many values there are: the driver
+    parses it once and can prepare it, where a list of thousands of parameters was parsed
+    afresh each time."""
+    return _listed(
+        column, bindparam(None, list(values), type_=_list_type(column, dialect)), dialect
+    )
 
 
 def one_of_bound(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
     """`column IN :name` for a prebuilt statement, given a list as `name` when it runs (as
-    `one_of`, one array parameter on PostgreSQL)."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
+    `one_of`, one parameter)."""
+    return _listed(column, bindparam(name, type_=_list_type(column, dialect)), dialect)
+
+
+def _list_type(column: ColumnElement[Any], dialect: str) -> Any:
+    return ARRAY(column.type) if dialect == "postgresql" else _JsonList()
 
 
 class Database:

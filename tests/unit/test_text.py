@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.api.fields import FieldError, parse_bulk_record, validate_body
 from bridge.domain.formatting import (
@@ -12,7 +16,13 @@ from bridge.domain.formatting import (
     message_content,
     text_of,
 )
-from bridge.domain.text import clean_name, from_matrix, is_blank, lone_surrogate_path
+from bridge.domain.text import (
+    clean_name,
+    from_matrix,
+    is_blank,
+    lone_surrogate_path,
+    may_spell_surrogate,
+)
 
 
 def test_text_from_matrix_loses_nul_and_lone_surrogates_and_keeps_the_rest() -> None:
@@ -55,6 +65,21 @@ def test_the_path_of_a_lone_surrogate_is_named() -> None:
     assert lone_surrogate_path({"records": [{"id": "x"}, {"id": "\udc00"}]}) == "records[1].id"
     assert lone_surrogate_path({"\ud800": 1}) == "body"
     assert lone_surrogate_path({"a": "fine", "b": [1, None, True]}) is None
+
+
+def test_json_spelling_a_surrogate_is_noticed_before_decoding() -> None:
+    assert may_spell_surrogate(b'{"a": "\\ud800"}')
+    assert may_spell_surrogate(b'{"a": "\\uDFFF"}')
+    assert may_spell_surrogate(b'{"a": "x\xed\xa0\x80"}')  # a surrogate's own UTF-8 bytes
+    assert may_spell_surrogate('{"a": "\ud800"}'.encode("utf-16-le", "surrogatepass"))
+    assert not may_spell_surrogate('{"a": "caf\u00e9 \\u00e9 \ud7ff \ue000"}'.encode())
+
+
+@given(st.lists(st.text(alphabet=st.characters(max_codepoint=0xFFFF)), max_size=4), st.booleans())
+def test_no_decoded_surrogate_goes_unnoticed(strings: list[str], ascii_only: bool) -> None:
+    document = json.dumps(strings, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    if lone_surrogate_path(json.loads(document)) is not None:
+        assert may_spell_surrogate(document)
 
 
 @pytest.mark.parametrize("record_type", [["user"], {"x": 1}, 3, None])
