@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 MAX_NAME_WORDS = 8
+_ASCII_SEPARATORS = re.compile("[^A-Za-z0-9]")
 
 
 def name_words(text: str) -> list[str]:
@@ -13,6 +15,14 @@ def name_words(text: str) -> list[str]:
     "Zoë O'Brien-Smith" → ["zoe", "obrien", "smith"]. Apostrophes join (O'Brien is one word);
     other punctuation separates.
     """
+    if text.isascii():
+        # The same rule, in C: ASCII has nothing to decompose, and folds as it lowers.
+        return _ASCII_SEPARATORS.sub(" ", text.replace("'", "")).lower().split()
+    return unicode_name_words(text)
+
+
+def unicode_name_words(text: str) -> list[str]:
+    """`name_words` for any text, a character at a time."""
     decomposed = unicodedata.normalize("NFKD", text)
     kept: list[str] = []
     for char in decomposed:

@@ -49,7 +49,8 @@ from bridge.domain.roster import (
     UserPut,
 )
 from bridge.store import prepared
-from bridge.store.database import Database, execute_many, one_of
+from bridge.store.bulk import insert_rows
+from bridge.store.database import Database, one_of
 from bridge.store.schema import (
     batches,
     contact_words,
@@ -82,6 +83,7 @@ _ROSTER_TABLES = (
     "contact_words",
 )
 _NAME_KEY_MAX = 200
+_WORD_COLUMNS = ("institution_id", "role", "is_first", "word", "name_key", "user_id")
 _OWN_VERSIONS_KEPT = 10_000  # a repository nobody watches must not grow without bound
 T = TypeVar("T")
 
@@ -451,11 +453,9 @@ class RosterRepository:
         found: set[str] = set()
 
         def work(conn: Connection) -> None:
-            for chunk in _chunks(wanted):
-                rows = conn.execute(
-                    select(table.c.id).where(one_of(table.c.id, chunk, self._db.dialect))
-                )
-                found.update(r.id for r in rows)
+            for chunk in _chunks(wanted, _MANY_CHUNK):
+                query = select(table.c.id).where(one_of(table.c.id, chunk, self._db.dialect))
+                found.update(conn.execute(query).scalars())
 
         await self._db.read(work)
         return found
@@ -587,19 +587,14 @@ class RosterRepository:
 
         def work(conn: Connection) -> tuple[list[str], int | None]:
             changed_people = self._put_users(conn, by_type[UserPut], now)
+            puts = by_type[InstitutionPut]
             self._upsert(
                 conn,
                 institutions,
+                ("id", "name", "region", "timezone", "contact_info_rule", "updated_at"),
                 [
-                    {
-                        "id": c.id,
-                        "name": c.name,
-                        "region": c.region,
-                        "timezone": c.timezone,
-                        "contact_info_rule": c.contact_info,
-                        "updated_at": now,
-                    }
-                    for c in by_type[InstitutionPut]
+                    (c.id, c.name, c.region, c.timezone, c.contact_info, now)
+                    for c in puts
                     if not c.keep_unset
                 ],
                 ["id"],
@@ -607,24 +602,42 @@ class RosterRepository:
             self._upsert(
                 conn,
                 institutions,
-                [
-                    {"id": c.id, "name": c.name, "updated_at": now}
-                    for c in by_type[InstitutionPut]
-                    if c.keep_unset
-                ],
+                ("id", "name", "updated_at"),
+                [(c.id, c.name, now) for c in puts if c.keep_unset],
                 ["id"],
             )
-            for change_type, table, keys in (
-                (CoursePut, courses, ["id"]),
-                (BatchPut, batches, ["id"]),
-                (MembershipPut, memberships, ["institution_id", "user_id"]),
-            ):
-                rows = [vars(c) for c in by_type[change_type]]  # their fields are the columns
-                self._upsert(conn, table, rows, keys)
+            self._upsert(
+                conn,
+                courses,
+                ("id", "institution_id", "title"),
+                [(c.id, c.institution_id, c.title) for c in by_type[CoursePut]],
+                ["id"],
+            )
+            self._upsert(
+                conn,
+                batches,
+                ("id", "course_id", "title"),
+                [(c.id, c.course_id, c.title) for c in by_type[BatchPut]],
+                ["id"],
+            )
+            self._upsert(
+                conn,
+                memberships,
+                ("institution_id", "user_id", "role"),
+                [(c.institution_id, c.user_id, c.role) for c in by_type[MembershipPut]],
+                ["institution_id", "user_id"],
+            )
             for kind, table in (("student", enrollments), ("tutor", teaching)):
-                rows = [vars(c) for c in by_type[AssignmentPut] if c.kind == kind]
                 self._upsert(
-                    conn, table, [_without(row, "kind") for row in rows], ["batch_id", "user_id"]
+                    conn,
+                    table,
+                    ("batch_id", "user_id", "begins_at", "ends_at"),
+                    [
+                        (c.batch_id, c.user_id, c.begins_at, c.ends_at)
+                        for c in by_type[AssignmentPut]
+                        if c.kind == kind
+                    ],
+                    ["batch_id", "user_id"],
                 )
                 self._delete_pairs(
                     conn,
@@ -751,40 +764,60 @@ class RosterRepository:
                 )
                 if old is not None and (old.display_name != put.display_name or photo_changed):
                     profile.append(put.id)
-        for keep_unset in (False, True):
-            rows = []
-            for p in puts:
-                if p.keep_unset != keep_unset:
-                    continue
-                row = {
-                    "id": p.id,
-                    "display_name": p.display_name,
-                    "name_key": name_key(p.display_name),
-                    "active": p.active,
-                    "updated_at": now,
-                }
-                if not keep_unset:  # a full replacement; imports leave these alone
-                    row["avatar_url"] = p.avatar_url
-                    row["availability"] = p.availability
-                rows.append(row)
-            self._upsert(conn, users, rows, ["id"])
+        self._upsert(
+            conn,
+            users,
+            (
+                "id",
+                "display_name",
+                "name_key",
+                "active",
+                "updated_at",
+                "avatar_url",
+                "availability",
+            ),
+            [
+                (
+                    p.id,
+                    p.display_name,
+                    name_key(p.display_name),
+                    p.active,
+                    now,
+                    p.avatar_url,
+                    p.availability,
+                )
+                for p in puts
+                if not p.keep_unset
+            ],
+            ["id"],
+        )
+        # Imports leave the photo and the stated hours as they are.
+        self._upsert(
+            conn,
+            users,
+            ("id", "display_name", "name_key", "active", "updated_at"),
+            [
+                (p.id, p.display_name, name_key(p.display_name), p.active, now)
+                for p in puts
+                if p.keep_unset
+            ],
+            ["id"],
+        )
         return {"renamed": renamed, "profile": profile, "new": new}
 
     def _upsert(
         self,
         conn: Connection,
         table: Table,
-        rows: list[dict[str, Any]],
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
         keys: list[str],
     ) -> None:
-        """Insert `rows` (all with the same columns); a row whose `keys` exist replaces the
-        stored one's other columns (with no other columns, it is left alone)."""
-        if not rows:
-            return
+        """Insert `rows` (tuples in `columns` order, one per key); a row whose `keys` exist
+        replaces the stored one's other columns (with no other columns, it is left alone)."""
         self._written[table.name] += len(rows)
-        statement = _on_conflict(self._dialect.insert(table), list(rows[0]), keys)
         for chunk in _chunks(rows, _MANY_CHUNK):
-            execute_many(conn, statement, chunk)
+            insert_rows(conn, table, columns, chunk, keys)
 
     def _delete_pairs(
         self,
@@ -804,7 +837,7 @@ class RosterRepository:
     def _reindex(self, conn: Connection, user_ids: list[str]) -> None:
         """Rebuild the search words of these people from their current name and memberships."""
         dialect = self._db.dialect
-        for chunk in _chunks(user_ids):
+        for chunk in _chunks(user_ids, _MANY_CHUNK):
             conn.execute(
                 delete(contact_words).where(one_of(contact_words.c.user_id, chunk, dialect))
             )
@@ -819,22 +852,13 @@ class RosterRepository:
                 .where(one_of(memberships.c.user_id, chunk, dialect))
             )
             words = []
-            for r in rows:
-                key = r.name_key[:_NAME_KEY_MAX]
+            for institution_id, role, user_id, full_key in rows:
+                key = full_key[:_NAME_KEY_MAX]
                 # A name without letters or digits still needs a row to be listed at all.
                 indexed = (key.split() or [""])[:MAX_NAME_WORDS]
                 for position, word in enumerate(dict.fromkeys(indexed)):
-                    words.append(
-                        {
-                            "institution_id": r.institution_id,
-                            "role": r.role,
-                            "is_first": position == 0,
-                            "word": word[:255],
-                            "name_key": key,
-                            "user_id": r.user_id,
-                        }
-                    )
-            self._upsert(conn, contact_words, words, list(words[0]) if words else [])
+                    words.append((institution_id, role, position == 0, word[:255], key, user_id))
+            self._upsert(conn, contact_words, _WORD_COLUMNS, words, list(_WORD_COLUMNS))
 
     def _queue_profile_sync(
         self, conn: Connection, changed: list[str], new: list[str], now: datetime
@@ -851,11 +875,14 @@ class RosterRepository:
                     )
                 )
             ]
-        statement = _on_conflict(
-            self._dialect.insert(profile_sync_queue), ["user_id", "queued_at"], ["user_id"]
-        )
         for chunk in _chunks(queued, _MANY_CHUNK):
-            execute_many(conn, statement, [{"user_id": u, "queued_at": now} for u in chunk])
+            insert_rows(
+                conn,
+                profile_sync_queue,
+                ("user_id", "queued_at"),
+                [(user_id, now) for user_id in chunk],
+                ["user_id"],
+            )
         return queued
 
     # --- the profile sync queue ---
@@ -885,17 +912,6 @@ class RosterRepository:
                 profile_sync_queue.c.queued_at <= queued_before,
             )
         )
-
-
-def _on_conflict(statement: Any, columns: list[str], keys: list[str]) -> Any:
-    updates = {c: statement.excluded[c] for c in columns if c not in keys}
-    if updates:
-        return statement.on_conflict_do_update(index_elements=keys, set_=updates)
-    return statement.on_conflict_do_nothing(index_elements=keys)
-
-
-def _without(row: dict[str, Any], key: str) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k != key}
 
 
 def _aware(value: datetime) -> datetime:

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, event, select, text
 from sqlalchemy.exc import IntegrityError
 
 from bridge.store import migrate
-from bridge.store.database import Database, execute_many
+from bridge.store.bulk import insert_rows
+from bridge.store.database import Database
 from bridge.store.schema import institutions
 from tests.support.waiting import eventually
 
@@ -30,8 +31,8 @@ async def test_the_counts_name_each_statement_read_and_write(db: Database) -> No
     def write(conn: Connection) -> None:
         conn.execute(institutions.insert().values(id="i1", name="One", updated_at=NOW))
         # many rows in one driver call are one statement
-        more = [{"id": f"i{n}", "name": "N", "updated_at": NOW} for n in (2, 3)]
-        execute_many(conn, institutions.insert(), more)
+        more = [(f"i{n}", "N", NOW) for n in (2, 3)]
+        insert_rows(conn, institutions, ("id", "name", "updated_at"), more)
 
     await db.write(write)
     assert await db.scalar(select(institutions.c.name).where(institutions.c.id == "i1")) == "One"

@@ -1,6 +1,7 @@
-"""The database layer's SQL helpers (both databases): rows written through `execute_many` are
+"""The database layer's SQL helpers (both databases): rows written through `insert_rows` are
 stored exactly as SQLAlchemy's own execution stores them, dates, flags and empty values
-included; `one_of` and `one_of_bound` find what an IN list finds, for any number of values."""
+included, and its upserts replace or keep what is stored; `one_of` and `one_of_bound` find
+what an IN list finds, for any number of values."""
 
 from __future__ import annotations
 
@@ -10,10 +11,19 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Text, cast, select
 
 from bridge.store import migrate
-from bridge.store.database import Database, execute_many, one_of, one_of_bound
-from bridge.store.schema import enrollments, users
+from bridge.store.bulk import insert_rows
+from bridge.store.database import Database, one_of, one_of_bound
+from bridge.store.schema import contact_words, enrollments, users
 
 WHEN = datetime(2026, 9, 1, 8, 30, 15, 123456, tzinfo=UTC)
+
+
+_WORD_COLUMNS = ("institution_id", "role", "is_first", "word", "name_key", "user_id")
+_COLUMNS = ("id", "display_name", "name_key", "active", "updated_at", "avatar_url")
+
+
+def _row(user: dict[str, object]) -> tuple[object, ...]:
+    return tuple(user[c] for c in _COLUMNS)
 
 
 def _user(n: int, **extra: object) -> dict[str, object]:
@@ -34,10 +44,10 @@ async def test_rows_read_back_the_same_as_rows_written_one_by_one(db: Database) 
     single = [_user(n) for n in range(50, 100)]
 
     def write(conn: Connection) -> None:
-        execute_many(conn, users.insert(), many)
+        insert_rows(conn, users, _COLUMNS, [_row(u) for u in many])
         for row in single:
             conn.execute(users.insert(), row)
-        execute_many(conn, enrollments.insert(), [])  # nothing to write is no statement
+        insert_rows(conn, enrollments, ("batch_id", "user_id"), [])  # nothing: no statement
 
     await db.write(write)
 
@@ -77,7 +87,8 @@ async def test_rows_read_back_the_same_as_rows_written_one_by_one(db: Database) 
 
 async def test_one_of_finds_what_an_in_list_finds(db: Database) -> None:
     await migrate.upgrade(db)
-    await db.write(lambda conn: execute_many(conn, users.insert(), [_user(n) for n in range(30)]))
+    rows = [_row(_user(n)) for n in range(30)]
+    await db.write(lambda conn: insert_rows(conn, users, _COLUMNS, rows))
     by_values = select(users.c.id)
     bound = select(users.c.id).where(one_of_bound(users.c.id, "ids", db.dialect))
 
@@ -86,3 +97,32 @@ async def test_one_of_finds_what_an_in_list_finds(db: Database) -> None:
         query = by_values.where(one_of(users.c.id, wanted, db.dialect))
         assert {r.id for r in await db.rows(query)} == expected
         assert {r.id for r in await db.rows(bound, {"ids": wanted})} == expected
+
+
+async def test_an_upsert_replaces_the_other_columns_or_keeps_the_row(db: Database) -> None:
+    await migrate.upgrade(db)
+    await db.write(
+        lambda conn: insert_rows(conn, users, _COLUMNS, [_row(_user(1)), _row(_user(2))])
+    )
+    renamed = _user(1, display_name="Renamed", active=True, avatar_url="mxc://x/y")
+    again = [_row(renamed), _row(_user(3))]
+    await db.write(lambda conn: insert_rows(conn, users, _COLUMNS, again, ["id"]))
+    rows = {r.id: r for r in await db.rows(select(users))}
+    assert sorted(rows) == ["u1", "u2", "u3"]
+    assert (rows["u1"].display_name, rows["u1"].active, rows["u1"].avatar_url) == (
+        "Renamed",
+        True,
+        "mxc://x/y",
+    )
+    assert (rows["u2"].display_name, rows["u2"].active) == ("Person 2", True)
+
+    # Keys alone: a stored row stays as it is, a new one is added.
+    word = ("i1", "student", True, "person", "person 1", "u1")
+    for words in ([word], [word, (*word[:5], "u2")]):
+        await db.write(
+            lambda conn, words=words: insert_rows(
+                conn, contact_words, _WORD_COLUMNS, words, _WORD_COLUMNS
+            )
+        )
+    stored = await db.rows(select(contact_words.c.user_id).order_by(contact_words.c.user_id))
+    assert [r.user_id for r in stored] == ["u1", "u2"]
