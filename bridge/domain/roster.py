@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -155,6 +156,15 @@ def change_key(change: RosterChange) -> tuple[str, ...]:
     return key(change)
 
 
+def by_type(changes: Iterable[RosterChange]) -> defaultdict[type, list[Any]]:
+    """The changes grouped by their type, each group in the given order (a type with none
+    gives an empty list)."""
+    grouped: dict[type, list[Any]] = defaultdict(list)
+    for change in changes:
+        grouped[type(change)].append(change)
+    return grouped
+
+
 def policy_reach(changes: Sequence[RosterChange]) -> tuple[set[str], bool]:
     """Whose permissions these changes may alter: (people, whether anyone's may).
 
@@ -163,11 +173,11 @@ def policy_reach(changes: Sequence[RosterChange]) -> tuple[set[str], bool]:
     """
     people: set[str] = set()
     everyone = False
-    for change in changes:
-        if isinstance(change, UserPut):
-            people.add(change.id)
-        elif isinstance(change, _PERSONAL):
-            people.add(change.user_id)
-        elif isinstance(change, _STRUCTURAL):
+    for change_type, group in by_type(changes).items():
+        if change_type is UserPut:
+            people.update(c.id for c in group)
+        elif change_type in _PERSONAL:
+            people.update(c.user_id for c in group)
+        elif change_type in _STRUCTURAL:
             everyone = True
     return people, everyone

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from operator import attrgetter
 
 from sqlalchemy.exc import IntegrityError
 
@@ -21,6 +21,7 @@ from bridge.domain.roster import (
     MembershipPut,
     RosterChange,
     UserPut,
+    by_type,
     change_key,
     policy_reach,
 )
@@ -51,25 +52,18 @@ class RosterRejected(Exception):
         self.problems = problems
 
 
-# What each kind of change needs to exist, as (kind, id, field) lists, dispatched by type (a bulk
-# request holds hundreds of thousands of changes); and the changes that make or remove one.
-_REFERENCES: dict[type, Callable[[Any], list[tuple[str, str, str]]]] = {
-    MembershipPut: lambda c: [
-        ("institution", c.institution_id, "institution_id"),
-        ("user", c.user_id, "user_id"),
-    ],
-    CoursePut: lambda c: [("institution", c.institution_id, "institution_id")],
-    BatchPut: lambda c: [("course", c.course_id, "course_id")],
-    AssignmentPut: lambda c: [("batch", c.batch_id, "batch_id"), ("user", c.user_id, "user_id")],
+# What each kind of change needs to exist: (kind, field) pairs, by type (a bulk request holds
+# hundreds of thousands of changes, so they are looked at a type at a time); and the changes
+# that make or remove one.
+_REFERENCES: dict[type, tuple[tuple[str, str], ...]] = {
+    MembershipPut: (("institution", "institution_id"), ("user", "user_id")),
+    CoursePut: (("institution", "institution_id"),),
+    BatchPut: (("course", "course_id"),),
+    AssignmentPut: (("batch", "batch_id"), ("user", "user_id")),
 }
+_KINDS = ("institution", "user", "course", "batch")
 _DEFINING = (InstitutionPut, UserPut, CoursePut, BatchPut)  # their change key is (kind, id)
 _REMOVING = (InstitutionDelete, CourseDelete, BatchDelete)
-
-
-def _references(change: RosterChange) -> list[tuple[str, str, str]]:
-    """(kind, id, field) of everything a change needs to exist."""
-    references = _REFERENCES.get(type(change))
-    return references(change) if references is not None else []
 
 
 class RosterService:
@@ -99,9 +93,7 @@ class RosterService:
 
         When several changes concern the same record, the last one wins.
         """
-        latest: dict[tuple[str, ...], RosterChange] = {}
-        for change in changes:
-            latest[change_key(change)] = change
+        latest = {change_key(change): change for change in changes}  # the last one wins
         await self._check_references(changes, list(latest.values()))
         try:
             result = await self._roster.apply(list(latest.values()), datetime.now(UTC))
@@ -120,16 +112,10 @@ class RosterService:
     ) -> None:
         # What exists afterwards: the database, plus what these changes create, minus what
         # they remove (order within a request doesn't matter: everything applies together).
-        wanted: dict[str, set[str]] = {
-            "institution": set(),
-            "user": set(),
-            "course": set(),
-            "batch": set(),
-        }
-        references = [_references(change) for change in changes]
-        for found in references:
-            for kind, key, _field in found:
-                wanted[kind].add(key)
+        wanted: dict[str, set[str]] = {kind: set() for kind in _KINDS}
+        for change_type, group in by_type(changes).items():
+            for kind, field in _REFERENCES.get(change_type, ()):
+                wanted[kind].update(map(attrgetter(field), group))
         exists = {kind: await self._roster.existing(kind, keys) for kind, keys in wanted.items()}
         for change in final:
             if isinstance(change, _DEFINING):
@@ -138,11 +124,12 @@ class RosterService:
             elif isinstance(change, _REMOVING):
                 kind, key = change_key(change)
                 exists[kind].discard(key)
+        if all(wanted[kind] <= exists[kind] for kind in _KINDS):
+            return
         problems = [
             Problem(index, "unknown_reference", f"no {kind} with id {key!r}", {field: key})
-            for index, found in enumerate(references)
-            for kind, key, field in found
-            if key not in exists[kind]
+            for index, change in enumerate(changes)
+            for kind, field in _REFERENCES.get(type(change), ())
+            if (key := getattr(change, field)) not in exists[kind]
         ]
-        if problems:
-            raise RosterRejected(problems)
+        raise RosterRejected(problems)

@@ -62,7 +62,10 @@ def _insert_each(
         by_column = [given[n] for n in order]
         for n, convert in enumerate(converters):
             if convert is not None:
-                by_column[n] = tuple(v if v is None else convert(v) for v in by_column[n])
+                # Each distinct value converted once (a bulk load repeats a few: flags, the
+                # moment of the load, no date at all), then mapped in C.
+                converted = {v: convert(v) for v in set(by_column[n]) if v is not None}
+                by_column[n] = tuple(map(converted.get, by_column[n], by_column[n]))
         values = list(zip(*by_column, strict=True))
     conn.exec_driver_sql(compiled.string, values)
 

@@ -47,6 +47,7 @@ from bridge.domain.roster import (
     MembershipPut,
     RosterChange,
     UserPut,
+    by_type,
 )
 from bridge.store import prepared
 from bridge.store.bulk import insert_rows
@@ -580,14 +581,12 @@ class RosterRepository:
     async def apply(self, changes: Sequence[RosterChange], now: datetime) -> ApplyResult:
         """Apply roster changes in one transaction (references must already be checked, and
         at most one change concerns each record)."""
-        by_type: dict[type, list[Any]] = defaultdict(list)
-        for change in changes:
-            by_type[type(change)].append(change)
+        grouped = by_type(changes)
         counts: dict[str, int] = defaultdict(int)
 
         def work(conn: Connection) -> tuple[list[str], int | None]:
-            changed_people = self._put_users(conn, by_type[UserPut], now)
-            puts = by_type[InstitutionPut]
+            changed_people = self._put_users(conn, grouped[UserPut], now)
+            puts = grouped[InstitutionPut]
             self._upsert(
                 conn,
                 institutions,
@@ -610,21 +609,21 @@ class RosterRepository:
                 conn,
                 courses,
                 ("id", "institution_id", "title"),
-                [(c.id, c.institution_id, c.title) for c in by_type[CoursePut]],
+                [(c.id, c.institution_id, c.title) for c in grouped[CoursePut]],
                 ["id"],
             )
             self._upsert(
                 conn,
                 batches,
                 ("id", "course_id", "title"),
-                [(c.id, c.course_id, c.title) for c in by_type[BatchPut]],
+                [(c.id, c.course_id, c.title) for c in grouped[BatchPut]],
                 ["id"],
             )
             self._upsert(
                 conn,
                 memberships,
                 ("institution_id", "user_id", "role"),
-                [(c.institution_id, c.user_id, c.role) for c in by_type[MembershipPut]],
+                [(c.institution_id, c.user_id, c.role) for c in grouped[MembershipPut]],
                 ["institution_id", "user_id"],
             )
             for kind, table in (("student", enrollments), ("tutor", teaching)):
@@ -634,7 +633,7 @@ class RosterRepository:
                     ("batch_id", "user_id", "begins_at", "ends_at"),
                     [
                         (c.batch_id, c.user_id, c.begins_at, c.ends_at)
-                        for c in by_type[AssignmentPut]
+                        for c in grouped[AssignmentPut]
                         if c.kind == kind
                     ],
                     ["batch_id", "user_id"],
@@ -643,28 +642,28 @@ class RosterRepository:
                     conn,
                     table,
                     ("batch_id", "user_id"),
-                    [(c.batch_id, c.user_id) for c in by_type[AssignmentDelete] if c.kind == kind],
+                    [(c.batch_id, c.user_id) for c in grouped[AssignmentDelete] if c.kind == kind],
                 )
             self._delete_pairs(
                 conn,
                 memberships,
                 ("institution_id", "user_id"),
-                [(c.institution_id, c.user_id) for c in by_type[MembershipDelete]],
+                [(c.institution_id, c.user_id) for c in grouped[MembershipDelete]],
             )
             for change_type, table in (
                 (BatchDelete, batches),
                 (CourseDelete, courses),
                 (InstitutionDelete, institutions),
             ):
-                ids = [c.id for c in by_type[change_type]]
+                ids = [c.id for c in grouped[change_type]]
                 for chunk in _chunks(ids):
                     conn.execute(delete(table).where(table.c.id.in_(chunk)))
             # Which people's search words to rebuild: renamed people and changed memberships.
             reindex = set(changed_people["renamed"])
-            reindex.update(c.user_id for c in by_type[MembershipPut])
-            reindex.update(c.user_id for c in by_type[MembershipDelete])
-            if by_type[InstitutionDelete]:
-                self._drop_words_of_institutions(conn, [c.id for c in by_type[InstitutionDelete]])
+            reindex.update(c.user_id for c in grouped[MembershipPut])
+            reindex.update(c.user_id for c in grouped[MembershipDelete])
+            if grouped[InstitutionDelete]:
+                self._drop_words_of_institutions(conn, [c.id for c in grouped[InstitutionDelete]])
             self._reindex(conn, sorted(reindex))
             synced = self._queue_profile_sync(
                 conn, changed_people["profile"], changed_people["new"], now
@@ -677,7 +676,7 @@ class RosterRepository:
         if version is not None:
             # Only once committed: a rolled-back number may be reused by another process.
             self._remember_own(version)
-        for change_type, changes_of_type in by_type.items():
+        for change_type, changes_of_type in grouped.items():
             if changes_of_type:
                 counts[_COUNT_NAMES[change_type]] += len(changes_of_type)
         # When a table has doubled (a first import, a big sync), refresh its planner statistics,
