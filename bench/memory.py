@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, Table, delete, func, select
 
 from bench.common import (
     in_pool,
@@ -55,7 +55,8 @@ from bridge.domain.roster import (
     UserPut,
 )
 from bridge.store import migrate
-from bridge.store.database import Database, execute_many
+from bridge.store.bulk import insert_rows
+from bridge.store.database import Database
 from bridge.store.roster import RosterRepository
 from bridge.store.schema import (
     conversations,
@@ -76,6 +77,12 @@ CONCURRENCY = 10
 # history then (catching up), which for 100,000 rooms takes longer; the workloads run beside it.
 SETTLE_SECONDS = 300.0
 BODY = "Could we go over question {n} of the problem sheet before Thursday's tutorial?"
+
+
+def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """The bench's own rows (dicts with the same keys) written in one go."""
+    columns = list(rows[0]) if rows else []
+    insert_rows(conn, table, columns, [tuple(row[c] for c in columns) for row in rows])
 
 
 def roster_changes(students: int) -> list[RosterChange]:
@@ -150,7 +157,7 @@ async def fill(database_url: str, students: int, per_conversation: int) -> list[
                 }
 
         for chunk in _units(conversation_rows()):
-            await db.write(lambda conn, c=chunk: execute_many(conn, conversations.insert(), c))
+            await db.write(lambda conn, c=chunk: _insert(conn, conversations, c))
         progress(f"conversations: {len(pairs):,}")
 
         def message_rows() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -194,8 +201,8 @@ async def fill(database_url: str, students: int, per_conversation: int) -> list[
                     yield message, event
 
         def write_messages(conn: Connection, rows: list[tuple[dict[str, Any], ...]]) -> None:
-            execute_many(conn, messages.insert(), [m for m, _ in rows])
-            execute_many(conn, events.insert(), [e for _, e in rows])
+            _insert(conn, messages, [m for m, _ in rows])
+            _insert(conn, events, [e for _, e in rows])
 
         for n, chunk in enumerate(_units(message_rows()), start=1):
             await db.write(lambda conn, c=chunk: write_messages(conn, c))
@@ -210,7 +217,7 @@ async def fill(database_url: str, students: int, per_conversation: int) -> list[
                 for who in (student, tutor)
             ]
             for start in range(0, len(rows), ROWS_PER_UNIT):
-                execute_many(conn, read_markers.insert(), rows[start : start + ROWS_PER_UNIT])
+                _insert(conn, read_markers, rows[start : start + ROWS_PER_UNIT])
             last = conn.execute(select(func.max(events.c.seq))).scalar_one()
             # Every event already delivered: the bench is not about a webhook backlog.
             conn.execute(webhook_cursor.insert().values(id=1, delivered_seq=last, updated_at=now))

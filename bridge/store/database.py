@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -132,38 +132,6 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
 
 def _note_use(_dbapi_connection: Any, record: Any) -> None:
     record.info[_LAST_USED] = time.monotonic()
-
-
-def execute_many(
-    conn: Connection, statement: Executable, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """Run one statement for each of `rows` in one driver call; every parameter of the
-    statement is a key of the rows (all rows have the same keys).
-
-    The statement is compiled once and each value only passes its type's conversion:
-    SQLAlchemy's per-row parameter handling cost more than the database's own work in the
-    roster's bulk writes.
-    """
-    if not rows:
-        return
-    dialect = conn.dialect
-    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))  # type: ignore[attr-defined]
-    positional = compiled.positiontup is not None
-    names = list(compiled.positiontup if positional else compiled.binds)
-    binds = [compiled.binds[name] for name in names]
-    conversions = [
-        (n, convert)
-        for n, bind in enumerate(binds)
-        if (convert := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-    ]
-    keys = [bind.key for bind in binds]
-    parameters: list[Any] = []
-    for row in rows:
-        values = [row[key] for key in keys]
-        for n, convert in conversions:
-            values[n] = convert(values[n])
-        parameters.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
-    conn.exec_driver_sql(compiled.string, parameters)
 
 
 class _JsonList(TypeDecorator[list[Any]]):
