@@ -159,7 +159,7 @@ def change_key(change: RosterChange) -> tuple[str, ...]:
 def by_type(changes: Iterable[RosterChange]) -> defaultdict[type, list[Any]]:
     """The changes grouped by their type, each group in the given order (a type with none
     gives an empty list)."""
-    grouped: dict[type, list[Any]] = defaultdict(list)
+    grouped: defaultdict[type, list[Any]] = defaultdict(list)
     for change in changes:
         grouped[type(change)].append(change)
     return grouped

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -85,6 +86,17 @@ _ROSTER_TABLES = (
 )
 _NAME_KEY_MAX = 200
 _WORD_COLUMNS = ("institution_id", "role", "is_first", "word", "name_key", "user_id")
+_USER_COLUMNS = (
+    "id",
+    "display_name",
+    "name_key",
+    "active",
+    "updated_at",
+    "avatar_url",
+    "availability",
+)
+_MEMBER_COLUMNS = ("institution_id", "user_id", "role")
+_ASSIGNMENT_COLUMNS = ("batch_id", "user_id", "begins_at", "ends_at")
 _OWN_VERSIONS_KEPT = 10_000  # a repository nobody watches must not grow without bound
 T = TypeVar("T")
 
@@ -605,39 +617,17 @@ class RosterRepository:
                 [(c.id, c.name, now) for c in puts if c.keep_unset],
                 ["id"],
             )
-            self._upsert(
-                conn,
-                courses,
-                ("id", "institution_id", "title"),
-                [(c.id, c.institution_id, c.title) for c in grouped[CoursePut]],
-                ["id"],
-            )
-            self._upsert(
-                conn,
-                batches,
-                ("id", "course_id", "title"),
-                [(c.id, c.course_id, c.title) for c in grouped[BatchPut]],
-                ["id"],
-            )
-            self._upsert(
-                conn,
-                memberships,
-                ("institution_id", "user_id", "role"),
-                [(c.institution_id, c.user_id, c.role) for c in grouped[MembershipPut]],
-                ["institution_id", "user_id"],
-            )
+            # These changes' fields are named as their table's columns.
+            for table, columns, keys, group in (
+                (courses, ("id", "institution_id", "title"), ["id"], grouped[CoursePut]),
+                (batches, ("id", "course_id", "title"), ["id"], grouped[BatchPut]),
+                (memberships, _MEMBER_COLUMNS, _MEMBER_COLUMNS[:2], grouped[MembershipPut]),
+            ):
+                self._upsert(conn, table, columns, list(map(attrgetter(*columns), group)), keys)
             for kind, table in (("student", enrollments), ("tutor", teaching)):
-                self._upsert(
-                    conn,
-                    table,
-                    ("batch_id", "user_id", "begins_at", "ends_at"),
-                    [
-                        (c.batch_id, c.user_id, c.begins_at, c.ends_at)
-                        for c in grouped[AssignmentPut]
-                        if c.kind == kind
-                    ],
-                    ["batch_id", "user_id"],
-                )
+                assignments = [c for c in grouped[AssignmentPut] if c.kind == kind]
+                rows = list(map(attrgetter(*_ASSIGNMENT_COLUMNS), assignments))
+                self._upsert(conn, table, _ASSIGNMENT_COLUMNS, rows, ["batch_id", "user_id"])
                 self._delete_pairs(
                     conn,
                     table,
@@ -763,45 +753,23 @@ class RosterRepository:
                 )
                 if old is not None and (old.display_name != put.display_name or photo_changed):
                     profile.append(put.id)
-        self._upsert(
-            conn,
-            users,
+        rows = [
             (
-                "id",
-                "display_name",
-                "name_key",
-                "active",
-                "updated_at",
-                "avatar_url",
-                "availability",
-            ),
-            [
-                (
-                    p.id,
-                    p.display_name,
-                    name_key(p.display_name),
-                    p.active,
-                    now,
-                    p.avatar_url,
-                    p.availability,
-                )
-                for p in puts
-                if not p.keep_unset
-            ],
-            ["id"],
-        )
-        # Imports leave the photo and the stated hours as they are.
-        self._upsert(
-            conn,
-            users,
-            ("id", "display_name", "name_key", "active", "updated_at"),
-            [
-                (p.id, p.display_name, name_key(p.display_name), p.active, now)
-                for p in puts
-                if p.keep_unset
-            ],
-            ["id"],
-        )
+                p.id,
+                p.display_name,
+                name_key(p.display_name),
+                p.active,
+                now,
+                p.avatar_url,
+                p.availability,
+            )
+            for p in puts
+        ]
+        replaced = [row for row, p in zip(rows, puts, strict=True) if not p.keep_unset]
+        self._upsert(conn, users, _USER_COLUMNS, replaced, ["id"])
+        # Imports leave the photo and the stated hours (the last two columns) as they are.
+        kept = [row[:-2] for row, p in zip(rows, puts, strict=True) if p.keep_unset]
+        self._upsert(conn, users, _USER_COLUMNS[:-2], kept, ["id"])
         return {"renamed": renamed, "profile": profile, "new": new}
 
     def _upsert(
@@ -810,7 +778,7 @@ class RosterRepository:
         table: Table,
         columns: Sequence[str],
         rows: list[tuple[Any, ...]],
-        keys: list[str],
+        keys: Sequence[str],
     ) -> None:
         """Insert `rows` (tuples in `columns` order, one per key); a row whose `keys` exist
         replaces the stored one's other columns (with no other columns, it is left alone)."""
@@ -874,14 +842,8 @@ class RosterRepository:
                     )
                 )
             ]
-        for chunk in _chunks(queued, _MANY_CHUNK):
-            insert_rows(
-                conn,
-                profile_sync_queue,
-                ("user_id", "queued_at"),
-                [(user_id, now) for user_id in chunk],
-                ["user_id"],
-            )
+        rows = [(user_id, now) for user_id in queued]
+        self._upsert(conn, profile_sync_queue, ("user_id", "queued_at"), rows, ["user_id"])
         return queued
 
     # --- the profile sync queue ---
